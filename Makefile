@@ -1,0 +1,53 @@
+# Two set-up commands work on a fresh machine: `make demo` and `make test`.
+# Both create .venv when missing; nothing needs to be installed by hand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.classgap-installed
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+TORCH_CPU := torch==2.13.0
+
+.PHONY: demo test test-fast bench lint data clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	@# No torch yet and no CUDA driver: take the CPU build that lies on this disk, so the
+	@# dependency resolver never pulls a multi-GB CUDA wheel.
+	@if ! $(BIN)/python -c "import torch" 2>/dev/null && ! command -v nvidia-smi >/dev/null 2>&1; then \
+		echo "installing $(TORCH_CPU) (CPU build)"; \
+		$(BIN)/python -m pip install -q $(TORCH_CPU); \
+	fi
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+# Fashion-MNIST from Debian when we are root with apt and the files are missing. Best effort:
+# everything that needs it skips or says how to get it when it is absent.
+data:
+	@if [ ! -e $(FMNIST_DIR)/train-images-idx3-ubyte.gz ] && [ ! -e $(FMNIST_DIR)/train-images-idx3-ubyte ] \
+		&& [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing dataset-fashion-mnist (apt)"; \
+		(apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 \
+		 || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) \
+		 || echo "warning: could not install dataset-fashion-mnist; tests that need it are skipped"; \
+	fi
+
+demo: $(STAMP) data
+	$(BIN)/python -m classgap.demo
+
+test: $(STAMP) data
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: $(STAMP) data
+	$(BIN)/python bench/audit_speed.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,370 @@
+"""`ClassAudit`: the per-class audit of one model, in the MetricFrame vocabulary.
+
+A thin, frozen frame over tidy tables. Every accessor returns the same type whatever the input
+(one run or several seeds, with or without absent classes):
+
+========================  ==========================================================
+``overall``               ``pd.Series``: metric → estimate (accuracy, balanced accuracy,
+                          worst class, worst-k mean, gap, std, cv, harmonic mean, groups)
+``overall_ci()``          ``pd.DataFrame``: metric × (estimate, low, high)
+``by_class``              ``pd.DataFrame``: class × (support, accuracy, precision, f1, ...)
+``by_class_ci()``         ``pd.DataFrame``: class × (estimate, low, high) of accuracy
+``worst_class()``         ``pd.Series``: metric → minimum over classes
+``worst_class_ci()``      ``pd.DataFrame``: one row (accuracy) × (estimate, low, high)
+``difference()``          ``pd.Series``: metric → best − worst over classes
+``difference_ci()``       ``pd.DataFrame``: one row (accuracy) × (estimate, low, high)
+========================  ==========================================================
+
+The intervals of worst class and difference come from the class-stratified bootstrap, never
+from the interval of the observed worst class (the observed minimum is biased low).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from classgap._validation import check_choice, check_in_range, check_positive_int
+from classgap.audit.disparity import (
+    accuracy_std,
+    balanced_accuracy,
+    best_worst_gap,
+    coefficient_of_variation,
+    disparity_summary,
+    harmonic_mean,
+    worst_class,
+    worst_k_mean,
+)
+from classgap.audit.intervals import (
+    bootstrap_interval,
+    seed_interval,
+    two_level_bootstrap_accuracy,
+    wilson_interval,
+)
+from classgap.audit.io import Predictions, align_runs
+from classgap.audit.perclass import class_counts, per_class_metrics
+
+_CLASS_METRICS = ("accuracy", "precision", "f1")
+_INTERVALS = ("auto", "wilson", "bootstrap", "seeds")
+
+
+@dataclass(frozen=True)
+class ClassAudit:
+    """Per-class audit of one model (one run or several seeds) on one test set.
+
+    Build it with :func:`audit` (arrays) or :func:`audit_predictions` (prediction files).
+    """
+
+    by_class: pd.DataFrame
+    """class × (support, correct, accuracy, precision, f1, false_positives, predicted,
+    accuracy_std); means over runs when there are several."""
+    class_intervals: pd.DataFrame
+    """class × (estimate, low, high): interval of each class's accuracy."""
+    summary: pd.DataFrame
+    """metric × (estimate, low, high): overall and disparity metrics with bootstrap intervals."""
+    confusion: np.ndarray
+    """(K, K) confusion matrix summed over runs, rows = true class."""
+    n_runs: int
+    confidence: float
+    interval: str
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    # -- MetricFrame vocabulary -------------------------------------------------------------
+    @property
+    def overall(self) -> pd.Series:
+        """metric → point estimate."""
+        return self.summary["estimate"].copy()
+
+    def overall_ci(self) -> pd.DataFrame:
+        """metric × (estimate, low, high)."""
+        return self.summary.copy()
+
+    def by_class_ci(self) -> pd.DataFrame:
+        """class × (estimate, low, high) of per-class accuracy."""
+        return self.class_intervals.copy()
+
+    def worst_class(self) -> pd.Series:
+        """metric → minimum over classes (NaN classes ignored)."""
+        return self.by_class[list(_CLASS_METRICS)].min(skipna=True)
+
+    def worst_class_ci(self) -> pd.DataFrame:
+        """accuracy × (estimate, low, high) of the worst-class accuracy (bootstrap)."""
+        return self.summary.loc[["worst_class"]].rename(index={"worst_class": "accuracy"})
+
+    def difference(self) -> pd.Series:
+        """metric → best − worst over classes."""
+        values = self.by_class[list(_CLASS_METRICS)]
+        return values.max(skipna=True) - values.min(skipna=True)
+
+    def difference_ci(self) -> pd.DataFrame:
+        """accuracy × (estimate, low, high) of the best − worst accuracy gap (bootstrap)."""
+        return self.summary.loc[["best_worst_gap"]].rename(index={"best_worst_gap": "accuracy"})
+
+    def worst_classes(self, k: int = 5) -> pd.DataFrame:
+        """The ``k`` classes with the lowest accuracy, with their intervals, worst first."""
+        table = self.by_class[["support", "accuracy"]].join(
+            self.class_intervals[["low", "high"]].add_prefix("accuracy_")
+        )
+        return table.sort_values("accuracy", kind="stable").head(k)
+
+    # -- serialisation ----------------------------------------------------------------------
+    def to_frame(self) -> pd.DataFrame:
+        """One row per class: name, metrics and the accuracy interval (for CSV output)."""
+        table = self.by_class.copy()
+        table.insert(2, "accuracy_low", self.class_intervals["low"])
+        table.insert(3, "accuracy_high", self.class_intervals["high"])
+        return table.rename_axis("class").reset_index()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict: ``overall`` (metric → estimate/low/high) and ``classes`` records."""
+        overall = {
+            metric: {k: _json_number(v) for k, v in row.items()}
+            for metric, row in self.summary.iterrows()
+        }
+        classes = [
+            {k: _json_number(v) for k, v in record.items()}
+            for record in self.to_frame().to_dict(orient="records")
+        ]
+        return {
+            "overall": overall,
+            "classes": classes,
+            "n_runs": self.n_runs,
+            "confidence": self.confidence,
+            "interval": self.interval,
+            **{k: _json_number(v) for k, v in self.meta.items()},
+        }
+
+
+def audit(
+    y_true: Any,
+    y_pred: Any,
+    *,
+    n_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
+    groups: Mapping[str, Any] | None = None,
+    k: int | None = None,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    interval: str = "auto",
+    random_state: int | np.random.Generator | None = 0,
+) -> ClassAudit:
+    """Audit per-class accuracy of one model on one test set.
+
+    Parameters
+    ----------
+    y_true : array of shape (N,)
+        True class indices in ``[0, K)``.
+    y_pred : array of shape (N,), or a sequence of such arrays
+        Predicted class indices; several arrays are several runs (seeds) of one recipe on the
+        same test set.
+    n_classes : int, optional
+        Number of classes ``K`` (default: ``len(class_names)`` or the largest label + 1).
+    class_names : sequence of str, optional
+        Names of the classes, in index order.
+    groups : mapping of str to array of shape (K,), optional
+        Class groupings whose mean accuracy is reported, e.g. ``{"frequency": many/medium/few}``.
+    k : int, optional
+        How many classes the worst-k mean averages (default: the worst 10%).
+    n_boot : int
+        Bootstrap replicates for the disparity intervals.
+    confidence : float
+        Confidence level of every interval.
+    interval : {"auto", "wilson", "bootstrap", "seeds"}
+        Per-class accuracy interval. ``auto``: Wilson for one run, the two-level bootstrap
+        (seeds, then samples) for several; ``seeds``: mean ± t-interval across runs.
+    random_state : int, Generator or None
+        Seed of the bootstrap; the same seed gives identical intervals.
+
+    Returns
+    -------
+    ClassAudit
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> result = audit(np.array([0, 0, 1, 1, 2, 2]), np.array([0, 0, 1, 0, 2, 2]))
+    >>> result.by_class["accuracy"].tolist()
+    [1.0, 0.5, 1.0]
+    >>> float(result.overall["worst_class"])
+    0.5
+    """
+    runs = [y_pred] if _is_single_run(y_pred) else list(y_pred)
+    if not runs:
+        raise ValueError("'y_pred' must hold at least one run; got an empty sequence")
+    check_positive_int(n_boot, "n_boot")
+    check_in_range(confidence, "confidence", 0.0, 1.0, inclusive=(False, False))
+    interval = check_choice(interval, "interval", _INTERVALS)
+    y_true = np.asarray(y_true)
+    if n_classes is None:
+        n_classes = len(class_names) if class_names is not None else int(
+            max(np.max(y_true, initial=-1), *(np.max(np.asarray(r), initial=-1) for r in runs))
+        ) + 1
+    names = _class_names(class_names, n_classes)
+    rng = np.random.default_rng(random_state) if not isinstance(
+        random_state, np.random.Generator) else random_state
+
+    tables = [per_class_metrics(y_true, r, n_classes=n_classes, class_names=names) for r in runs]
+    by_class = _mean_tables(tables)
+    counts = [class_counts(y_true, np.asarray(r), n_classes) for r in runs]
+    support = counts[0][0]
+    correct = np.stack([c for _, c in counts])  # (S, K)
+    confusion = sum(_confusion(y_true, np.asarray(r), n_classes) for r in runs)
+
+    if interval == "auto":
+        interval = "wilson" if len(runs) == 1 else "bootstrap"
+    if len(runs) == 1:
+        summary = disparity_summary(
+            y_true, np.asarray(runs[0]), n_classes, k=k, groups=groups, n_boot=n_boot,
+            confidence=confidence, random_state=rng,
+        )
+        replicates = None
+    else:
+        replicates = two_level_bootstrap_accuracy(correct, support, n_boot=n_boot,
+                                                  random_state=rng)
+        summary = _seed_summary(correct, support, replicates, k=k, groups=groups,
+                                confidence=confidence)
+    class_intervals = _class_intervals(interval, correct, support, replicates, confidence,
+                                       n_boot, rng)
+    class_intervals.index = by_class.index
+    return ClassAudit(
+        by_class=by_class,
+        class_intervals=class_intervals,
+        summary=summary,
+        confusion=confusion,
+        n_runs=len(runs),
+        confidence=confidence,
+        interval=interval,
+        meta={"n_samples": int(len(y_true)), "n_classes": int(n_classes), "n_boot": n_boot},
+    )
+
+
+def audit_predictions(
+    runs: Sequence[Predictions],
+    *,
+    class_names: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> ClassAudit:
+    """Audit prediction files read by :func:`classgap.audit.io.read_predictions`.
+
+    Several :class:`Predictions` are several runs (seeds) on the same test set; they are
+    aligned by ``sample_id`` when present. Keyword arguments go to :func:`audit`.
+    """
+    (aligned,), n_classes, names = align_runs(list(runs))
+    if class_names is not None:
+        names = tuple(class_names)
+    return audit(
+        aligned[0].y_true,
+        [r.y_pred for r in aligned],
+        n_classes=n_classes,
+        class_names=names,
+        **kwargs,
+    )
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _is_single_run(y_pred: Any) -> bool:
+    if isinstance(y_pred, np.ndarray):
+        return y_pred.ndim == 1
+    return not (len(y_pred) and isinstance(y_pred[0], Sequence | np.ndarray))
+
+
+def _class_names(class_names: Sequence[str] | None, n_classes: int) -> tuple[str, ...]:
+    if class_names is None:
+        return tuple(str(i) for i in range(n_classes))
+    if len(class_names) != n_classes:
+        raise ValueError(
+            f"'class_names' must have {n_classes} entries (one per class); got {len(class_names)}"
+        )
+    return tuple(str(c) for c in class_names)
+
+
+def _confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    from classgap.audit.perclass import confusion_matrix
+
+    return confusion_matrix(y_true, y_pred, n_classes)
+
+
+def _mean_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Mean of per-run per-class tables; adds ``accuracy_std`` (NaN for a single run)."""
+    if len(tables) == 1:
+        out = tables[0].copy()
+        out["accuracy_std"] = np.nan
+        return out
+    stacked = np.stack([t.to_numpy(dtype=float) for t in tables])  # (S, K, M)
+    out = pd.DataFrame(np.nanmean(stacked, axis=0), index=tables[0].index,
+                       columns=tables[0].columns)
+    for col in ("support",):
+        out[col] = tables[0][col]
+    acc = np.stack([t["accuracy"].to_numpy(dtype=float) for t in tables])
+    out["accuracy_std"] = np.std(acc, axis=0, ddof=1)
+    return out
+
+
+def _class_intervals(kind: str, correct: np.ndarray, support: np.ndarray,
+                     replicates: np.ndarray | None, confidence: float, n_boot: int,
+                     rng: np.random.Generator) -> pd.DataFrame:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = correct / support  # (S, K)
+    estimate = acc.mean(axis=0)
+    if kind == "wilson":
+        # Several runs: Wilson on the pooled counts treats seeds as extra samples; that
+        # ignores seed variance, which is why "auto" picks the bootstrap for several runs.
+        low, high = wilson_interval(correct.sum(axis=0), support * len(correct), confidence)
+    elif kind == "seeds":
+        _, low, high = seed_interval(acc, confidence)
+    else:
+        if replicates is None:
+            replicates = two_level_bootstrap_accuracy(correct, support, n_boot=n_boot,
+                                                      random_state=rng)
+        low, high = bootstrap_interval(estimate, replicates, confidence=confidence,
+                                       method="percentile")
+    return pd.DataFrame({"estimate": estimate, "low": low, "high": high})
+
+
+def _seed_summary(correct: np.ndarray, support: np.ndarray, replicates: np.ndarray, *,
+                  k: int | None, groups: Mapping[str, Any] | None,
+                  confidence: float) -> pd.DataFrame:
+    """Disparity metrics of the seed-mean accuracies, intervals from two-level replicates."""
+    n_classes = support.shape[0]
+    k = max(1, round(0.1 * n_classes)) if k is None else k
+    with np.errstate(invalid="ignore", divide="ignore"):
+        acc = (correct / support).mean(axis=0)  # (K,)
+    weights = support / support.sum()
+    statistics = {
+        "accuracy": lambda a: np.nansum(a * weights, axis=-1),
+        "balanced_accuracy": balanced_accuracy,
+        "worst_class": worst_class,
+        "worst_k_mean": lambda a: worst_k_mean(a, k),
+        "best_worst_gap": best_worst_gap,
+        "std": accuracy_std,
+        "cv": coefficient_of_variation,
+        "harmonic_mean": harmonic_mean,
+    }
+    for group_name, labels in (groups or {}).items():
+        labels = np.asarray(labels)
+        for value in pd.unique(labels):
+            mask = labels == value
+            statistics[f"group:{group_name}={value}"] = (
+                lambda a, m=mask: np.nanmean(a[..., m], axis=-1)
+            )
+    rows = {}
+    for name, stat in statistics.items():
+        estimate = float(stat(acc))
+        low, high = bootstrap_interval(estimate, stat(replicates), confidence=confidence,
+                                       method="percentile")
+        rows[name] = (estimate, float(np.asarray(low)), float(np.asarray(high)))
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "low", "high"])
+
+
+def _json_number(value: Any) -> Any:
+    """NaN/inf → None; numpy scalars → Python scalars (JSON-safe)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,60 @@
+"""The ``classgap`` command line: thin commands over the library.
+
+Every user error (bad option, bad file, bad value) is one line on stderr and exit code 1;
+``--verbose`` shows the traceback. ``classgap compare --fail-on-drop`` exits 3 when a class
+drops significantly by more than the given number of points.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+from rich.console import Console
+
+from classgap.cli.app import app
+from classgap.errors import ClassgapError
+
+__all__ = ["app", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI and exit with its status (0 ok, 1 user error, 3 ``--fail-on-drop``)."""
+    sys.exit(run(argv))
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI on ``argv`` and return the exit status instead of exiting."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in args or "-v" in args
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        code = app(args=args, prog_name="classgap", standalone_mode=False)
+    except ClassgapError as exc:
+        if verbose:
+            raise
+        err.print(f"[bold red]error:[/] {_one_line(str(exc))}")
+        return 1
+    except typer.TyperException as exc:  # usage errors: unknown option, bad choice...
+        if verbose:
+            raise
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            typer.echo(ctx.get_help())
+            return 0
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        err.print(f"[bold red]error:[/] {_one_line(exc.format_message())}{hint}",
+                  markup=True)
+        return 1
+    except typer.Abort:
+        err.print("aborted")
+        return 130
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    return code if isinstance(code, int) else 0
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())

@@ -1,0 +1,184 @@
+"""Typer commands. Each parses its options, calls one library function, and renders."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from classgap.cli import render
+
+app = typer.Typer(
+    name="classgap",
+    help="Show which classes pay for a training recipe: per-class audits with sound statistics.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console(highlight=False)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class Correction(str, Enum):
+    bh = "bh"
+    holm = "holm"
+
+
+class Test(str, Enum):
+    auto = "auto"
+    mcnemar = "mcnemar"
+    welch = "welch"
+    permutation = "permutation"
+
+
+class Interval(str, Enum):
+    auto = "auto"
+    wilson = "wilson"
+    bootstrap = "bootstrap"
+    seeds = "seeds"
+
+
+PRED_HELP = "Prediction files (.npz, .csv, .parquet, .pt); several files are several seeds."
+CLASSES_OPT = typer.Option(None, "--classes", help="Class names: a JSON list or a text file, "
+                           "one name per line (default: from the files, else 0..K-1).")
+N_BOOT_OPT = typer.Option(1000, "--n-boot", min=1, help="Bootstrap replicates.")
+CONF_OPT = typer.Option(0.95, "--confidence", min=0.5, max=0.999, help="Interval level.")
+SEED_OPT = typer.Option(0, "--seed", help="Seed of the bootstrap (same seed, same intervals).")
+FORMAT_OPT = typer.Option(Format.table, "--format", "-f", help="Output format.")
+OUT_OPT = typer.Option(None, "--out", "-o", help="Write the output to this file.")
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks on errors."),
+) -> None:
+    """classgap: which classes pay for a training recipe."""
+
+
+def _emit(text: str, out: Path | None) -> None:
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        render.write_atomic(out, text)
+        console.print(f"wrote {out}", style="dim")
+
+
+@app.command("audit")
+def audit_cmd(
+    predictions: list[Path] = typer.Argument(..., help=PRED_HELP, show_default=False),
+    classes: Path | None = CLASSES_OPT,
+    n_boot: int = N_BOOT_OPT,
+    confidence: float = CONF_OPT,
+    seed: int = SEED_OPT,
+    interval: Interval = typer.Option(Interval.auto, "--interval",
+                                      help="Per-class interval: auto = Wilson for one run, "
+                                           "two-level bootstrap for several."),
+    worst_k: int | None = typer.Option(None, "--worst-k", min=1,
+                                       help="Classes in the worst-k mean (default 10%)."),
+    fmt: Format = FORMAT_OPT,
+    out: Path | None = OUT_OPT,
+) -> None:
+    """Per-class accuracy with intervals, and disparity summaries, of one model."""
+    from classgap.audit.api import audit_files
+
+    result = audit_files(predictions, classes=classes, n_boot=n_boot, confidence=confidence,
+                         interval=interval.value, k=worst_k, random_state=seed)
+    if fmt is Format.json:
+        _emit(render.to_json(result.to_dict()), out)
+    elif fmt is Format.csv:
+        _emit(render.to_csv(result.to_frame()), out)
+    elif out is not None:
+        _emit(render.render_tables(render.audit_tables(result)), out)
+    else:
+        for t in render.audit_tables(result):
+            console.print(t)
+
+
+@app.command("compare")
+def compare_cmd(
+    baseline: list[Path] = typer.Option(..., "--baseline", "-b", help=PRED_HELP,
+                                        show_default=False),
+    candidate: list[Path] = typer.Option(..., "--candidate", "-c", help=PRED_HELP,
+                                         show_default=False),
+    classes: Path | None = CLASSES_OPT,
+    alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0, min_open=True,
+                                help="False-discovery (bh) or family-wise (holm) level."),
+    correction: Correction = typer.Option(Correction.bh, "--correction",
+                                          help="Multiple-comparison correction over classes."),
+    test: Test = typer.Option(Test.auto, "--test", help="auto: exact McNemar for one run per "
+                              "side, Welch t-test across seeds for several."),
+    n_boot: int = N_BOOT_OPT,
+    confidence: float = CONF_OPT,
+    seed: int = SEED_OPT,
+    fmt: Format = FORMAT_OPT,
+    out: Path | None = OUT_OPT,
+    fail_on_drop: float | None = typer.Option(
+        None, "--fail-on-drop", min=0.0, metavar="POINTS",
+        help="Exit 3 when a class drops significantly by more than POINTS points."),
+) -> None:
+    """Paired per-class comparison of a candidate against a baseline on the same test set."""
+    from classgap.audit.api import compare_files
+
+    result = compare_files(baseline, candidate, classes=classes, alpha=alpha,
+                           correction=correction.value, test=test.value, n_boot=n_boot,
+                           confidence=confidence, random_state=seed)
+    if fmt is Format.json:
+        _emit(render.to_json(result.to_dict()), out)
+    elif fmt is Format.csv:
+        _emit(render.to_csv(result.classes), out)
+    elif out is not None:
+        _emit(render.render_tables(render.comparison_tables(result)), out)
+    else:
+        for t in render.comparison_tables(result):
+            console.print(t)
+    if fail_on_drop is not None:
+        drops = result.drops(min_points=fail_on_drop)
+        if len(drops):
+            names = ", ".join(f"{c} ({100 * d:+.1f})" for c, d in
+                              zip(drops["class"], drops["delta"], strict=True))
+            Console(stderr=True).print(
+                f"[bold red]fail-on-drop:[/] {len(drops)} class(es) dropped significantly by "
+                f"more than {fail_on_drop:g} points: {names}")
+            raise typer.Exit(3)
+
+
+@data_app.command("info")
+def data_info_cmd(
+    dataset: str = typer.Argument(..., help="fashion-mnist, digits, cifar10, cifar100, "
+                                  "folder:PATH or npz:PATH.", show_default=False),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the data lies "
+                                         "(default: $CLASSGAP_DATA, then system paths)."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),
+) -> None:
+    """Size, image shape, class names and per-class counts of a dataset."""
+    from classgap.data import dataset_info
+
+    info = dataset_info(dataset, data_dir=data_dir)
+    if fmt is not Format.table:
+        typer.echo(render.to_json(info), nl=False)
+        return
+    console.print(f"[bold]{info['name']}[/]")
+    splits = info["splits"]
+    table = Table(title="Per-class counts")
+    table.add_column("class", justify="left")
+    for split in splits:
+        table.add_column(split, justify="right")
+    first = next(iter(splits.values()))
+    for i, name in enumerate(first["classes"]):
+        table.add_row(name, *(str(s["class_counts"][i]) for s in splits.values()))
+    table.add_row("[bold]total[/]", *(f"[bold]{s['size']}[/]" for s in splits.values()))
+    shape = "×".join(str(d) for d in first["image_shape"])
+    console.print(f"image shape (C×H×W): {shape}; classes: {len(first['classes'])}")
+    console.print(table)

@@ -1,0 +1,125 @@
+"""Turn audit results into terminal tables, JSON or CSV text (no computation here)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from classgap.audit.compare import Comparison
+from classgap.audit.frame import ClassAudit
+
+FORMATS = ("table", "json", "csv")
+
+_VERDICT_STYLE = {"drop": "bold red", "gain": "bold green", "none": "dim"}
+
+
+def _pct(x: Any, digits: int = 1) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}"
+
+
+def _points(x: Any) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:+.1f}"
+
+
+def _p(x: Any) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:.1e}" if x < 1e-3 else f"{x:.3f}"
+
+
+def audit_tables(result: ClassAudit) -> list[Table]:
+    """Per-class table and the disparity summary, accuracies in percent."""
+    level = f"{100 * result.confidence:g}%"
+    runs = f", mean of {result.n_runs} runs" if result.n_runs > 1 else ""
+    per_class = Table(title=f"Per-class accuracy ({level} {result.interval} interval{runs})")
+    for name, justify in [("class", "left"), ("support", "right"), ("accuracy", "right"),
+                          (f"{level} CI", "right"), ("precision", "right"), ("f1", "right")]:
+        per_class.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table = result.to_frame()
+    worst = table["accuracy"].idxmin() if table["accuracy"].notna().any() else None
+    for i, row in table.iterrows():
+        per_class.add_row(
+            str(row["class"]), f"{int(row['support'])}", _pct(row["accuracy"]),
+            f"[{_pct(row['accuracy_low'])}, {_pct(row['accuracy_high'])}]",
+            _pct(row["precision"]), _pct(row["f1"]),
+            style="bold red" if i == worst else None,
+        )
+    summary = Table(title=f"Overall and disparity ({level} bootstrap intervals)")
+    for name in ("metric", "estimate", "low", "high"):
+        summary.add_column(name, justify="left" if name == "metric" else "right")
+    for metric, row in result.summary.iterrows():
+        summary.add_row(str(metric), _pct(row["estimate"]), _pct(row["low"]), _pct(row["high"]))
+    return [per_class, summary]
+
+
+def comparison_tables(result: Comparison) -> list[Table]:
+    """Per-class Δ table, sorted worst drop first, and an overall line."""
+    o = result.overall
+    level = f"{100 * o['confidence']:g}%"
+    title = (f"Per-class change, candidate − baseline (points; {level} intervals; "
+             f"{o['test']} test, {o['correction']} q-values, α = {o['alpha']:g})")
+    table = Table(title=title)
+    for name in ("class", "support", "baseline", "candidate", "Δ", f"{level} CI", "p", "q",
+                 "verdict"):
+        table.add_column(name, justify="left" if name in ("class", "verdict") else "right")
+    rows = result.classes.sort_values("delta", kind="stable", na_position="last")
+    for _, row in rows.iterrows():
+        verdict = str(row["verdict"])
+        table.add_row(
+            str(row["class"]), f"{int(row['support'])}", _pct(row["acc_baseline"]),
+            _pct(row["acc_candidate"]), _points(row["delta"]),
+            f"[{_points(row['delta_low'])}, {_points(row['delta_high'])}]",
+            _p(row["p_value"]), _p(row["q_value"]),
+            f"[{_VERDICT_STYLE.get(verdict, '')}]{verdict}[/]",
+        )
+    overall = Table(title="Overall accuracy")
+    for name in ("baseline", "candidate", "Δ", f"{level} CI", "p", "classes dropping",
+                 "classes gaining"):
+        overall.add_column(name, justify="right")
+    overall.add_row(
+        _pct(o["acc_baseline"]), _pct(o["acc_candidate"]), _points(o["delta"]),
+        f"[{_points(o['delta_low'])}, {_points(o['delta_high'])}]", _p(o["p_value"]),
+        str(o["n_drop"]), str(o["n_gain"]),
+    )
+    return [table, overall]
+
+
+def render_tables(tables: list[Table], *, width: int = 120) -> str:
+    """Plain text of rich tables (for ``--out`` with ``--format table``)."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, no_color=True, highlight=False)
+    for t in tables:
+        console.print(t)
+    return buffer.getvalue()
+
+
+def to_json(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, indent=2, allow_nan=False) + "\n"
+
+
+def to_csv(frame: pd.DataFrame) -> str:
+    return frame.to_csv(index=False)
+
+
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

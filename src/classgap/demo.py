@@ -1,0 +1,89 @@
+"""``make demo``: a quick, real audit of the seed paper's claim on bundled data.
+
+Logistic regression on scikit-learn's ``digits``, with weak L2 regularization (C = 1e4) versus
+the strength chosen the usual way, by 5-fold cross-validation of *average* accuracy. One fixed,
+stratified test split; each seed draws a different training subsample, so each side has several
+runs. The two sides are compared per class with ``classgap compare``: which classes move, by how
+much, and whether the move is more than seed and test-sample noise.
+
+Run it with ``python -m classgap.demo [--out DIR] [--seeds N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from classgap.audit.io import write_predictions
+from classgap.cli import run as run_cli
+from classgap.data.splits import stratified_split
+
+WEAK_C = 1e4  # ~unregularized: the "no regularization" reference
+CV_GRID = np.logspace(-3, 3, 13)  # inverse L2 strengths cross-validated on average accuracy
+TRAIN_FRACTION = 0.3  # of the training pool, per seed: small data is where L2 matters
+
+
+def make_predictions(out: Path, *, seeds: int = 5, console: Console | None = None) -> None:
+    """Train both recipes on ``seeds`` training subsamples; write one .npz per run to ``out``."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+
+    console = console or Console()
+    digits = load_digits()
+    x = digits.data / 16.0  # (N, 64) pixel intensities in [0, 1]
+    y = digits.target.astype(np.int64)
+    classes = [str(c) for c in digits.target_names]
+    train_idx, test_idx = stratified_split(y, 0.5, random_state=0)
+    out.mkdir(parents=True, exist_ok=True)
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        sub = rng.choice(train_idx, size=int(TRAIN_FRACTION * len(train_idx)), replace=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence chatter at the extreme C values
+            weak = LogisticRegression(C=WEAK_C, max_iter=10_000).fit(x[sub], y[sub])
+            tuned = LogisticRegressionCV(Cs=CV_GRID, cv=5, max_iter=10_000).fit(x[sub], y[sub])
+        for name, model in (("weak", weak), ("cv", tuned)):
+            write_predictions(
+                out / f"{name}_seed{seed}.npz",
+                y_true=y[test_idx],
+                probs=model.predict_proba(x[test_idx]),
+                sample_id=test_idx,
+                seed=seed,
+                classes=classes,
+            )
+        console.print(f"  seed {seed}: {len(sub)} training images, "
+                      f"cross-validation chose C = {tuned.C_[0]:.3g} (weak: C = {WEAK_C:g})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m classgap.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("demo-out"),
+                        help="where the prediction files go (default: demo-out)")
+    parser.add_argument("--seeds", type=int, default=5, help="training subsamples per side")
+    args = parser.parse_args(argv)
+    console = Console(highlight=False)
+    console.rule("[bold]classgap demo: who pays for cross-validated L2 regularization?")
+    console.print("Logistic regression on digits (8×8), weak L2 vs L2 strength chosen by 5-fold "
+                  "cross-validation of average accuracy;\none fixed test split, "
+                  f"{args.seeds} training subsamples (seeds) per side.")
+    start = time.perf_counter()
+    make_predictions(args.out, seeds=args.seeds, console=console)
+    weak = [str(args.out / f"weak_seed{s}.npz") for s in range(args.seeds)]
+    tuned = [str(args.out / f"cv_seed{s}.npz") for s in range(args.seeds)]
+    cmd = ["compare", "--baseline", *weak, "--candidate", *tuned]
+    console.print(f"\n$ classgap compare --baseline {args.out}/weak_seed*.npz "
+                  f"--candidate {args.out}/cv_seed*.npz\n")
+    code = run_cli(cmd)
+    console.print(f"\nprediction files in {args.out}/ ({time.perf_counter() - start:.1f} s). "
+                  "Try: classgap audit " + " ".join(tuned))
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -47,7 +47,6 @@ bench: $(STAMP) data
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
 
 clean-venv:
 	rm -rf $(VENV)

@@ -113,7 +113,7 @@ def compare_cmd(
     candidate: list[Path] = typer.Option(..., "--candidate", "-c", help=PRED_HELP,
                                          show_default=False),
     classes: Path | None = CLASSES_OPT,
-    alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0, min_open=True,
+    alpha: float = typer.Option(0.05, "--alpha", min=1e-12, max=1.0,
                                 help="False-discovery (bh) or family-wise (holm) level."),
     correction: Correction = typer.Option(Correction.bh, "--correction",
                                           help="Multiple-comparison correction over classes."),

@@ -1,0 +1,71 @@
+"""Image folders: class sub-folders, mode and size rules, bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from classgap.data import load_image_folder
+from classgap.errors import DataFormatError, InputError
+
+
+def _png(path: Path, value: int, size: tuple[int, int] = (5, 4), mode: str = "L") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    color = value if mode == "L" else (value, 0, 255 - value)
+    Image.new(mode, size, color).save(path)  # size is (W, H) for Pillow
+
+
+def test_grayscale_round_trip(tmp_path: Path) -> None:
+    for cls, n in (("cat", 3), ("ant", 2)):
+        for i in range(n):
+            _png(tmp_path / "pets" / cls / f"{i}.png", 10 * i + len(cls))
+    (tmp_path / "pets" / "ant" / "notes.txt").write_text("ignored")
+    (tmp_path / "pets" / ".hidden").mkdir()
+    ds = load_image_folder(tmp_path / "pets")
+    assert ds.classes == ("ant", "cat") and ds.name == "pets"
+    assert ds.images.shape == (5, 1, 4, 5) and ds.labels.tolist() == [0, 0, 1, 1, 1]
+    assert ds.images[3, 0, 0, 0] == 13  # cat/1.png, value 10 * 1 + 3
+
+
+def test_mixed_modes_become_rgb_and_resize(tmp_path: Path) -> None:
+    _png(tmp_path / "a" / "x.png", 100, (6, 6), "RGB")
+    _png(tmp_path / "b" / "y.png", 50, (3, 3), "L")
+    with pytest.raises(DataFormatError, match=r"y\.png: image size 3x3 \(HxW\) differs from "
+                                              r"6x6 of the first image; pass image_size"):
+        load_image_folder(tmp_path)
+    ds = load_image_folder(tmp_path, image_size=(4, 8))
+    assert ds.images.shape == (2, 3, 4, 8)
+    np.testing.assert_array_equal(ds.images[0, :, 0, 0], [100, 0, 155])
+    np.testing.assert_array_equal(ds.images[1, :, 0, 0], [50, 50, 50])  # gray -> RGB
+    assert load_image_folder(tmp_path, image_size=2).image_shape == (3, 2, 2)
+    with pytest.raises(InputError, match=r"'image_size' must be a positive int"):
+        load_image_folder(tmp_path, image_size=0)
+
+
+def test_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataFormatError, match=rf"{tmp_path}: no class sub-folders"):
+        load_image_folder(tmp_path)
+    (tmp_path / "cls").mkdir()
+    (tmp_path / "cls" / "readme.md").write_text("x")
+    with pytest.raises(DataFormatError, match=r"cls: class folder holds no images"):
+        load_image_folder(tmp_path)
+    with pytest.raises(DataFormatError, match=r"missing: not a folder"):
+        load_image_folder(tmp_path / "missing")
+
+
+def test_corrupt_png(tmp_path: Path) -> None:
+    _png(tmp_path / "a" / "0.png", 1)
+    (tmp_path / "a" / "1.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    with pytest.raises(DataFormatError, match=r"a/1\.png: unreadable image"):
+        load_image_folder(tmp_path)
+
+
+def test_truncated_png(tmp_path: Path) -> None:
+    _png(tmp_path / "a" / "0.png", 1, (64, 64))
+    data = (tmp_path / "a" / "0.png").read_bytes()
+    (tmp_path / "a" / "0.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataFormatError, match=r"0\.png: unreadable image"):
+        load_image_folder(tmp_path)

@@ -79,7 +79,7 @@ def check_labels(y: Any, name: str, *, n_classes: int | None = None,
         bad = ~np.isfinite(arr) | (arr != np.round(arr))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise fail(name, "hold integers", f"{arr[i]!r} at row {i}", source=source)
+            raise fail(name, "hold integers", f"{arr[i].item()!r} at row {i}", source=source)
         arr = arr.astype(np.int64)
     elif arr.dtype.kind == "b" or (arr.size and arr.dtype.kind not in "iu"):
         raise fail(name, "hold integer class indices", f"dtype {arr.dtype}", source=source)
@@ -112,7 +112,7 @@ def check_finite(x: Any, name: str, *, source: str | None = None) -> np.ndarray:
     if bad.any():
         idx = np.unravel_index(int(np.flatnonzero(bad)[0]), arr.shape)
         at = f"row {idx[0]}" if arr.ndim == 1 else f"row {idx[0]}, column {idx[1]}"
-        raise fail(name, "be finite", f"{arr[idx]!r} at {at}", source=source)
+        raise fail(name, "be finite", f"{arr[idx].item()!r} at {at}", source=source)
     return arr
 
 

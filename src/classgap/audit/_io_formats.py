@@ -1,0 +1,333 @@
+"""Readers and writers of the prediction-file formats: ``.npz``, ``.csv``, ``.parquet``, ``.pt``.
+
+Each reader returns the raw fields of one file as ``{name: numpy array}`` with names from
+:data:`FIELDS` only; every value check (labels, lengths, finiteness, ...) happens once, in
+:mod:`classgap.audit.io`. What is checked here is what only the format knows: the file exists,
+is not empty, parses, and holds no unknown arrays / columns / keys.
+
+Column layout of ``.csv`` / ``.parquet`` (one row per sample)::
+
+    y_true, [y_pred], [sample_id], [seed], [prob_0 .. prob_{K-1} | logit_0 .. logit_{K-1}]
+
+Class *names* do not fit in a CSV table: pass them with ``classes=`` when reading. ``.parquet``
+files written by :func:`classgap.audit.io.write_predictions` keep them in the schema metadata
+(key ``classgap.classes``, a JSON list).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from classgap._validation import fail
+from classgap.errors import DataFormatError
+
+FIELDS = ("y_true", "y_pred", "logits", "probs", "sample_id", "seed", "classes")
+SUFFIXES = (".npz", ".csv", ".parquet", ".pt", ".pth")
+CLASSES_META_KEY = b"classgap.classes"
+_TABLE_FIELDS = ("y_true", "y_pred", "sample_id", "seed")
+_SCORE_PREFIX = {"probs": "prob", "logits": "logit"}  # field -> column prefix
+_SCORE_COLUMN = re.compile(r"(prob|logit)_(0|[1-9][0-9]*)")  # canonical indices: no "prob_01"
+_CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]{0,17})")  # fits in int64
+
+
+def file_error(source: str, problem: str) -> DataFormatError:
+    """``DataFormatError("<file>: <problem>")`` for failures of the file as a whole."""
+    return DataFormatError(f"{source}: {problem}")
+
+
+def _unreadable(source: str, fmt: str, exc: BaseException) -> DataFormatError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return file_error(source, f"cannot be read as {fmt} ({type(exc).__name__}: {detail})")
+
+
+def suffix_of(path: Path, source: str) -> str:
+    """The lower-cased suffix of ``path``, or raise listing the supported ones."""
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise file_error(source, f"unknown prediction-file suffix {suffix or '(none)'!r}; "
+                                 f"use one of {', '.join(SUFFIXES)}")
+    return suffix
+
+
+def check_names(names: Iterable[str], kind: str, source: str, allowed: Iterable[str]) -> None:
+    """Raise naming every unknown array / column / key, listing the allowed ones."""
+    allowed = list(allowed)
+    unknown = [str(n) for n in names if n not in allowed]
+    if not unknown:
+        return
+    hints = [f"{u!r} -> {close[0]!r}" for u in unknown
+             if (close := difflib.get_close_matches(u, allowed, n=1))]
+    hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+    plural = "s" if len(unknown) > 1 else ""
+    raise file_error(source, f"unknown {kind}{plural} {', '.join(map(repr, unknown))} "
+                             f"(allowed: {', '.join(map(repr, allowed))}){hint}")
+
+
+def read_raw(path: Path, source: str) -> dict[str, Any]:
+    """Read the raw fields of one prediction file (format chosen by the suffix)."""
+    suffix = suffix_of(path, source)
+    if not path.exists():
+        raise file_error(source, "file does not exist")
+    if not path.is_file():
+        raise file_error(source, "is not a regular file")
+    if path.stat().st_size == 0:
+        raise file_error(source, "file is empty")
+    if suffix == ".npz":
+        return _read_npz(path, source)
+    if suffix == ".csv":
+        return _read_csv(path, source)
+    if suffix == ".parquet":
+        return _read_parquet(path, source)
+    return _read_pt(path, source)
+
+
+def _read_npz(path: Path, source: str) -> dict[str, Any]:
+    try:
+        archive = np.load(path, allow_pickle=False)  # never unpickle: a file is not code
+    except Exception as exc:  # corrupt bytes surface as OSError, ValueError, BadZipFile, ...
+        raise _unreadable(source, ".npz", exc) from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise file_error(source, "holds a single .npy array, not an .npz archive of named "
+                                 "arrays (save with np.savez(path, y_true=..., ...))")
+    out: dict[str, Any] = {}
+    with archive:
+        check_names(archive.files, "array", source, FIELDS)
+        for name in archive.files:
+            try:
+                out[name] = archive[name]
+            except ValueError as exc:
+                if "allow_pickle" not in str(exc):
+                    raise _unreadable(source, ".npz", exc) from exc
+                raise fail(name, "be a numeric or string array (object arrays need pickle, "
+                           "which is refused)", "an object array", source=source,
+                           error=DataFormatError) from None
+            except Exception as exc:  # BadZipFile, zlib.error, EOFError on truncated members
+                raise _unreadable(source, ".npz", exc) from exc
+    return out
+
+
+def _read_csv(path: Path, source: str) -> dict[str, Any]:
+    try:
+        # ids stay text so that "007" is not read as 7 (pandas >= 3 parses floats exactly)
+        frame = pd.read_csv(path, dtype={"sample_id": "string"})
+    except pd.errors.EmptyDataError:
+        raise file_error(source, "file is empty (no header row)") from None
+    except Exception as exc:  # ParserError, UnicodeDecodeError on binary garbage, ...
+        raise _unreadable(source, ".csv", exc) from exc
+    return _frame_fields(frame, source, ids_from_text=True)
+
+
+def _read_parquet(path: Path, source: str) -> dict[str, Any]:
+    import pyarrow.parquet as pq  # lazy: only parquet users pay the import
+
+    try:
+        table = pq.read_table(path)
+        frame = table.to_pandas()
+    except Exception as exc:  # ArrowInvalid on garbage bytes, OSError, ...
+        raise _unreadable(source, ".parquet", exc) from exc
+    fields = _frame_fields(frame, source, ids_from_text=False)
+    meta = table.schema.metadata or {}
+    if CLASSES_META_KEY in meta:
+        try:
+            fields["classes"] = np.asarray(json.loads(meta[CLASSES_META_KEY]))
+        except (ValueError, TypeError) as exc:
+            raise fail("classes", "be a JSON list of names in the parquet metadata",
+                       meta[CLASSES_META_KEY], source=source, error=DataFormatError) from exc
+    return fields
+
+
+def _numeric(series: pd.Series, name: str, source: str) -> np.ndarray:
+    """A column as a numeric array (int kept int; missing cells -> NaN), naming bad cells."""
+    if series.dtype.kind in "iuf":  # plain numpy dtype: nothing to parse (fast path)
+        return series.to_numpy()
+    values = pd.to_numeric(series, errors="coerce")
+    bad = values.isna().to_numpy() & series.notna().to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise fail(name, "hold numbers", f"{series.iloc[i]!r} at row {i}", source=source,
+                   error=DataFormatError)
+    if values.isna().any():
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return values.to_numpy()
+
+
+def _ids(series: pd.Series, source: str, *, from_text: bool) -> np.ndarray:
+    missing = series.isna().to_numpy()
+    if missing.any():
+        i = int(np.flatnonzero(missing)[0])
+        raise fail("sample_id", "have no missing values", f"empty cell at row {i}",
+                   source=source, error=DataFormatError)
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
+            series.dtype):
+        return series.to_numpy()
+    values = series.to_numpy(dtype=object)
+    text = [str(v) for v in values]
+    # CSV loses types: ids that are all canonical integers were integers when written
+    if from_text and all(_CANONICAL_INT.fullmatch(t) for t in text):
+        return np.array([int(t) for t in text], dtype=np.int64)
+    if all(isinstance(v, str) for v in values):
+        return np.array(text, dtype=str)
+    return values
+
+
+def _frame_fields(frame: pd.DataFrame, source: str, *, ids_from_text: bool) -> dict[str, Any]:
+    scores: dict[str, dict[int, str]] = {}
+    unknown = []
+    for column in frame.columns:
+        match = _SCORE_COLUMN.fullmatch(str(column))
+        if match:
+            field = "probs" if match[1] == "prob" else "logits"
+            scores.setdefault(field, {})[int(match[2])] = column
+        elif column not in _TABLE_FIELDS:
+            unknown.append(column)
+    check_names(unknown, "column", source, [*_TABLE_FIELDS, "prob_<i>", "logit_<i>"])
+
+    fields: dict[str, Any] = {}
+    for name in ("y_true", "y_pred"):
+        if name in frame.columns:
+            fields[name] = _numeric(frame[name], name, source)
+    if "sample_id" in frame.columns:
+        fields["sample_id"] = _ids(frame["sample_id"], source, from_text=ids_from_text)
+    if "seed" in frame.columns:
+        fields["seed"] = _constant(_numeric(frame["seed"], "seed", source), source)
+    for field, by_index in scores.items():
+        prefix = _SCORE_PREFIX[field]
+        gaps = sorted(set(range(max(by_index) + 1)) - set(by_index))
+        if gaps:
+            raise fail(field, f"be given as contiguous columns {prefix}_0..{prefix}_"
+                       f"{max(by_index)}", f"no column {prefix}_{gaps[0]}", source=source,
+                       error=DataFormatError)
+        columns = [_numeric(frame[by_index[j]], by_index[j], source)
+                   for j in range(len(by_index))]
+        fields[field] = np.column_stack(columns).astype(np.float64)  # (N, K)
+    return fields
+
+
+def _constant(seed: np.ndarray, source: str) -> np.ndarray:
+    """The seed column as one 0-d value (a table repeats it on every row)."""
+    if seed.size == 0:
+        return seed
+    differ = np.flatnonzero(seed != seed[0])
+    if differ.size:
+        j = int(differ[0])
+        raise fail("seed", "be the same on every row (one file = one run)",
+                   f"{seed[0].item()!r} at row 0 and {seed[j].item()!r} at row {j}", source=source,
+                   error=DataFormatError)
+    return np.asarray(seed[0])
+
+
+def _read_pt(path: Path, source: str) -> dict[str, Any]:
+    import torch  # lazy: the audit must import without torch
+
+    try:
+        # weights_only: tensors, numbers, strings and containers only; no code runs on load
+        obj = torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as exc:
+        raise file_error(source, "holds objects other than tensors, numbers, strings, lists "
+                                 "and dicts; refused by torch.load(weights_only=True) ("
+                                 f"{str(exc).strip().splitlines()[0]})") from exc
+    except Exception as exc:  # truncated zip, garbage bytes: RuntimeError, EOFError, ...
+        raise _unreadable(source, ".pt", exc) from exc
+    if not isinstance(obj, Mapping):
+        raise file_error(source, f"must hold a dict of named tensors or lists ({', '.join(FIELDS)})"
+                                 f"; got {type(obj).__name__}")
+    check_names(obj.keys(), "key", source, FIELDS)
+    out: dict[str, Any] = {}
+    for name, value in obj.items():
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu()
+            if value.is_floating_point():  # bfloat16 has no numpy dtype
+                value = value.to(torch.float64)
+            out[name] = value.numpy()
+            continue
+        try:
+            out[name] = np.asarray(value)
+        except ValueError as exc:  # ragged nested lists
+            raise fail(name, "be a rectangular array", type(value).__name__, source=source,
+                       error=DataFormatError) from exc
+    return out
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+def write_raw(path: Path, source: str, fields: Mapping[str, Any]) -> None:
+    """Write validated ``fields`` (numpy arrays; ``seed`` an int) atomically to ``path``."""
+    suffix = suffix_of(path, source)
+    if suffix == ".csv" and fields.get("classes") is not None:
+        raise fail("classes", "not be given for a .csv file (a CSV table has no place for "
+                   "class names; pass them with classes= when reading, or write .npz, "
+                   ".parquet or .pt)", list(fields["classes"]), source=source,
+                   error=DataFormatError)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise file_error(source, f"cannot be written: directory {str(parent)!r} does not exist")
+    # same directory as the target, so that os.replace is an atomic rename
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if suffix == ".npz":
+                arrays: dict[str, Any] = {k: np.asarray(v) for k, v in fields.items()}
+                np.savez(handle, **arrays)
+            elif suffix in (".pt", ".pth"):
+                _save_pt(handle, fields)
+            handle.flush()
+        if suffix in (".csv", ".parquet"):
+            _save_table(Path(tmp), suffix, fields)
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        os.chmod(tmp, mode)  # mkstemp creates 0600; keep the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _save_pt(handle: Any, fields: Mapping[str, Any]) -> None:
+    import torch
+
+    obj: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name == "seed":
+            obj[name] = int(value)
+        elif name == "classes" or (name == "sample_id" and value.dtype.kind in "US"):
+            obj[name] = [str(v) for v in value]
+        else:
+            obj[name] = torch.from_numpy(np.array(value))  # copy: inputs may be read-only
+    torch.save(obj, handle)
+
+
+def _save_table(path: Path, suffix: str, fields: Mapping[str, Any]) -> None:
+    n = len(fields["y_true"])
+    columns: dict[str, Any] = {}
+    for name in _TABLE_FIELDS:
+        if name in fields:
+            columns[name] = np.full(n, int(fields[name])) if name == "seed" else fields[name]
+    for field, prefix in _SCORE_PREFIX.items():
+        if field in fields:
+            for j in range(fields[field].shape[1]):
+                columns[f"{prefix}_{j}"] = fields[field][:, j]
+    frame = pd.DataFrame(columns)
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if fields.get("classes") is not None:
+        meta = dict(table.schema.metadata or {})
+        meta[CLASSES_META_KEY] = json.dumps([str(c) for c in fields["classes"]]).encode()
+        table = table.replace_schema_metadata(meta)
+    pq.write_table(table, path)

@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from classgap._validation import check_choice, check_in_range, check_positive_int
+from classgap._validation import (
+    check_choice,
+    check_in_range,
+    check_labels,
+    check_positive_int,
+    check_random_state,
+    check_same_length,
+)
 from classgap.audit.disparity import (
     accuracy_std,
     balanced_accuracy,
@@ -47,7 +54,8 @@ from classgap.audit.intervals import (
     wilson_interval,
 )
 from classgap.audit.io import Predictions, align_runs
-from classgap.audit.perclass import class_counts, per_class_metrics
+from classgap.audit.perclass import class_counts, confusion_matrix, per_class_metrics
+from classgap.errors import InputError
 
 _CLASS_METRICS = ("accuracy", "precision", "f1")
 _INTERVALS = ("auto", "wilson", "bootstrap", "seeds")
@@ -195,25 +203,33 @@ def audit(
     """
     runs = [y_pred] if _is_single_run(y_pred) else list(y_pred)
     if not runs:
-        raise ValueError("'y_pred' must hold at least one run; got an empty sequence")
+        raise InputError("'y_pred' must hold at least one run; got an empty sequence")
     check_positive_int(n_boot, "n_boot")
     check_in_range(confidence, "confidence", 0.0, 1.0, inclusive=(False, False))
     interval = check_choice(interval, "interval", _INTERVALS)
-    y_true = np.asarray(y_true)
+    y_true = check_labels(y_true, "y_true")
+    runs = [check_labels(r, "y_pred") for r in runs]
+    check_same_length([("y_true", y_true)] + [("y_pred", r) for r in runs])
+    n_labels = int(max(y_true.max(initial=-1), *(r.max(initial=-1) for r in runs))) + 1
     if n_classes is None:
-        n_classes = len(class_names) if class_names is not None else int(
-            max(np.max(y_true, initial=-1), *(np.max(np.asarray(r), initial=-1) for r in runs))
-        ) + 1
+        n_classes = len(class_names) if class_names is not None else n_labels
+    if class_names is not None and len(class_names) != n_classes:
+        raise InputError(f"'class_names' must have one name per class ({n_classes}); "
+                         f"got {len(class_names)}")
+    if n_labels > n_classes:
+        what = f"{len(class_names)} class names" if class_names is not None else (
+            f"n_classes={n_classes}")
+        raise InputError(f"labels go up to {n_labels - 1} but {what} were given; "
+                         f"'class_names' / 'n_classes' must cover every label")
     names = _class_names(class_names, n_classes)
-    rng = np.random.default_rng(random_state) if not isinstance(
-        random_state, np.random.Generator) else random_state
+    rng = check_random_state(random_state)
 
     tables = [per_class_metrics(y_true, r, n_classes=n_classes, class_names=names) for r in runs]
     by_class = _mean_tables(tables)
     counts = [class_counts(y_true, np.asarray(r), n_classes) for r in runs]
     support = counts[0][0]
     correct = np.stack([c for _, c in counts])  # (S, K)
-    confusion = sum(_confusion(y_true, np.asarray(r), n_classes) for r in runs)
+    confusion = sum(confusion_matrix(y_true, r, n_classes) for r in runs)
 
     if interval == "auto":
         interval = "wilson" if len(runs) == 1 else "bootstrap"
@@ -276,17 +292,7 @@ def _is_single_run(y_pred: Any) -> bool:
 def _class_names(class_names: Sequence[str] | None, n_classes: int) -> tuple[str, ...]:
     if class_names is None:
         return tuple(str(i) for i in range(n_classes))
-    if len(class_names) != n_classes:
-        raise ValueError(
-            f"'class_names' must have {n_classes} entries (one per class); got {len(class_names)}"
-        )
     return tuple(str(c) for c in class_names)
-
-
-def _confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
-    from classgap.audit.perclass import confusion_matrix
-
-    return confusion_matrix(y_true, y_pred, n_classes)
 
 
 def _mean_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:

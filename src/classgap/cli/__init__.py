@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv`` and return the exit status instead of exiting."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = _expand_variadic(list(sys.argv[1:] if argv is None else argv))
     verbose = "--verbose" in args or "-v" in args
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
@@ -54,6 +54,29 @@ def run(argv: Sequence[str] | None = None) -> int:
         err.print("interrupted")
         return 130
     return code if isinstance(code, int) else 0
+
+
+# Options that take several values in a row (`--baseline a.npz b.npz`), as shells expand globs.
+# Click options take one value per flag, so each value gets its own flag before parsing.
+_VARIADIC = {"compare": ("--baseline", "-b", "--candidate", "-c")}
+
+
+def _expand_variadic(args: list[str]) -> list[str]:
+    command = next((a for a in args if not a.startswith("-")), None)
+    flags = _VARIADIC.get(command or "", ())
+    out: list[str] = []
+    current: str | None = None
+    for arg in args:
+        if arg in flags:
+            current = arg
+            out.append(arg)
+            continue
+        if arg.startswith("-"):
+            current = None
+        elif current is not None and out[-1] != current:
+            out.append(current)  # a further value of the same option
+        out.append(arg)
+    return out
 
 
 def _one_line(message: str) -> str:

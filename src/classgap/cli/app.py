@@ -53,8 +53,8 @@ class Interval(str, Enum):
 PRED_HELP = "Prediction files (.npz, .csv, .parquet, .pt); several files are several seeds."
 CLASSES_OPT = typer.Option(None, "--classes", help="Class names: a JSON list or a text file, "
                            "one name per line (default: from the files, else 0..K-1).")
-N_BOOT_OPT = typer.Option(1000, "--n-boot", min=1, help="Bootstrap replicates.")
-CONF_OPT = typer.Option(0.95, "--confidence", min=0.5, max=0.999, help="Interval level.")
+N_BOOT_OPT = typer.Option(1000, "--n-boot", help="Bootstrap replicates.")
+CONF_OPT = typer.Option(0.95, "--confidence", help="Interval level.")
 SEED_OPT = typer.Option(0, "--seed", help="Seed of the bootstrap (same seed, same intervals).")
 FORMAT_OPT = typer.Option(Format.table, "--format", "-f", help="Output format.")
 OUT_OPT = typer.Option(None, "--out", "-o", help="Write the output to this file.")
@@ -85,7 +85,7 @@ def audit_cmd(
     interval: Interval = typer.Option(Interval.auto, "--interval",
                                       help="Per-class interval: auto = Wilson for one run, "
                                            "two-level bootstrap for several."),
-    worst_k: int | None = typer.Option(None, "--worst-k", min=1,
+    worst_k: int | None = typer.Option(None, "--worst-k",
                                        help="Classes in the worst-k mean (default 10%)."),
     fmt: Format = FORMAT_OPT,
     out: Path | None = OUT_OPT,
@@ -113,7 +113,7 @@ def compare_cmd(
     candidate: list[Path] = typer.Option(..., "--candidate", "-c", help=PRED_HELP,
                                          show_default=False),
     classes: Path | None = CLASSES_OPT,
-    alpha: float = typer.Option(0.05, "--alpha", min=1e-12, max=1.0,
+    alpha: float = typer.Option(0.05, "--alpha",
                                 help="False-discovery (bh) or family-wise (holm) level."),
     correction: Correction = typer.Option(Correction.bh, "--correction",
                                           help="Multiple-comparison correction over classes."),
@@ -125,12 +125,15 @@ def compare_cmd(
     fmt: Format = FORMAT_OPT,
     out: Path | None = OUT_OPT,
     fail_on_drop: float | None = typer.Option(
-        None, "--fail-on-drop", min=0.0, metavar="POINTS",
+        None, "--fail-on-drop", metavar="POINTS",
         help="Exit 3 when a class drops significantly by more than POINTS points."),
 ) -> None:
     """Paired per-class comparison of a candidate against a baseline on the same test set."""
+    from classgap._validation import check_in_range
     from classgap.audit.api import compare_files
 
+    if fail_on_drop is not None:
+        check_in_range(fail_on_drop, "fail_on_drop", 0.0, 100.0)
     result = compare_files(baseline, candidate, classes=classes, alpha=alpha,
                            correction=correction.value, test=test.value, n_boot=n_boot,
                            confidence=confidence, random_state=seed)

@@ -1,0 +1,442 @@
+"""Confidence intervals for per-class accuracy: Wilson, class-stratified bootstrap, seeds.
+
+The bootstrap never resamples rows. Resampling the ``n_k`` test samples of class ``k`` with
+replacement only matters through how many of the drawn samples are correct, and that number
+is exactly ``Binomial(n_k, c_k / n_k)``; so one ``rng.binomial`` call on an ``(n_boot, K)``
+grid gives every replicate of every class at once (1000 replicates x 1000 classes: ~30 ms).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+from scipy import special, stats
+
+from classgap._validation import (
+    check_choice,
+    check_in_range,
+    check_positive_int,
+    check_random_state,
+    fail,
+)
+from classgap.audit.perclass import warn_absent
+
+__all__ = [
+    "bootstrap_class_accuracy",
+    "bootstrap_interval",
+    "bootstrap_statistic",
+    "class_accuracy_jackknife",
+    "seed_interval",
+    "two_level_bootstrap_accuracy",
+    "wilson_interval",
+]
+
+Statistic = Callable[[np.ndarray], np.ndarray]  # (..., K) accuracies -> (...,)
+METHODS = ("percentile", "bca", "basic")
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence numpy's warnings for NaN slices: NaN is the documented answer there."""
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def check_confidence(confidence: Any) -> float:
+    """``confidence`` as a float in the open interval (0, 1)."""
+    return float(check_in_range(confidence, "confidence", 0, 1, inclusive=(False, False)))
+
+
+def check_counts(correct: Any, support: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate per-class counts: non-negative integers with ``correct <= support``."""
+    out = []
+    for name, x in (("correct", correct), ("support", support)):
+        arr = np.asarray(x)
+        if arr.dtype.kind == "f":
+            bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (arr < 0)
+        elif arr.dtype.kind in "iu":
+            bad = arr < 0
+        else:
+            raise fail(name, "hold non-negative integer counts", f"dtype {arr.dtype}")
+        if bad.any():
+            raise fail(name, "hold non-negative integer counts", arr[bad].flat[0].item())
+        out.append(arr.astype(np.int64))
+    c, n = out
+    if c.shape[-1:] != n.shape[-1:] or n.ndim != 1:
+        raise fail("correct", f"have shape (..., {n.shape[-1] if n.ndim else '?'}) matching "
+                   "1-D 'support'", f"shapes {c.shape} and {n.shape}")
+    if (c > n).any():
+        raise fail("correct", "be <= 'support' for every class", "a larger count")
+    return c, n
+
+
+def _accuracy(correct: np.ndarray, support: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(support > 0, correct / np.maximum(support, 1), np.nan)
+
+
+def wilson_interval(successes: Any, n: Any, confidence: float = 0.95,
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval for binomial proportions (closed form, vectorised).
+
+    Equals ``statsmodels.stats.proportion.proportion_confint(method="wilson")``; ``n = 0``
+    gives NaN bounds.
+
+    Parameters
+    ----------
+    successes, n : array_like of int, broadcastable
+    confidence : float in (0, 1)
+
+    Returns
+    -------
+    low, high : ndarray of float, the broadcast shape
+
+    Examples
+    --------
+    >>> low, high = wilson_interval(68, 100)
+    >>> round(float(low), 4), round(float(high), 4)
+    (0.5834, 0.7633)
+    """
+    confidence = check_confidence(confidence)
+    x = np.asarray(successes, dtype=np.float64)
+    m = np.asarray(n, dtype=np.float64)
+    for name, arr in (("successes", x), ("n", m)):
+        bad = ~np.isfinite(arr) | (arr < 0)
+        if bad.any():
+            raise fail(name, "hold finite non-negative counts", float(arr[bad].flat[0]))
+    x, m = np.broadcast_arrays(x, m)
+    if (x > m).any():
+        raise fail("successes", "be <= 'n'", float(x[x > m].flat[0]))
+    z = stats.norm.isf((1.0 - confidence) / 2.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = x / m
+        denom = 1.0 + z * z / m
+        center = (q + z * z / (2.0 * m)) / denom
+        half = z * np.sqrt(q * (1.0 - q) / m + z * z / (4.0 * m * m)) / denom
+    low = np.where(m > 0, np.clip(center - half, 0.0, 1.0), np.nan)
+    high = np.where(m > 0, np.clip(center + half, 0.0, 1.0), np.nan)
+    return low, high
+
+
+def bootstrap_class_accuracy(correct: Any, support: Any, *, n_boot: int = 1000,
+                             random_state: int | np.random.Generator | None = None,
+                             ) -> np.ndarray:
+    """Class-stratified bootstrap replicates of per-class accuracy.
+
+    A stratified bootstrap redraws the ``n_k`` samples of each class ``k`` with replacement.
+    Per-class accuracy depends only on how many drawn samples are correct, which is exactly
+    ``Binomial(n_k, c_k / n_k)``; so the replicates are one ``rng.binomial`` draw on an
+    ``(n_boot, K)`` grid divided by ``n_k`` (no loop over replicates or classes).
+
+    Parameters
+    ----------
+    correct, support : array of int, shape (K,)
+    n_boot : int >= 1
+    random_state : int, Generator or None
+
+    Returns
+    -------
+    ndarray of float, shape (n_boot, K); columns of classes with support 0 are NaN.
+
+    Examples
+    --------
+    >>> reps = bootstrap_class_accuracy([45, 10], [50, 10], n_boot=200, random_state=0)
+    >>> reps.shape, bool((reps[:, 1] == 1.0).all())
+    ((200, 2), True)
+    """
+    c, n = check_counts(correct, support)
+    if c.ndim != 1:
+        raise fail("correct", "be 1-D (one count per class)", f"shape {c.shape}")
+    n_boot = check_positive_int(n_boot, "n_boot")
+    rng = check_random_state(random_state)
+    p = _accuracy(c, n)
+    draws = rng.binomial(n, np.nan_to_num(p), size=(n_boot, n.size))  # (B, K)
+    return _accuracy(draws, n)
+
+
+def _quantiles_at(sorted_reps: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Per-column quantile of column-sorted ``(B, M)`` replicates at ``levels`` (M,).
+
+    Linear interpolation, as ``np.quantile``'s default (and ``scipy.stats.bootstrap``).
+    """
+    b = sorted_reps.shape[0]
+    pos = np.clip(levels, 0.0, 1.0) * (b - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, b - 1)
+    frac = pos - lo
+    cols = np.arange(sorted_reps.shape[1])
+    a, z = sorted_reps[lo, cols], sorted_reps[hi, cols]
+    with np.errstate(invalid="ignore"):
+        return a + (z - a) * frac
+
+
+def acceleration(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """BCa acceleration ``a = sum w d^3 / (6 (sum w d^2)^(3/2))`` from weighted jackknife values.
+
+    ``d`` = weighted jackknife mean - value. Rows with a NaN value get zero weight; a column
+    whose jackknife values are all equal gets ``a = 0``.
+
+    Parameters
+    ----------
+    values : (J, M)
+    weights : (J,) or (J, M)
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    w = np.broadcast_to(weights.reshape(weights.shape + (1,) * (values.ndim - weights.ndim)),
+                        values.shape)
+    ok = np.isfinite(values) & (w > 0)
+    w = np.where(ok, w, 0.0)
+    v = np.where(ok, values, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (w * v).sum(axis=0) / w.sum(axis=0)
+        d = np.where(ok, mean - v, 0.0)
+        num = (w * d**3).sum(axis=0)
+        den = 6.0 * (w * d**2).sum(axis=0) ** 1.5
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+
+
+def bootstrap_interval(theta_hat: Any, replicates: Any, *, confidence: float = 0.95,
+                       method: str = "percentile",
+                       jackknife: tuple[np.ndarray, np.ndarray] | None = None,
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile, BCa or basic interval from bootstrap replicates of one or many statistics.
+
+    BCa (Efron & Tibshirani 1993, 14.3): ``z0 = Phi^-1(fraction of replicates < theta_hat)``
+    with ties counted as half, acceleration ``a`` from the jackknife, and the interval is the
+    replicate quantiles at ``Phi(z0 + (z0 + z_q) / (1 - a (z0 + z_q)))`` for
+    ``z_q = Phi^-1((1 -/+ confidence) / 2)``. Without ``jackknife``, ``a = 0`` (bias-corrected
+    percentile). The fraction is clipped to ``[1 / 2B, 1 - 1 / 2B]`` so a ``theta_hat`` outside
+    every replicate gives the extreme replicate instead of an infinite ``z0`` (with a
+    ``UserWarning``: the statistic's bootstrap bias then exceeds its spread, as for the
+    standard deviation or worst-k mean of many small noisy classes).
+    Basic (reverse percentile): ``(2 theta_hat - q_hi, 2 theta_hat - q_lo)``.
+
+    Parameters
+    ----------
+    theta_hat : float or array, shape () or (M,)
+        The statistic on the observed data.
+    replicates : array, shape (B,) or (B, M)
+    confidence : float in (0, 1)
+    method : {"percentile", "bca", "basic"}
+    jackknife : (values (J,) or (J, M), weights (J,) or (J, M)), optional
+        Weighted jackknife values (see :func:`class_accuracy_jackknife`), for BCa.
+
+    Returns
+    -------
+    low, high : float arrays of the shape of ``theta_hat``; NaN where ``theta_hat`` or any
+    replicate of that statistic is NaN.
+
+    Examples
+    --------
+    >>> reps = np.random.default_rng(0).normal(size=(2000,))
+    >>> low, high = bootstrap_interval(0.0, reps)
+    >>> bool(-2.1 < low < -1.8 and 1.8 < high < 2.1)
+    True
+    """
+    confidence = check_confidence(confidence)
+    method = check_choice(method, "method", METHODS)
+    reps = np.asarray(replicates, dtype=np.float64)
+    theta = np.asarray(theta_hat, dtype=np.float64)
+    scalar = reps.ndim == 1
+    if reps.ndim not in (1, 2) or reps.shape[0] < 1:
+        raise fail("replicates", "have shape (B,) or (B, M) with B >= 1", f"shape {reps.shape}")
+    reps2 = reps[:, None] if scalar else reps
+    theta1 = np.broadcast_to(theta.reshape(-1) if theta.ndim else theta, reps2.shape[1:])
+    alpha = (1.0 - confidence) / 2.0
+    if method == "percentile":
+        low, high = np.quantile(reps2, [alpha, 1.0 - alpha], axis=0)
+    elif method == "basic":
+        q_low, q_high = np.quantile(reps2, [alpha, 1.0 - alpha], axis=0)
+        low, high = 2.0 * theta1 - q_high, 2.0 * theta1 - q_low
+    else:
+        b = reps2.shape[0]
+        below = (reps2 < theta1).sum(axis=0) + 0.5 * (reps2 == theta1).sum(axis=0)
+        outside = ((below == 0) | (below == b)) & ~np.isnan(reps2).any(axis=0)
+        if b > 1 and outside.any():
+            warnings.warn(
+                f"BCa: the estimate lies outside all {b} bootstrap replicates for "
+                f"{int(outside.sum())} statistic(s), whose bootstrap bias exceeds their spread; "
+                "the bias correction is capped and those intervals are unreliable (the basic "
+                "interval, method='basic', at least corrects in the right direction)",
+                UserWarning, stacklevel=2)
+        frac = np.clip(below / b, 0.5 / b, 1.0 - 0.5 / b)
+        z0 = special.ndtri(frac)
+        if jackknife is None:
+            a = np.zeros_like(z0)
+        else:
+            values = np.asarray(jackknife[0], dtype=np.float64)
+            values = values[:, None] if values.ndim == 1 else values
+            a = acceleration(values, np.asarray(jackknife[1], dtype=np.float64))
+        z = special.ndtri([alpha, 1.0 - alpha])
+        levels = [special.ndtr(z0 + (z0 + zq) / (1.0 - a * (z0 + zq))) for zq in z]
+        sorted_reps = np.sort(reps2, axis=0)
+        low, high = (_quantiles_at(sorted_reps, lv) for lv in levels)
+    bad = np.isnan(theta1) | np.isnan(reps2).any(axis=0)
+    low, high = np.where(bad, np.nan, low), np.where(bad, np.nan, high)
+    if scalar or (theta.ndim == 0 and reps2.shape[1] == 1):
+        return low.reshape(()), high.reshape(())
+    return low, high
+
+
+def class_accuracy_jackknife(correct: Any, support: Any, statistic: Statistic,
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact delete-one-sample jackknife of a statistic of the per-class accuracy vector.
+
+    Deleting any correct sample of class ``k`` gives the same accuracy vector (class ``k`` at
+    ``(c_k - 1) / (n_k - 1)``), and so does deleting any incorrect one (``c_k / (n_k - 1)``);
+    so the N deletions collapse to 2K rows with multiplicities ``c_k`` and ``n_k - c_k``. Row
+    ``2k`` deletes a correct sample of class ``k``, row ``2k + 1`` an incorrect one. Rows of
+    zero weight hold the full-data accuracy vector.
+
+    Parameters
+    ----------
+    correct, support : array of int, shape (K,)
+    statistic : callable (..., K) -> (...)
+        Must accept a (2K, K) array (NaN-aware if a class has support 0 or 1).
+
+    Returns
+    -------
+    values : ndarray, shape (2K, ...)
+    weights : ndarray of int64, shape (2K,)
+
+    Examples
+    --------
+    >>> values, weights = class_accuracy_jackknife([1, 2], [2, 2], lambda a: a.mean(axis=-1))
+    >>> values.tolist(), weights.tolist()
+    ([0.5, 1.0, 0.75, 0.75], [1, 1, 2, 0])
+    """
+    c, n = check_counts(correct, support)
+    k = n.size
+    base = _accuracy(c, n)
+    weights = np.stack([c, n - c], axis=1).reshape(-1)  # (2K,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        deleted = np.stack([(c - 1) / (n - 1), c / (n - 1)], axis=1).reshape(-1)  # (2K,)
+    deleted = np.where(weights > 0, deleted, np.repeat(base, 2))
+    # The (2K, K) matrix is built in row blocks of ~4M entries (one block up to K = 1414) so
+    # that K = 10,000 classes needs ~32 MB at a time instead of 1.6 GB.
+    block = max(1, 4_000_000 // max(k, 1))
+    parts = []
+    for start in range(0, 2 * k, block):
+        rows = np.arange(start, min(start + block, 2 * k))
+        matrix = np.tile(base, (rows.size, 1))  # (rows, K)
+        matrix[np.arange(rows.size), rows // 2] = deleted[rows]
+        parts.append(np.asarray(statistic(matrix)))
+    return np.concatenate(parts, axis=0), weights
+
+
+def bootstrap_statistic(correct: Any, support: Any, statistic: Statistic, *,
+                        n_boot: int = 1000, confidence: float = 0.95, method: str = "bca",
+                        random_state: int | np.random.Generator | None = None,
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Estimate and class-stratified bootstrap interval of a statistic of per-class accuracy.
+
+    ``statistic`` maps per-class accuracies ``(..., K)`` to ``(...)`` or ``(..., M)``; e.g.
+    ``lambda a: np.nanmin(a, axis=-1)`` for worst-class accuracy, whose interval must come from
+    here and not from the Wilson interval of the observed worst class (the observed minimum of
+    noisy estimates is biased low, and which class is worst is itself uncertain).
+
+    Returns
+    -------
+    estimate, low, high : float arrays of the statistic's output shape
+
+    Examples
+    --------
+    >>> est, low, high = bootstrap_statistic([40, 45, 30], [50, 50, 50],
+    ...     lambda a: np.nanmin(a, axis=-1), n_boot=500, random_state=0)
+    >>> float(est), bool(low < est <= high)
+    (0.6, True)
+    """
+    method = check_choice(method, "method", METHODS)
+    confidence = check_confidence(confidence)
+    c, n = check_counts(correct, support)
+    warn_absent(n)
+    reps = bootstrap_class_accuracy(c, n, n_boot=n_boot, random_state=random_state)
+    with quiet():
+        estimate = np.asarray(statistic(_accuracy(c, n)), dtype=np.float64)
+        values = np.asarray(statistic(reps), dtype=np.float64).reshape(n_boot, -1)  # (B, M)
+        jack = None
+        if method == "bca":
+            jv, jw = class_accuracy_jackknife(c, n, statistic)
+            jack = (np.asarray(jv, dtype=np.float64).reshape(jw.size, -1), jw)
+    low, high = bootstrap_interval(estimate.reshape(-1), values, confidence=confidence,
+                                   method=method, jackknife=jack)
+    return estimate, low.reshape(estimate.shape), high.reshape(estimate.shape)
+
+
+def seed_interval(values: Any, confidence: float = 0.95,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and Student-t interval across runs (seeds), per class.
+
+    ``mean +/- t_{S-1} * std(ddof=1) / sqrt(S)``, as ``scipy.stats.t.interval``; S = 1 gives
+    NaN bounds. NaN entries (absent classes) propagate.
+
+    Parameters
+    ----------
+    values : array, shape (S, K)
+        Per-run per-class accuracies.
+
+    Returns
+    -------
+    mean, low, high : ndarray, shape (K,)
+
+    Examples
+    --------
+    >>> mean, low, high = seed_interval([[0.5, 0.9], [0.7, 0.9]])
+    >>> mean.tolist(), float(high[1])
+    ([0.6, 0.9], 0.9)
+    """
+    confidence = check_confidence(confidence)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2 or v.shape[0] < 1:
+        raise fail("values", "be a 2-D array of shape (S, K) with S >= 1", f"shape {v.shape}")
+    if np.isinf(v).any():
+        raise fail("values", "be finite or NaN", "inf")
+    s = v.shape[0]
+    mean = v.mean(axis=0)
+    if s < 2:
+        nan = np.full_like(mean, np.nan)
+        return mean, nan, nan.copy()
+    half = stats.t.ppf(0.5 + confidence / 2.0, s - 1) * v.std(axis=0, ddof=1) / np.sqrt(s)
+    return mean, mean - half, mean + half
+
+
+def two_level_bootstrap_accuracy(correct: Any, support: Any, *, n_boot: int = 1000,
+                                 random_state: int | np.random.Generator | None = None,
+                                 ) -> np.ndarray:
+    """Two-level bootstrap of the seed-mean per-class accuracy: seeds, then test samples.
+
+    Each replicate draws S seeds with replacement, then for every chosen seed and class the
+    number correct as ``Binomial(n_k, c_sk / n_k)`` (the stratified sample bootstrap of that
+    run), and averages over the drawn seeds. Vectorised on an ``(n_boot, S, K)`` grid.
+
+    Parameters
+    ----------
+    correct : array of int, shape (S, K)
+        Per-run number correct per class (same test set, so one ``support``).
+    support : array of int, shape (K,)
+
+    Returns
+    -------
+    ndarray, shape (n_boot, K)
+
+    Examples
+    --------
+    >>> two_level_bootstrap_accuracy([[40, 5], [44, 5]], [50, 5], n_boot=100,
+    ...                              random_state=0).shape
+    (100, 2)
+    """
+    c, n = check_counts(correct, support)
+    if c.ndim != 2:
+        raise fail("correct", "be a 2-D array of shape (S, K)", f"shape {c.shape}")
+    n_boot = check_positive_int(n_boot, "n_boot")
+    rng = check_random_state(random_state)
+    s = c.shape[0]
+    seeds = rng.integers(0, s, size=(n_boot, s))  # (B, S)
+    p = np.nan_to_num(_accuracy(c, n))[seeds]  # (B, S, K)
+    draws = rng.binomial(n, p)  # (B, S, K)
+    return _accuracy(draws, n).mean(axis=1)

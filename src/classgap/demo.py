@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
+from classgap.audit.api import compare_files
+from classgap.audit.compare import Comparison
 from classgap.audit.io import write_predictions
-from classgap.cli import run as run_cli
+from classgap.cli import render
 from classgap.data.splits import stratified_split
 
 WEAK_C = 1e4  # ~unregularized: the "no regularization" reference
@@ -60,6 +62,24 @@ def make_predictions(out: Path, *, seeds: int = 5, console: Console | None = Non
                       f"cross-validation chose C = {tuned.C_[0]:.3g} (weak: C = {WEAK_C:g})")
 
 
+def who_pays(result: Comparison) -> str:
+    """One paragraph: the average change, and which classes fell, significantly or not."""
+    o = result.overall
+    table = result.classes
+    fell = table[table["delta"] < 0].sort_values("delta")
+    lines = [f"\nAverage accuracy {100 * o['acc_baseline']:.1f}% → {100 * o['acc_candidate']:.1f}% "
+             f"({100 * o['delta']:+.1f} points, p = {o['p_value']:.2g})."]
+    if fell.empty:
+        lines.append("No class fell.")
+    else:
+        listed = ", ".join(f"{c} ({100 * d:+.1f})" for c, d in zip(fell["class"], fell["delta"],
+                                                                  strict=True))
+        significant = int((fell["verdict"] == "drop").sum())
+        lines.append(f"{len(fell)} class(es) fell: {listed}; {significant} of them significantly "
+                     f"(q < {o['alpha']:g}, {o['correction']}).")
+    return " ".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m classgap.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,22 +87,24 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the prediction files go (default: demo-out)")
     parser.add_argument("--seeds", type=int, default=5, help="training subsamples per side")
     args = parser.parse_args(argv)
-    console = Console(highlight=False)
+    console = render.make_console()
     console.rule("[bold]classgap demo: who pays for cross-validated L2 regularization?")
     console.print("Logistic regression on digits (8×8), weak L2 vs L2 strength chosen by 5-fold "
                   "cross-validation of average accuracy;\none fixed test split, "
                   f"{args.seeds} training subsamples (seeds) per side.")
     start = time.perf_counter()
     make_predictions(args.out, seeds=args.seeds, console=console)
-    weak = [str(args.out / f"weak_seed{s}.npz") for s in range(args.seeds)]
-    tuned = [str(args.out / f"cv_seed{s}.npz") for s in range(args.seeds)]
-    cmd = ["compare", "--baseline", *weak, "--candidate", *tuned]
+    weak = [args.out / f"weak_seed{s}.npz" for s in range(args.seeds)]
+    tuned = [args.out / f"cv_seed{s}.npz" for s in range(args.seeds)]
     console.print(f"\n$ classgap compare --baseline {args.out}/weak_seed*.npz "
                   f"--candidate {args.out}/cv_seed*.npz\n")
-    code = run_cli(cmd)
+    result = compare_files(weak, tuned, random_state=0)
+    for table in render.comparison_tables(result):
+        console.print(table)
+    console.print(who_pays(result))
     console.print(f"\nprediction files in {args.out}/ ({time.perf_counter() - start:.1f} s). "
-                  "Try: classgap audit " + " ".join(tuned))
-    return code
+                  f"Try: classgap audit {args.out}/cv_seed*.npz")
+    return 0
 
 
 if __name__ == "__main__":

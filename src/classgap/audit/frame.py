@@ -41,6 +41,7 @@ from classgap.audit.disparity import (
     accuracy_std,
     balanced_accuracy,
     best_worst_gap,
+    clip_to_range,
     coefficient_of_variation,
     disparity_summary,
     harmonic_mean,
@@ -48,6 +49,7 @@ from classgap.audit.disparity import (
     worst_k_mean,
 )
 from classgap.audit.intervals import (
+    METHODS,
     bootstrap_interval,
     seed_interval,
     two_level_bootstrap_accuracy,
@@ -159,6 +161,7 @@ def audit(
     n_boot: int = 1000,
     confidence: float = 0.95,
     interval: str = "auto",
+    method: str = "basic",
     random_state: int | np.random.Generator | None = 0,
 ) -> ClassAudit:
     """Audit per-class accuracy of one model on one test set.
@@ -185,6 +188,10 @@ def audit(
     interval : {"auto", "wilson", "bootstrap", "seeds"}
         Per-class accuracy interval. ``auto``: Wilson for one run, the two-level bootstrap
         (seeds, then samples) for several; ``seeds``: mean ± t-interval across runs.
+    method : {"basic", "percentile", "bca"}
+        Bootstrap interval of the summary metrics. ``basic`` (default) corrects the bias of
+        worst-class, worst-k, std and harmonic mean (see
+        :func:`~classgap.audit.disparity.disparity_summary`); ``bca`` only for one run.
     random_state : int, Generator or None
         Seed of the bootstrap; the same seed gives identical intervals.
 
@@ -207,6 +214,7 @@ def audit(
     check_positive_int(n_boot, "n_boot")
     check_in_range(confidence, "confidence", 0.0, 1.0, inclusive=(False, False))
     interval = check_choice(interval, "interval", _INTERVALS)
+    method = check_choice(method, "method", METHODS)
     y_true = check_labels(y_true, "y_true")
     runs = [check_labels(r, "y_pred") for r in runs]
     check_same_length([("y_true", y_true)] + [("y_pred", r) for r in runs])
@@ -236,14 +244,14 @@ def audit(
     if len(runs) == 1:
         summary = disparity_summary(
             y_true, np.asarray(runs[0]), n_classes, k=k, groups=groups, n_boot=n_boot,
-            confidence=confidence, random_state=rng,
+            confidence=confidence, method=method, random_state=rng,
         )
         replicates = None
     else:
         replicates = two_level_bootstrap_accuracy(correct, support, n_boot=n_boot,
                                                   random_state=rng)
         summary = _seed_summary(correct, support, replicates, k=k, groups=groups,
-                                confidence=confidence)
+                                confidence=confidence, method=method)
     class_intervals = _class_intervals(interval, correct, support, replicates, confidence,
                                        n_boot, rng)
     class_intervals.index = by_class.index
@@ -255,7 +263,8 @@ def audit(
         n_runs=len(runs),
         confidence=confidence,
         interval=interval,
-        meta={"n_samples": int(len(y_true)), "n_classes": int(n_classes), "n_boot": n_boot},
+        meta={"n_samples": int(len(y_true)), "n_classes": int(n_classes), "n_boot": n_boot,
+              "method": method},
     )
 
 
@@ -334,7 +343,7 @@ def _class_intervals(kind: str, correct: np.ndarray, support: np.ndarray,
 
 def _seed_summary(correct: np.ndarray, support: np.ndarray, replicates: np.ndarray, *,
                   k: int | None, groups: Mapping[str, Any] | None,
-                  confidence: float) -> pd.DataFrame:
+                  confidence: float, method: str) -> pd.DataFrame:
     """Disparity metrics of the seed-mean accuracies, intervals from two-level replicates."""
     n_classes = support.shape[0]
     k = max(1, round(0.1 * n_classes)) if k is None else k
@@ -358,13 +367,15 @@ def _seed_summary(correct: np.ndarray, support: np.ndarray, replicates: np.ndarr
             statistics[f"group:{group_name}={value}"] = (
                 lambda a, m=mask: np.nanmean(a[..., m], axis=-1)
             )
-    rows = {}
-    for name, stat in statistics.items():
-        estimate = float(stat(acc))
-        low, high = bootstrap_interval(estimate, stat(replicates), confidence=confidence,
-                                       method="percentile")
-        rows[name] = (estimate, float(np.asarray(low)), float(np.asarray(high)))
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "low", "high"])
+    if method == "bca":
+        raise InputError("'method' must be 'basic' or 'percentile' for several runs (BCa "
+                         "needs a jackknife over samples of one run); got 'bca'")
+    estimate = np.array([stat(acc) for stat in statistics.values()], dtype=np.float64)
+    values = np.stack([stat(replicates) for stat in statistics.values()], axis=1)  # (B, M)
+    low, high = bootstrap_interval(estimate, values, confidence=confidence, method=method)
+    low, high = clip_to_range(list(statistics), low, high)
+    return pd.DataFrame({"estimate": estimate, "low": low, "high": high},
+                        index=pd.Index(list(statistics), name="metric", dtype=object))
 
 
 def _json_number(value: Any) -> Any:

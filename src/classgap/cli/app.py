@@ -22,7 +22,7 @@ app = typer.Typer(
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-console = Console(highlight=False)
+console = render.make_console()
 
 
 class Format(str, Enum):
@@ -41,6 +41,12 @@ class Test(str, Enum):
     mcnemar = "mcnemar"
     welch = "welch"
     permutation = "permutation"
+
+
+class Method(str, Enum):
+    basic = "basic"
+    percentile = "percentile"
+    bca = "bca"
 
 
 class Interval(str, Enum):
@@ -85,6 +91,9 @@ def audit_cmd(
     interval: Interval = typer.Option(Interval.auto, "--interval",
                                       help="Per-class interval: auto = Wilson for one run, "
                                            "two-level bootstrap for several."),
+    method: Method = typer.Option(Method.basic, "--method",
+                                  help="Bootstrap interval of the disparity summary; basic "
+                                       "corrects the low bias of worst-class and worst-k."),
     worst_k: int | None = typer.Option(None, "--worst-k",
                                        help="Classes in the worst-k mean (default 10%)."),
     fmt: Format = FORMAT_OPT,
@@ -94,7 +103,8 @@ def audit_cmd(
     from classgap.audit.api import audit_files
 
     result = audit_files(predictions, classes=classes, n_boot=n_boot, confidence=confidence,
-                         interval=interval.value, k=worst_k, random_state=seed)
+                         interval=interval.value, method=method.value, k=worst_k,
+                         random_state=seed)
     if fmt is Format.json:
         _emit(render.to_json(result.to_dict()), out)
     elif fmt is Format.csv:

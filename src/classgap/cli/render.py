@@ -22,6 +22,12 @@ FORMATS = ("table", "json", "csv")
 _VERDICT_STYLE = {"drop": "bold red", "gain": "bold green", "none": "dim"}
 
 
+def make_console(**kwargs: Any) -> Console:
+    """A rich console; piped output (CI logs, ``| less``) gets 120 columns instead of 80."""
+    console = Console(highlight=False, **kwargs)
+    return console if console.is_terminal else Console(highlight=False, width=120, **kwargs)
+
+
 def _pct(x: Any, digits: int = 1) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}"
 
@@ -53,7 +59,8 @@ def audit_tables(result: ClassAudit) -> list[Table]:
             _pct(row["precision"]), _pct(row["f1"]),
             style="bold red" if i == worst else None,
         )
-    summary = Table(title=f"Overall and disparity ({level} bootstrap intervals)")
+    method = result.meta.get("method", "")
+    summary = Table(title=f"Overall and disparity ({level} {method} bootstrap intervals)")
     for name in ("metric", "estimate", "low", "high"):
         summary.add_column(name, justify="left" if name == "metric" else "right")
     for metric, row in result.summary.iterrows():

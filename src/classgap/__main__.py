@@ -1,0 +1,3 @@
+from classgap.cli import main
+
+main()

@@ -263,7 +263,7 @@ def audit(
         n_runs=len(runs),
         confidence=confidence,
         interval=interval,
-        meta={"n_samples": int(len(y_true)), "n_classes": int(n_classes), "n_boot": n_boot,
+        meta={"n_samples": len(y_true), "n_classes": int(n_classes), "n_boot": n_boot,
               "method": method},
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -25,31 +25,31 @@ app.add_typer(data_app, name="data")
 console = render.make_console()
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
     csv = "csv"
 
 
-class Correction(str, Enum):
+class Correction(StrEnum):
     bh = "bh"
     holm = "holm"
 
 
-class Test(str, Enum):
+class Test(StrEnum):
     auto = "auto"
     mcnemar = "mcnemar"
     welch = "welch"
     permutation = "permutation"
 
 
-class Method(str, Enum):
+class Method(StrEnum):
     basic = "basic"
     percentile = "percentile"
     bca = "bca"
 
 
-class Interval(str, Enum):
+class Interval(StrEnum):
     auto = "auto"
     wilson = "wilson"
     bootstrap = "bootstrap"

@@ -19,8 +19,14 @@ from classgap.errors import InputError
 
 
 def fmt_value(value: Any, limit: int = 60) -> str:
-    """Short, readable repr of an offending value for an error message."""
-    text = repr(value)
+    """Short, readable repr of an offending value for an error message.
+
+    A string holding a space is already a description (``"12 at row 3"``, ``"shape (3, 2)"``)
+    and is shown as is; any other value is shown by its repr (``'xml'``, ``1.5``).
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
+    text = value if isinstance(value, str) and " " in value else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

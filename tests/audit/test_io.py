@@ -181,7 +181,7 @@ def test_topk_ties_follow_argmax() -> None:
 def test_topk_needs_scores_and_valid_k() -> None:
     pred = Predictions.from_arrays([0, 1], [0, 1])
     with pytest.raises(InputError, match=r"'scores' must be present \(logits or probs\) for "
-                                         r"top-5 accuracy; got 'predicted labels only'"):
+                                         r"top-5 accuracy; got predicted labels only"):
         pred.topk_correct(5)
     scored = Predictions.from_arrays([0, 1], logits=np.zeros((2, 3)))
     with pytest.raises(InputError, match=r"'k' must be at most the number of score columns"):

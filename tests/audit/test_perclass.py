@@ -113,7 +113,7 @@ def test_topk_correct_matches_sklearn(seed):
     [
         (lambda: confusion_matrix([0, 1], [0], 2), r"'y_pred' must have the same length"),
         (lambda: confusion_matrix([0, 5], [0, 1], 2),
-         r"'y_true' must hold integers in \[0, 1\]; got '5 at row 1'"),
+         r"'y_true' must hold integers in \[0, 1\]; got 5 at row 1"),
         (lambda: class_counts([0.0, np.nan], [0, 1], 2), r"'y_true' must hold integers; got .*nan"),
         (lambda: class_counts([0, 1], [0, 1], 0), r"'n_classes' must be an integer >= 1; got 0"),
         (lambda: per_class_metrics([0, 1], [0, 1], class_names=["a"], n_classes=2),

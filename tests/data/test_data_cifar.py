@@ -116,7 +116,7 @@ def test_builtins_eval_is_refused(tmp_path: Path) -> None:
         (np.zeros((4, 3072), np.uint8), [0] * 3,
          r"data_batch_2: field 'labels' must hold 4 labels .*got shape \(3,\)"),
         (np.zeros((4, 3072), np.uint8), [0, 1, 2, 10],
-         r"data_batch_2: field 'labels' must hold integers in \[0, 9\]; got '10 at row 3'"),
+         r"data_batch_2: field 'labels' must hold integers in \[0, 9\]; got 10 at row 3"),
     ],
 )
 def test_bad_batch(tmp_path: Path, data: Any, labels: list, match: str) -> None:

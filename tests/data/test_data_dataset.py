@@ -39,7 +39,7 @@ def test_frozen() -> None:
         (_images()[:, 0], [0, 0, 0, 0], ("a",), r"'images' must have shape \(N, C, H, W\)"),
         (_images(), [0, 0, 0], ("a",), r"'labels' must have one entry per image \(4\); got 3"),
         (_images(), [0, 0, 0, 5], ("a", "b"),
-         r"'labels' must hold integers in \[0, 1\]; got '5 at row 3'"),
+         r"'labels' must hold integers in \[0, 1\]; got 5 at row 3"),
         (_images(), [0, 0, 0, 0], (), r"'classes' must be a non-empty"),
         (_images(), [0, 0, 0, 0], ("a", "a"),
          r"'classes' must hold unique names, no repeats; got 'a'"),

@@ -112,7 +112,7 @@ def test_label_count_mismatch(tmp_path: Path) -> None:
 def test_label_out_of_range(tmp_path: Path) -> None:
     _fake_pair(tmp_path, 3, labels=np.array([0, 12, 1], np.uint8))
     with pytest.raises(DataFormatError, match=r"labels-idx1-ubyte\.gz: 'labels' must hold "
-                                              r"integers in \[0, 9\]; got '12 at row 1'"):
+                                              r"integers in \[0, 9\]; got 12 at row 1"):
         load_idx_pair(tmp_path / "train-images-idx3-ubyte.gz",
                       tmp_path / "train-labels-idx1-ubyte.gz", FASHION_MNIST_CLASSES, "fake")
 

@@ -47,7 +47,7 @@ def test_layouts_and_default_classes(tmp_path: Path) -> None:
         ({"images": np.zeros((2, 3, 3), np.uint8), "labels": np.array([0, "a"], object)},
          r"field 'labels' cannot be read without unpickling"),
         ({"images": np.zeros((2, 3, 3), np.uint8), "labels": [0, 2], "classes": ["a", "b"]},
-         r"field 'labels' must hold integers in \[0, 1\]; got '2 at row 1'"),
+         r"field 'labels' must hold integers in \[0, 1\]; got 2 at row 1"),
         ({"images": np.zeros((2, 3, 3), np.uint8), "labels": [0, -1]},
          r"field 'labels' must hold integers in \[0, inf\)"),
         ({"images": np.zeros((2, 3, 3), np.float32), "labels": [0, 1]},

@@ -182,3 +182,28 @@ def test_help_lists_commands(capsys) -> None:
     assert code == 0
     for command in ("audit", "compare", "data"):
         assert command in out
+
+
+def test_audit_groups_and_top_k(capsys, tmp_path) -> None:
+    rng = np.random.default_rng(3)
+    y_true = np.repeat(np.arange(K), 50)
+    logits = rng.normal(size=(len(y_true), K))
+    logits[np.arange(len(y_true)), y_true] += 1.0
+    preds = tmp_path / "p.npz"
+    write_predictions(preds, y_true=y_true, logits=logits)
+    counts = tmp_path / "counts.txt"
+    counts.write_text("500\n50\n50\n5\n")
+    code, out, err = invoke(capsys, "audit", preds, "--train-counts", counts, "--reference",
+                            preds, "--top-k", "2", "-f", "json")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert {"group:frequency=many", "group:frequency=medium", "group:frequency=few",
+            "group:difficulty=hard"} <= set(payload["overall"])
+    many = payload["overall"]["group:frequency=many"]["estimate"]
+    assert many == pytest.approx(payload["classes"][0]["accuracy"])
+    top2 = (np.argsort(-logits, axis=1)[:, :2] == y_true[:, None]).any(axis=1)
+    np.testing.assert_allclose([c["top2_accuracy"] for c in payload["classes"]],
+                               [top2[y_true == k].mean() for k in range(K)])
+    counts.write_text("500\n50\n")
+    code, _, err = invoke(capsys, "audit", preds, "--train-counts", counts)
+    assert code == 1 and "counts.txt" in err and "got 2 counts" in err

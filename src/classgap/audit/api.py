@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from classgap._validation import fail
 from classgap.audit.compare import Comparison, compare_predictions
+from classgap.audit.disparity import difficulty_tertiles
 from classgap.audit.frame import ClassAudit, audit_predictions
 from classgap.audit.io import align_runs, load_runs, read_class_names
+from classgap.audit.perclass import class_counts
+from classgap.errors import DataFormatError
 
 PathLike = str | Path
 
@@ -21,15 +28,67 @@ def _class_names(classes: PathLike | Sequence[str] | None) -> tuple[str, ...] | 
     return tuple(classes)
 
 
+def read_class_counts(path: PathLike) -> np.ndarray:
+    """Per-class training counts from a JSON list or a text file with one integer per line."""
+    source, file = str(path), Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFormatError(f"{source}: cannot be read ({exc.__class__.__name__})") from exc
+    try:
+        values = json.loads(text) if file.suffix.lower() == ".json" else [
+            int(line) for line in text.split() if line.strip()]
+    except ValueError as exc:
+        raise DataFormatError(f"{source}: must hold one integer count per class ({exc})") from exc
+    counts = np.asarray(values)
+    if counts.ndim != 1 or counts.size == 0 or counts.dtype.kind not in "iu" or (counts < 0).any():
+        raise fail("counts", "be a non-empty list of integers >= 0", str(values)[:60],
+                   source=source, error=DataFormatError)
+    return counts.astype(np.int64)
+
+
 def audit_files(paths: Sequence[PathLike], *, classes: PathLike | Sequence[str] | None = None,
+                train_counts: PathLike | Sequence[int] | None = None,
+                reference: Sequence[PathLike] | None = None, top_k: int | None = None,
                 **kwargs: Any) -> ClassAudit:
     """Audit one model from its prediction files (several files = several seeds).
 
-    ``classes`` is a list of class names or a JSON/txt file holding them; other keyword
-    arguments go to :func:`classgap.audit.audit`.
+    Parameters
+    ----------
+    paths : prediction files of one recipe.
+    classes : class names, or a JSON/txt file holding them.
+    train_counts : per-class training counts (or a file of them); adds many / medium / few
+        group accuracies (> 100, 20–100, < 20 training images).
+    reference : prediction files of a reference model on the same test set; adds
+        easy / medium / hard group accuracies (tertiles of the reference's per-class accuracy).
+    top_k : also report per-class top-k accuracy (needs scores in the files).
+    **kwargs : passed to :func:`classgap.audit.audit` (``n_boot``, ``confidence``, ...).
     """
     names = _class_names(classes)
-    return audit_predictions(load_runs(paths, classes=names), class_names=names, **kwargs)
+    runs = load_runs(paths, classes=names)
+    groups: dict[str, np.ndarray] = {}
+    if train_counts is not None:
+        from classgap.data.longtail import frequency_groups
+
+        counts = (read_class_counts(train_counts) if isinstance(train_counts, str | Path)
+                  else np.asarray(train_counts))
+        (runs,), n_classes, _ = align_runs(runs)
+        if len(counts) != n_classes:
+            raise DataFormatError(f"{train_counts}: must hold one count per class "
+                                  f"({n_classes}); got {len(counts)} counts")
+        groups["frequency"] = frequency_groups(counts)
+    if reference is not None:
+        (runs, ref), n_classes, _ = align_runs(runs, load_runs(reference, classes=names))
+        accuracy = np.mean([_accuracy(r.y_true, r.y_pred, n_classes) for r in ref], axis=0)
+        groups["difficulty"] = difficulty_tertiles(accuracy)
+    return audit_predictions(runs, class_names=names, groups=groups or None, top_k=top_k,
+                             **kwargs)
+
+
+def _accuracy(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    support, correct = class_counts(y_true, y_pred, n_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return correct / support
 
 
 def compare_files(baseline: Sequence[PathLike], candidate: Sequence[PathLike], *,

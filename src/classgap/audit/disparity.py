@@ -129,8 +129,13 @@ def _group_stat(acc: np.ndarray, *, groups: np.ndarray, name: Any) -> np.ndarray
     return group_mean(acc, groups, name)
 
 
-def _statistics(support: np.ndarray, k: int, groups: Mapping[str, Any] | None,
-                ) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+def summary_statistics(support: np.ndarray, k: int, groups: Mapping[str, Any] | None,
+                       ) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """metric name → function of per-class accuracies ``(..., K)`` returning ``(...)``.
+
+    The metrics of :func:`disparity_summary`, in its row order; ``support`` weights the
+    overall accuracy, ``k`` sets the worst-k mean, ``groups`` adds one group mean per label.
+    """
     n_total = support.sum()
 
     def overall(acc: np.ndarray) -> np.ndarray:
@@ -220,7 +225,7 @@ def disparity_summary(y_true: Any, y_pred: Any, n_classes: int, *, k: int | None
     if support.sum() == 0:
         raise fail("y_true", "hold at least one sample", "0 samples")
     warn_absent(support)
-    stats = _statistics(support, k, groups)
+    stats = summary_statistics(support, k, groups)
     reps = bootstrap_class_accuracy(correct, support, n_boot=n_boot,
                                     random_state=random_state)  # (B, K)
     with quiet():

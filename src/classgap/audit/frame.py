@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -37,17 +37,7 @@ from classgap._validation import (
     check_random_state,
     check_same_length,
 )
-from classgap.audit.disparity import (
-    accuracy_std,
-    balanced_accuracy,
-    best_worst_gap,
-    clip_to_range,
-    coefficient_of_variation,
-    disparity_summary,
-    harmonic_mean,
-    worst_class,
-    worst_k_mean,
-)
+from classgap.audit.disparity import clip_to_range, disparity_summary, summary_statistics
 from classgap.audit.intervals import (
     METHODS,
     bootstrap_interval,
@@ -237,7 +227,7 @@ def audit(
     counts = [class_counts(y_true, np.asarray(r), n_classes) for r in runs]
     support = counts[0][0]
     correct = np.stack([c for _, c in counts])  # (S, K)
-    confusion = sum(confusion_matrix(y_true, r, n_classes) for r in runs)
+    confusion = np.sum([confusion_matrix(y_true, r, n_classes) for r in runs], axis=0)
 
     if interval == "auto":
         interval = "wilson" if len(runs) == 1 else "bootstrap"
@@ -272,23 +262,36 @@ def audit_predictions(
     runs: Sequence[Predictions],
     *,
     class_names: Sequence[str] | None = None,
+    top_k: int | None = None,
     **kwargs: Any,
 ) -> ClassAudit:
     """Audit prediction files read by :func:`classgap.audit.io.read_predictions`.
 
     Several :class:`Predictions` are several runs (seeds) on the same test set; they are
-    aligned by ``sample_id`` when present. Keyword arguments go to :func:`audit`.
+    aligned by ``sample_id`` when present. ``top_k`` adds a ``top{k}_accuracy`` column
+    (mean over runs; needs scores). Other keyword arguments go to :func:`audit`.
     """
     (aligned,), n_classes, names = align_runs(list(runs))
     if class_names is not None:
         names = tuple(class_names)
-    return audit(
+    result = audit(
         aligned[0].y_true,
         [r.y_pred for r in aligned],
         n_classes=n_classes,
         class_names=names,
         **kwargs,
     )
+    if top_k is None:
+        return result
+    k = check_positive_int(top_k, "top_k")
+    support = np.bincount(aligned[0].y_true, minlength=n_classes)
+    hits = np.mean([np.bincount(r.y_true, weights=r.topk_correct(k), minlength=n_classes)
+                    for r in aligned], axis=0)
+    by_class = result.by_class.copy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        by_class.insert(by_class.columns.get_loc("accuracy") + 1, f"top{k}_accuracy",
+                        np.where(support > 0, hits / np.maximum(support, 1), np.nan))
+    return replace(result, by_class=by_class)
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -345,28 +348,10 @@ def _seed_summary(correct: np.ndarray, support: np.ndarray, replicates: np.ndarr
                   k: int | None, groups: Mapping[str, Any] | None,
                   confidence: float, method: str) -> pd.DataFrame:
     """Disparity metrics of the seed-mean accuracies, intervals from two-level replicates."""
-    n_classes = support.shape[0]
-    k = max(1, round(0.1 * n_classes)) if k is None else k
+    k = max(1, round(0.1 * support.shape[0])) if k is None else check_positive_int(k, "k")
     with np.errstate(invalid="ignore", divide="ignore"):
         acc = (correct / support).mean(axis=0)  # (K,)
-    weights = support / support.sum()
-    statistics = {
-        "accuracy": lambda a: np.nansum(a * weights, axis=-1),
-        "balanced_accuracy": balanced_accuracy,
-        "worst_class": worst_class,
-        "worst_k_mean": lambda a: worst_k_mean(a, k),
-        "best_worst_gap": best_worst_gap,
-        "std": accuracy_std,
-        "cv": coefficient_of_variation,
-        "harmonic_mean": harmonic_mean,
-    }
-    for group_name, labels in (groups or {}).items():
-        labels = np.asarray(labels)
-        for value in pd.unique(labels):
-            mask = labels == value
-            statistics[f"group:{group_name}={value}"] = (
-                lambda a, m=mask: np.nanmean(a[..., m], axis=-1)
-            )
+    statistics = summary_statistics(support, k, groups)
     if method == "bca":
         raise InputError("'method' must be 'basic' or 'percentile' for several runs (BCa "
                          "needs a jackknife over samples of one run); got 'bca'")

@@ -96,13 +96,23 @@ def audit_cmd(
                                        "corrects the low bias of worst-class and worst-k."),
     worst_k: int | None = typer.Option(None, "--worst-k",
                                        help="Classes in the worst-k mean (default 10%)."),
+    train_counts: Path | None = typer.Option(
+        None, "--train-counts", help="Per-class training counts (JSON list or one integer per "
+        "line): adds many/medium/few group accuracies."),
+    reference: list[Path] | None = typer.Option(
+        None, "--reference", help="Prediction files of a reference model: adds easy/medium/"
+        "hard group accuracies (tertiles of its per-class accuracy)."),
+    top_k: int | None = typer.Option(None, "--top-k", help="Also report per-class top-k "
+                                     "accuracy (needs logits or probs)."),
     fmt: Format = FORMAT_OPT,
     out: Path | None = OUT_OPT,
 ) -> None:
     """Per-class accuracy with intervals, and disparity summaries, of one model."""
     from classgap.audit.api import audit_files
 
-    result = audit_files(predictions, classes=classes, n_boot=n_boot, confidence=confidence,
+    result = audit_files(predictions, classes=classes, train_counts=train_counts,
+                         reference=reference or None, top_k=top_k, n_boot=n_boot,
+                         confidence=confidence,
                          interval=interval.value, method=method.value, k=worst_k,
                          random_state=seed)
     if fmt is Format.json:

@@ -47,16 +47,18 @@ def audit_tables(result: ClassAudit) -> list[Table]:
     level = f"{100 * result.confidence:g}%"
     runs = f", mean of {result.n_runs} runs" if result.n_runs > 1 else ""
     per_class = Table(title=f"Per-class accuracy ({level} {result.interval} interval{runs})")
-    for name, justify in [("class", "left"), ("support", "right"), ("accuracy", "right"),
-                          (f"{level} CI", "right"), ("precision", "right"), ("f1", "right")]:
-        per_class.add_column(name, justify=justify)  # type: ignore[arg-type]
     table = result.to_frame()
+    extra = [c for c in table.columns if c.startswith("top") and c.endswith("_accuracy")]
+    columns = ["class", "support", "accuracy", f"{level} CI",
+               *(c.removesuffix("_accuracy") for c in extra), "precision", "f1"]
+    for name in columns:
+        per_class.add_column(name, justify="left" if name == "class" else "right")
     worst = table["accuracy"].idxmin() if table["accuracy"].notna().any() else None
     for i, row in table.iterrows():
         per_class.add_row(
             str(row["class"]), f"{int(row['support'])}", _pct(row["accuracy"]),
             f"[{_pct(row['accuracy_low'])}, {_pct(row['accuracy_high'])}]",
-            _pct(row["precision"]), _pct(row["f1"]),
+            *(_pct(row[c]) for c in extra), _pct(row["precision"]), _pct(row["f1"]),
             style="bold red" if i == worst else None,
         )
     method = result.meta.get("method", "")

@@ -1,0 +1,298 @@
+"""Per-class paired tests of a baseline (A) against a candidate (B) on the same test set.
+
+Exact McNemar on the discordant pairs of one run per side, the paired class-stratified
+bootstrap of the accuracy difference, and, when both sides have several runs (seeds), the
+Welch t-test, a permutation test over seed labels and Hedges' g. Sign convention everywhere:
+``delta = acc_B - acc_A``, so a negative delta is a drop caused by the candidate.
+:func:`classgap.audit.compare.compare_predictions` combines them into one report.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from classgap._validation import (
+    check_choice,
+    check_labels,
+    check_positive_int,
+    check_random_state,
+    fail,
+)
+from classgap.audit.intervals import METHODS, bootstrap_interval, check_confidence, quiet
+from classgap.audit.perclass import check_n_classes, warn_absent
+
+__all__ = [
+    "effect_size",
+    "mcnemar_exact",
+    "paired_bootstrap_delta",
+    "permutation_test",
+    "welch_test",
+]
+
+
+def _nonneg_counts(x: Any, name: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "iuf" or arr.dtype.kind == "b":
+        raise fail(name, "hold non-negative integer counts", f"dtype {arr.dtype}")
+    bad = ~np.isfinite(arr) | (arr < 0) | (arr != np.round(arr))
+    if bad.any():
+        raise fail(name, "hold non-negative integer counts", arr[bad].flat[0].item())
+    return arr.astype(np.int64)
+
+
+def mcnemar_exact(b: Any, c: Any, *, mid_p: bool = False) -> np.ndarray:
+    """Two-sided exact McNemar test: binomial test of ``b`` vs ``c`` at p = 0.5, vectorised.
+
+    ``p = min(1, 2 * BinomCDF(min(b, c); b + c, 0.5))``, 1.0 when ``b + c = 0``; equal to
+    ``statsmodels`` ``mcnemar(table, exact=True).pvalue`` and ``scipy.stats.binomtest``.
+    With ``mid_p``, half the probability of the observed count is removed from each tail
+    (``2 * CDF - PMF``), which is less conservative.
+
+    Parameters
+    ----------
+    b : array of int
+        Discordant pairs with A right, B wrong.
+    c : array of int, broadcastable with ``b``
+        Discordant pairs with A wrong, B right.
+
+    Examples
+    --------
+    >>> mcnemar_exact([10, 3], [2, 3]).round(4).tolist()
+    [0.0386, 1.0]
+    """
+    bb, cc = np.broadcast_arrays(_nonneg_counts(b, "b"), _nonneg_counts(c, "c"))
+    n, low = bb + cc, np.minimum(bb, cc)
+    p = 2.0 * stats.binom.cdf(low, n, 0.5)
+    if mid_p:
+        p = p - stats.binom.pmf(low, n, 0.5)
+    return np.where(n == 0, 1.0, np.minimum(p, 1.0))
+
+
+def _check_correct(x: Any, name: str, n: int) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.ndim != 1 or len(arr) != n:
+        raise fail(name, f"be a 1-D array with one entry per sample ({n})", f"shape {arr.shape}")
+    if arr.dtype.kind != "b":
+        if arr.dtype.kind not in "iuf" or not np.isin(arr, (0, 1)).all():
+            raise fail(name, "hold booleans (or 0/1)", arr[~np.isin(arr, (0, 1))][:1])
+    return arr.astype(bool)
+
+
+def _cell_counts(yt: np.ndarray, ca: np.ndarray, cb: np.ndarray, k: int) -> np.ndarray:
+    """(K, 4) counts of cells [both right, A only, B only, both wrong] per class."""
+    cell = 2 * (~ca) + (~cb)  # 0: both, 1: A only (b), 2: B only (c), 3: neither
+    return np.bincount(yt * 4 + cell, minlength=4 * k).reshape(k, 4)
+
+
+def _paired_replicates(cells: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, K, 4) stratified paired-bootstrap cell counts.
+
+    Resampling the n_k pairs (A correct, B correct) of class k with replacement, with the same
+    indices for both models, only matters through the four cell counts, which are
+    Multinomial(n_k, cells_k / n_k): one broadcast multinomial draw gives them all.
+    """
+    n = cells.sum(axis=1)  # (K,)
+    pvals = np.where(n[:, None] > 0, cells / np.maximum(n, 1)[:, None], [1.0, 0, 0, 0])
+    return rng.multinomial(n, pvals, size=(n_boot, n.size))
+
+
+def _delta_from_cells(cells: np.ndarray, n: np.ndarray) -> np.ndarray:
+    with quiet():
+        return np.where(n > 0, (cells[..., 2] - cells[..., 1]) / n, np.nan)
+
+
+def paired_bootstrap_delta(y_true: Any, correct_a: Any, correct_b: Any, n_classes: int, *,
+                           n_boot: int = 1000, confidence: float = 0.95,
+                           method: str = "percentile",
+                           random_state: int | np.random.Generator | None = None,
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Paired class-stratified bootstrap of the per-class accuracy difference ``acc_B - acc_A``.
+
+    Both models see the same resampled indices: per class the counts of the four cells (both
+    right, A only, B only, both wrong) are drawn from one multinomial on an (n_boot, K) grid.
+    BCa uses the exact jackknife of each class's delta (4 distinct deletions per class).
+
+    Parameters
+    ----------
+    y_true : array of int, shape (N,)
+    correct_a, correct_b : array of bool, shape (N,)
+        Whether model A / B got each sample right.
+    n_classes : int
+
+    Returns
+    -------
+    delta, low, high : ndarray, shape (K,)
+    replicates : ndarray, shape (n_boot, K)
+
+    Examples
+    --------
+    >>> d, lo, hi, reps = paired_bootstrap_delta([0, 0, 1, 1], [1, 1, 1, 0], [1, 0, 1, 1], 2,
+    ...                                          n_boot=100, random_state=0)
+    >>> d.tolist(), reps.shape
+    ([-0.5, 0.5], (100, 2))
+    """
+    k = check_n_classes(n_classes)
+    yt = check_labels(y_true, "y_true", n_classes=k)
+    ca = _check_correct(correct_a, "correct_a", len(yt))
+    cb = _check_correct(correct_b, "correct_b", len(yt))
+    n_boot = check_positive_int(n_boot, "n_boot")
+    confidence = check_confidence(confidence)
+    method = check_choice(method, "method", METHODS)
+    rng = check_random_state(random_state)
+    cells = _cell_counts(yt, ca, cb, k)
+    n = cells.sum(axis=1)
+    warn_absent(n)
+    delta = _delta_from_cells(cells, n)
+    reps = _delta_from_cells(_paired_replicates(cells, n_boot, rng), n)  # (B, K)
+    jack = None
+    if method == "bca":
+        # Deleting one pair of cell t changes only its class: (c - b - [t=B only] + [t=A only])
+        # / (n - 1); deletions in other classes leave delta_k at its jackknife mean.
+        shift = np.array([0.0, 1.0, -1.0, 0.0])[:, None]  # (4, 1)
+        with quiet():
+            values = (cells[:, 2] - cells[:, 1] + shift) / (n - 1)  # (4, K)
+        jack = (values, cells.T.astype(np.float64))
+    low, high = bootstrap_interval(delta, reps, confidence=confidence, method=method,
+                                   jackknife=jack)
+    return delta, low, high, reps
+
+
+def _check_runs(acc: Any, name: str) -> np.ndarray:
+    arr = np.asarray(acc, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] < 1:
+        raise fail(name, "be a 2-D array of shape (runs, K)", f"shape {arr.shape}")
+    if np.isinf(arr).any():
+        raise fail(name, "be finite or NaN", "inf")
+    return arr
+
+
+def _check_pair(acc_a: Any, acc_b: Any) -> tuple[np.ndarray, np.ndarray]:
+    a, b = _check_runs(acc_a, "acc_a"), _check_runs(acc_b, "acc_b")
+    if a.shape[1] != b.shape[1]:
+        raise fail("acc_b", f"have as many columns as 'acc_a' ({a.shape[1]})", b.shape[1])
+    return a, b
+
+
+def welch_test(acc_a: Any, acc_b: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class Welch t-test across runs: ``scipy.stats.ttest_ind(acc_b, acc_a,
+    equal_var=False)`` column by column (statistic > 0 when B is better).
+
+    Degenerate columns never raise: fewer than 2 runs on a side, or a NaN, gives NaN; zero
+    variance on both sides gives ``(0, 1)`` when the means are equal and NaN otherwise (the
+    t statistic is infinite and the Welch degrees of freedom undefined; use the permutation
+    test there).
+
+    Parameters
+    ----------
+    acc_a, acc_b : array, shape (Sa, K) and (Sb, K)
+
+    Returns
+    -------
+    statistic, p : ndarray, shape (K,)
+
+    Examples
+    --------
+    >>> t, p = welch_test([[0.5], [0.6], [0.55]], [[0.7], [0.72], [0.69]])
+    >>> bool(t[0] > 0 and p[0] < 0.05)
+    True
+    """
+    a, b = _check_pair(acc_a, acc_b)
+    sa, sb = a.shape[0], b.shape[0]
+    nan = np.full(a.shape[1], np.nan)
+    if sa < 2 or sb < 2:
+        return nan, nan.copy()
+    diff = b.mean(axis=0) - a.mean(axis=0)
+    va, vb = a.var(axis=0, ddof=1) / sa, b.var(axis=0, ddof=1) / sb  # squared std errors
+    se2 = va + vb
+    with quiet():
+        t = diff / np.sqrt(se2)
+        df = se2**2 / (va**2 / (sa - 1) + vb**2 / (sb - 1))
+        p = 2.0 * stats.t.sf(np.abs(t), df)
+    degenerate = se2 <= 1e-24  # both sides constant (up to rounding in the variance)
+    t = np.where(degenerate, np.where(diff == 0, 0.0, np.nan), t)
+    p = np.where(degenerate, np.where(diff == 0, 1.0, np.nan), p)
+    return t, p
+
+
+def _split_weights(splits: np.ndarray, s: int, sa: int) -> np.ndarray:
+    """(P, S) weights giving mean(B) - mean(A) for each split; ``splits`` = A's run indices."""
+    m = np.full((splits.shape[0], s), 1.0 / (s - sa))
+    np.put_along_axis(m, splits, -1.0 / sa, axis=1)
+    return m
+
+
+def permutation_test(acc_a: Any, acc_b: Any, *, n_resamples: int = 9999,
+                     random_state: int | np.random.Generator | None = None) -> np.ndarray:
+    """Two-sided permutation test over seed labels of ``mean(B) - mean(A)``, per class.
+
+    Exact (all C(Sa + Sb, Sa) relabellings, observed one included) when that number is at
+    most ``n_resamples``; otherwise ``n_resamples`` random relabellings with the +1
+    correction. ``p = min(1, 2 min(P(T <= t), P(T >= t)))`` with the relative tie tolerance of
+    ``scipy.stats.permutation_test(permutation_type="independent")``, which it matches.
+    Columns with a NaN give NaN.
+
+    Examples
+    --------
+    >>> permutation_test([[0.5], [0.52], [0.51]], [[0.7], [0.72], [0.69]]).tolist()
+    [0.1]
+    """
+    a, b = _check_pair(acc_a, acc_b)
+    n_resamples = check_positive_int(n_resamples, "n_resamples")
+    rng = check_random_state(random_state)
+    sa, s = a.shape[0], a.shape[0] + b.shape[0]
+    pooled = np.vstack([a, b])  # (S, K)
+    observed = b.mean(axis=0) - a.mean(axis=0)  # (K,)
+    # Tie tolerance: scipy's 100 eps, but relative to the size of the summed accuracies, not
+    # of the (possibly tiny) observed difference, since that is the scale of rounding errors.
+    with quiet():
+        scale = np.maximum(np.abs(observed), np.nanmax(np.abs(pooled), axis=0))
+    gamma = np.finfo(np.float64).eps * 100 * np.nan_to_num(scale)
+    exact = math.comb(s, sa) <= n_resamples
+    if exact:
+        splits = np.array(list(itertools.combinations(range(s), sa)), dtype=np.int64)
+        total = len(splits)
+    else:
+        perms = rng.permuted(np.tile(np.arange(s), (n_resamples, 1)), axis=1)
+        splits, total = perms[:, :sa], n_resamples
+    less = np.zeros(pooled.shape[1], dtype=np.int64)
+    greater = np.zeros_like(less)
+    chunk = max(1, 4_000_000 // max(1, pooled.shape[1]))  # bound memory to ~32 MB per chunk
+    for start in range(0, total, chunk):  # chunks of resamples, vectorised within
+        null = _split_weights(splits[start:start + chunk], s, sa) @ pooled  # (chunk, K)
+        less += (null <= observed + gamma).sum(axis=0)
+        greater += (null >= observed - gamma).sum(axis=0)
+    adj = 0 if exact else 1
+    p = 2.0 * np.minimum(less + adj, greater + adj) / (total + adj)
+    return np.where(np.isnan(pooled).any(axis=0), np.nan, np.minimum(p, 1.0))
+
+
+def effect_size(acc_a: Any, acc_b: Any) -> np.ndarray:
+    """Hedges' g of ``acc_B - acc_A`` across runs, per class.
+
+    ``g = J (mean_B - mean_A) / s_pooled`` with ``s_pooled^2 = (SS_A + SS_B) / (Sa + Sb - 2)``
+    and the small-sample correction ``J = 1 - 3 / (4 (Sa + Sb) - 9)``. NaN when
+    ``Sa + Sb < 3`` or ``s_pooled = 0`` with unequal means; 0 when both are 0.
+
+    Examples
+    --------
+    >>> round(float(effect_size([[0.5], [0.6]], [[0.7], [0.8]])[0]), 4)
+    1.6162
+    """
+    a, b = _check_pair(acc_a, acc_b)
+    s = a.shape[0] + b.shape[0]
+    if s < 3:
+        return np.full(a.shape[1], np.nan)
+    diff = b.mean(axis=0) - a.mean(axis=0)
+    ss = ((a - a.mean(axis=0)) ** 2).sum(axis=0) + ((b - b.mean(axis=0)) ** 2).sum(axis=0)
+    sp = np.sqrt(ss / (s - 2))
+    j = 1.0 - 3.0 / (4.0 * s - 9.0)
+    with quiet():
+        g = np.where(sp > 1e-12, j * diff / sp, np.where(diff == 0, 0.0, np.nan))
+    return g

@@ -34,12 +34,12 @@ from classgap.audit.intervals import (
 )
 from classgap.audit.multiplicity import CORRECTIONS, adjust_pvalues
 from classgap.audit.paired import (
-    _cell_counts,
-    _delta_from_cells,
-    _paired_replicates,
+    cell_counts,
+    delta_from_cells,
     effect_size,
     mcnemar_exact,
     paired_bootstrap_delta,
+    paired_replicates,
     permutation_test,
     welch_test,
 )
@@ -234,9 +234,9 @@ def compare_predictions(y_true: Any, preds_a: Sequence[np.ndarray], preds_b: Seq
 
     delta = acc_b.mean(axis=0) - acc_a.mean(axis=0)
     if sa == 1 and sb == 1:
-        cells = _cell_counts(yt, ok_a[0], ok_b[0], k)
-        rep_cells = _paired_replicates(cells, n_boot, rng)  # (B, K, 4)
-        reps = _delta_from_cells(rep_cells, support)  # (B, K)
+        cells = cell_counts(yt, ok_a[0], ok_b[0], k)
+        rep_cells = paired_replicates(cells, n_boot, rng)  # (B, K, 4)
+        reps = delta_from_cells(rep_cells, support)  # (B, K)
         reps_all = (rep_cells[..., 2] - rep_cells[..., 1]).sum(axis=1) / n_total  # (B,)
     else:
         ca, cb = _run_counts(yt, ok_a, k), _run_counts(yt, ok_b, k)

@@ -83,13 +83,13 @@ def _check_correct(x: Any, name: str, n: int) -> np.ndarray:
     return arr.astype(bool)
 
 
-def _cell_counts(yt: np.ndarray, ca: np.ndarray, cb: np.ndarray, k: int) -> np.ndarray:
+def cell_counts(yt: np.ndarray, ca: np.ndarray, cb: np.ndarray, k: int) -> np.ndarray:
     """(K, 4) counts of cells [both right, A only, B only, both wrong] per class."""
     cell = 2 * (~ca) + (~cb)  # 0: both, 1: A only (b), 2: B only (c), 3: neither
     return np.bincount(yt * 4 + cell, minlength=4 * k).reshape(k, 4)
 
 
-def _paired_replicates(cells: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+def paired_replicates(cells: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(n_boot, K, 4) stratified paired-bootstrap cell counts.
 
     Resampling the n_k pairs (A correct, B correct) of class k with replacement, with the same
@@ -101,7 +101,7 @@ def _paired_replicates(cells: np.ndarray, n_boot: int, rng: np.random.Generator)
     return rng.multinomial(n, pvals, size=(n_boot, n.size))
 
 
-def _delta_from_cells(cells: np.ndarray, n: np.ndarray) -> np.ndarray:
+def delta_from_cells(cells: np.ndarray, n: np.ndarray) -> np.ndarray:
     with quiet():
         return np.where(n > 0, (cells[..., 2] - cells[..., 1]) / n, np.nan)
 
@@ -144,11 +144,11 @@ def paired_bootstrap_delta(y_true: Any, correct_a: Any, correct_b: Any, n_classe
     confidence = check_confidence(confidence)
     method = check_choice(method, "method", METHODS)
     rng = check_random_state(random_state)
-    cells = _cell_counts(yt, ca, cb, k)
+    cells = cell_counts(yt, ca, cb, k)
     n = cells.sum(axis=1)
     warn_absent(n)
-    delta = _delta_from_cells(cells, n)
-    reps = _delta_from_cells(_paired_replicates(cells, n_boot, rng), n)  # (B, K)
+    delta = delta_from_cells(cells, n)
+    reps = delta_from_cells(paired_replicates(cells, n_boot, rng), n)  # (B, K)
     jack = None
     if method == "bca":
         # Deleting one pair of cell t changes only its class: (c - b - [t=B only] + [t=A only])

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from classgap.augment import ops
+from classgap.augment import mix, ops
 from classgap.errors import InputError
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
@@ -24,7 +24,7 @@ IMAGE_OPS: list[tuple[Callable[..., torch.Tensor], float, float]] = [
     (ops.cutout, 0, 8),
 ]
 IMAGE_IDS = [op.__name__ for op, _, _ in IMAGE_OPS]
-MIX_OPS = [ops.mixup, ops.cutmix]
+MIX_OPS = [mix.mixup, mix.cutmix]
 
 
 def gen(seed: int, device: str = "cpu") -> torch.Generator:
@@ -244,8 +244,8 @@ def test_cutout_is_clipped_at_the_border():
 # ------------------------------------------------------------------------------ mixing
 def test_mixup_is_the_drawn_convex_combination():
     x, t = images(8), F.one_hot(torch.arange(8), 8).float()
-    lam, perm = ops._mix_params(8, 0.4, gen(5), x.device)  # the draws mixup makes
-    xo, to = ops.mixup(x, t, 0.4, generator=gen(5))
+    lam, perm = mix._mix_params(8, 0.4, gen(5), x.device)  # the draws mixup makes
+    xo, to = mix.mixup(x, t, 0.4, generator=gen(5))
     lx = lam.view(-1, 1, 1, 1)
     torch.testing.assert_close(xo, lx * x + (1 - lx) * x[perm])
     torch.testing.assert_close(to, lam[:, None] * t + (1 - lam[:, None]) * t[perm])
@@ -255,14 +255,14 @@ def test_mixup_is_the_drawn_convex_combination():
 
 @pytest.mark.parametrize("alpha", [0.2, 1.0, 2.0])
 def test_beta_draws_have_beta_moments(alpha):
-    lam, _ = ops._mix_params(20000, alpha, gen(0), torch.device("cpu"))
+    lam, _ = mix._mix_params(20000, alpha, gen(0), torch.device("cpu"))
     assert (lam >= 0).all() and (lam <= 1).all()
     assert abs(float(lam.mean()) - 0.5) < 0.01
     assert abs(float(lam.var()) - 1 / (4 * (2 * alpha + 1))) < 0.01
 
 
 def test_beta_draws_never_nan_for_tiny_alpha():
-    lam, _ = ops._mix_params(1000, 1e-4, gen(0), torch.device("cpu"))
+    lam, _ = mix._mix_params(1000, 1e-4, gen(0), torch.device("cpu"))
     assert torch.isfinite(lam).all()
 
 
@@ -270,7 +270,7 @@ def test_cutmix_lambda_is_the_exact_unpasted_area():
     n, h, w = 12, 10, 14
     x = torch.arange(1, n + 1, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 2, h, w)
     t = F.one_hot(torch.arange(n), n).float()
-    xo, to = ops.cutmix(x, t, 1.0, generator=gen(3))
+    xo, to = mix.cutmix(x, t, 1.0, generator=gen(3))
     for i in range(n):
         own = xo[i] == i + 1
         partner = [j for j in range(n) if j != i and to[i, j] > 0]
@@ -285,7 +285,7 @@ def test_paste_with_explicit_box():
     t = torch.eye(2)
     box = (torch.tensor([1, 0]), torch.tensor([4, 6]), torch.tensor([2, 0]),
            torch.tensor([4, 3]))  # y0, y1, x0, x1
-    xo, to, lam = ops._paste(x, t, box, torch.tensor([1, 0]))
+    xo, to, lam = mix._paste(x, t, box, torch.tensor([1, 0]))
     assert int(xo[0].sum()) == 3 * 2 and math.isclose(float(lam[0]), 1 - 6 / 36, abs_tol=1e-6)
     assert int((xo[1] == 0).sum()) == 6 * 3 and math.isclose(float(lam[1]), 0.5, abs_tol=1e-6)
     torch.testing.assert_close(to[0], torch.tensor([1 - 6 / 36, 6 / 36]))

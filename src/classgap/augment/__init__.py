@@ -8,13 +8,12 @@ Pure ops on (N, C, H, W) tensors live in :mod:`classgap.augment.ops`; the knob r
     'rrc=0.08'
 """
 
+from classgap.augment.mix import cutmix, mixup
 from classgap.augment.ops import (
     color_jitter,
     crop_boxes_to_theta,
-    cutmix,
     cutout,
     hflip,
-    mixup,
     pad_crop,
     random_resized_crop,
     resample_boxes,

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from classgap._registry import Registry
 from classgap._validation import check_choice, check_positive_int, fail, fmt_value
-from classgap.augment import ops
+from classgap.augment import mix, ops
 from classgap.errors import DataFormatError
 
 __all__ = ["AUGMENTATIONS", "ORDER", "AugKnob", "AugmentPipeline", "list_augs", "parse_aug"]
@@ -97,9 +97,9 @@ for _knob in (
     AugKnob("cutout", "side (px)", 0, 0, math.inf, False, True, False, 8,
             "zero a square of this side at a random centre", ops.cutout),
     AugKnob("mixup", "alpha", 0.0, 0.0, math.inf, False, False, True, 1.0,
-            "mixup with lambda ~ Beta(alpha, alpha) per sample", ops.mixup),
+            "mixup with lambda ~ Beta(alpha, alpha) per sample", mix.mixup),
     AugKnob("cutmix", "alpha", 0.0, 0.0, math.inf, False, False, True, 1.0,
-            "cutmix with lambda ~ Beta(alpha, alpha) per sample", ops.cutmix),
+            "cutmix with lambda ~ Beta(alpha, alpha) per sample", mix.cutmix),
 ):
     AUGMENTATIONS.register(_knob.name)(_knob)
 

@@ -1,0 +1,360 @@
+"""Typed, frozen, layered training configuration: defaults ← TOML file ← ``--set key=value``.
+
+Every value has one home, ``section.key``, and one type, read from the dataclass field; a key
+that does not exist is rejected by name with the valid keys and the closest one::
+
+    unknown config key 'optim.wd'; valid keys: optim.name, optim.lr, ...; did you mean
+    'optim.weight_decay'?
+
+The resolved :class:`Config` is what a run stores (``config.json``), and
+``Config.from_dict(cfg.to_dict()) == cfg``.
+
+>>> cfg = load_config(overrides=["optim.lr=0.1", "aug.rrc=0.5", "train.epochs=2"])
+>>> cfg.optim.lr, dict(cfg.aug), cfg.train.epochs
+(0.1, {'rrc': 0.5}, 2)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from classgap._validation import fail, fmt_value
+from classgap.errors import ConfigError
+
+__all__ = ["AUG_KNOBS", "Config", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig",
+           "TrainConfig", "config_keys", "load_config"]
+
+#: Augmentation knobs, used when :mod:`classgap.augment` cannot be imported.
+AUG_KNOBS = ("rrc", "crop", "flip", "jitter", "cutout", "mixup", "cutmix")
+AugValue = float | tuple[float, ...]  # one strength, or one per class (class-conditional)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "fashion-mnist"  # a spec of classgap.data.load_dataset
+    data_dir: str | None = None  # where to look first for files
+    train_subset: int | None = None  # stratified training subset size (after the val split)
+    val_size: int | float = 5000  # validation count, or fraction in (0, 1); 0 = none
+    split_seed: int = 0  # val split / subset / long-tail seed: fixed across run seeds
+    imbalance: float | None = None  # long-tail ratio rho = n_max / n_min of the train side
+    profile: str = "exp"  # long-tail profile: exp | step
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "cnn"  # classgap.models.list_models()
+    head: str = "linear"  # linear | cosine
+    dropout: float = 0.0  # before the head
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "sgd"  # sgd | adamw
+    lr: float = 0.05  # peak learning rate (per batch of batch_size)
+    momentum: float = 0.9  # SGD momentum (AdamW: beta1)
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    wd_exempt_norm_bias: bool = True  # no decay on 1-D params (norm weights, biases)
+    batch_size: int = 128
+    label_smoothing: float = 0.0
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    name: str = "cosine"  # cosine | step | onecycle | constant
+    warmup_epochs: float = 0.0  # linear warm-up (onecycle: rise; 0 = 30% of training)
+    milestones: tuple[float, ...] = ()  # step: epochs at which lr *= gamma
+    gamma: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 5
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    precision: str = "auto"  # auto (bf16 autocast) | fp32 | bf16
+    channels_last: bool | str = "auto"  # auto = with bf16
+    threads: int | None = None  # torch.set_num_threads; None keeps torch's default
+    eval_every: int = 1  # validate every n epochs (and always after the last)
+    checkpoint: bool = False  # save model.pt
+    progress: bool = True  # progress bar (only on a terminal)
+
+
+def _empty_aug() -> Mapping[str, AugValue]:
+    return types.MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Config:
+    """The resolved configuration of one training run (see the section dataclasses)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    aug: Mapping[str, AugValue] = field(default_factory=_empty_aug)  # knob → strength; {} off
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain JSON/TOML-ready nested dict (tuples become lists; ``None`` kept)."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in SECTIONS:
+            if name == "aug":
+                out[name] = {k: list(v) if isinstance(v, tuple) else v
+                             for k, v in sorted(self.aug.items())}
+                continue
+            section = getattr(self, name)
+            out[name] = {f.name: (list(v) if isinstance(v := getattr(section, f.name), tuple)
+                                  else v) for f in dataclasses.fields(section)}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Config:
+        """Build from a (partial) nested dict; missing keys keep their defaults."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"config must be a mapping of sections; got {fmt_value(data)}")
+        kwargs: dict[str, Any] = {}
+        for name, values in data.items():
+            if name not in SECTIONS:
+                raise _unknown("section", name, list(SECTIONS))
+            if not isinstance(values, Mapping):
+                raise fail(name, "be a table of keys", values, error=ConfigError)
+            if name == "aug":
+                kwargs[name] = types.MappingProxyType(
+                    {k: _aug_value(k, v) for k, v in sorted(values.items()) if _aug_key(k)})
+                continue
+            cls_ = SECTIONS[name]
+            hints = typing.get_type_hints(cls_)
+            known = [f.name for f in dataclasses.fields(cls_)]
+            parsed = {}
+            for key, value in values.items():
+                if key not in known:
+                    raise _unknown("key", f"{name}.{key}", [f"{name}.{k}" for k in known])
+                parsed[key] = _coerce(value, hints[key], f"{name}.{key}")
+            kwargs[name] = cls_(**parsed)
+        config = cls(**kwargs)
+        _check(config)
+        return config
+
+
+SECTIONS: dict[str, Any] = {"data": DataConfig, "model": ModelConfig, "aug": None,
+                            "optim": OptimConfig, "schedule": ScheduleConfig,
+                            "train": TrainConfig}
+
+
+def aug_knobs() -> list[str]:
+    """Augmentation knob names (from :mod:`classgap.augment` when it is installed)."""
+    try:
+        from classgap.augment import list_augs
+    except ImportError:  # augment is optional at import time of the config
+        return list(AUG_KNOBS)
+    return [str(a["name"]) for a in list_augs()]
+
+
+def config_keys() -> list[str]:
+    """Every valid ``section.key`` in section order (aug: one key per knob)."""
+    keys = []
+    for name, cls_ in SECTIONS.items():
+        if cls_ is None:
+            keys += [f"aug.{k}" for k in aug_knobs()]
+        else:
+            keys += [f"{name}.{f.name}" for f in dataclasses.fields(cls_)]
+    return keys
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                overrides: Sequence[str] = ()) -> Config:
+    """Defaults, updated by a TOML file, updated by ``key=value`` overrides, validated.
+
+    Parameters
+    ----------
+    path : path, optional
+        TOML file with ``[section]`` tables (or dotted keys ``optim.lr = 0.1``).
+    overrides : sequence of str
+        ``"section.key=value"``; the value is read as a TOML literal (``0.1``, ``true``,
+        ``[2, 4]``), and as plain text where the field is a string; ``none`` clears an
+        optional field. A per-class augmentation is a list ``aug.rrc=[0.5, 1, ...]`` or
+        ``aug.rrc=0.5,1,...``.
+
+    Returns
+    -------
+    Config
+    """
+    layered: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        file = Path(path)
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: config file does not exist") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{file}: cannot be read as TOML ({exc})") from None
+        for name, values in data.items():
+            if name not in SECTIONS:
+                raise _unknown("section", name, list(SECTIONS))
+            if not isinstance(values, dict):
+                raise fail(name, "be a table of keys", values, error=ConfigError)
+            layered.setdefault(name, {}).update(values)
+    for item in overrides:
+        key, sep, text = str(item).partition("=")
+        key = key.strip()
+        if not sep or "." not in key:
+            raise fail("--set", "be SECTION.KEY=VALUE", item, error=ConfigError)
+        section, _, name = key.partition(".")
+        if section not in SECTIONS:
+            raise _unknown("section", section, list(SECTIONS))
+        layered.setdefault(section, {})[name] = _Text(text.strip())
+    return Config.from_dict(layered)
+
+
+# -- values -----------------------------------------------------------------------------------
+
+class _Text(str):
+    """A value typed on the command line: parsed by the field's type, not by TOML alone."""
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+               type(None): "none"}
+
+
+def _literal(text: str) -> Any:
+    if text.lower() in ("none", "null"):
+        return None
+    if text.lower() in ("true", "false"):  # True/FALSE too, not only TOML's lowercase
+        return text.lower() == "true"
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        if "," in text:  # 0.5,1,1 without brackets
+            return [_literal(t.strip()) for t in text.split(",")]
+        return text
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """``value`` as type ``tp`` (int, float, bool, str, tuple[float, ...] and unions)."""
+    options = typing.get_args(tp) if typing.get_origin(tp) in (Union, types.UnionType) else (tp,)
+    if isinstance(value, _Text):
+        if str in options and not (bool in options and value.lower() in ("true", "false")):
+            return None if type(None) in options and value.lower() in ("none", "null") \
+                else str(value)
+        value = _literal(str(value))
+    for option in options:
+        if option is type(None) and value is None:
+            return None
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+        if typing.get_origin(option) is tuple:
+            items = value if isinstance(value, list | tuple) else [value]
+            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
+                return tuple(float(v) for v in items)
+    names = ["a list of numbers" if typing.get_origin(o) is tuple else _TYPE_NAMES[o]
+             for o in options]
+    raise fail(key, f"be {' or '.join(names)}", value, error=ConfigError)
+
+
+def _aug_key(name: str) -> bool:
+    knobs = aug_knobs()
+    if name not in knobs:
+        raise _unknown("key", f"aug.{name}", [f"aug.{k}" for k in knobs])
+    return True
+
+
+def _aug_value(name: str, value: Any) -> AugValue:
+    v = _coerce(value, float | tuple[float, ...], f"aug.{name}")
+    if isinstance(v, tuple) and len(v) == 1:
+        v = v[0]
+    try:
+        from classgap.augment import parse_aug
+    except ImportError:  # pragma: no cover - augment ships with classgap
+        return v
+    text = json.dumps(list(v)) if isinstance(v, tuple) else repr(v)
+    try:
+        parse_aug(f"{name}={text}")  # the augment package owns each knob's valid range
+    except ValueError as exc:  # InputError: same template, reported as a config error
+        raise ConfigError(str(exc)) from None
+    return v
+
+
+def _suggest(name: str, options: Sequence[str]) -> str | None:
+    """Closest option: an initialism (``wd`` → ``weight_decay``), a prefix, else difflib."""
+    section, _, short = name.rpartition(".")
+    same = [o for o in options if o.rpartition(".")[0] == section] or list(options)
+    for o in same:
+        tail = o.rpartition(".")[2]
+        if short and ("".join(p[:1] for p in tail.split("_")) == short
+                      or tail.startswith(short) or short.startswith(tail)):
+            return o
+    close = difflib.get_close_matches(name, same, n=1, cutoff=0.5)
+    return close[0] if close else None
+
+
+def _unknown(kind: str, name: str, options: Sequence[str]) -> ConfigError:
+    hint = _suggest(name, options)
+    plural = "sections" if kind == "section" else "keys"
+    return ConfigError(f"unknown config {kind} {name!r}; valid {plural}: {', '.join(options)}"
+                       + (f"; did you mean {hint!r}?" if hint else ""))
+
+
+def _choice(key: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        hint = difflib.get_close_matches(value, choices, n=1)
+        raise ConfigError(f"'{key}' must be one of {', '.join(map(repr, choices))}; got "
+                          f"{fmt_value(value)}" + (f" (did you mean {hint[0]!r}?)" if hint
+                                                   else ""))
+
+
+def _check(c: Config) -> None:
+    """Ranges and choices, one ConfigError naming ``section.key`` and the value."""
+    def need(ok: bool, key: str, constraint: str, value: Any) -> None:
+        if not ok:
+            raise fail(key, constraint, value, error=ConfigError)
+
+    d, o, s, t = c.data, c.optim, c.schedule, c.train
+    need(d.train_subset is None or d.train_subset >= 1, "data.train_subset", "be >= 1",
+         d.train_subset)
+    need((isinstance(d.val_size, int) and d.val_size >= 0) or 0 < d.val_size < 1,
+         "data.val_size", "be an integer >= 0 or a fraction in (0, 1)", d.val_size)
+    need(d.imbalance is None or d.imbalance > 1, "data.imbalance", "be > 1", d.imbalance)
+    _choice("data.profile", d.profile, ("exp", "step"))
+    need(0 <= c.model.dropout < 1, "model.dropout", "be in [0, 1)", c.model.dropout)
+    _choice("optim.name", o.name, ("sgd", "adamw"))
+    need(o.lr > 0, "optim.lr", "be > 0", o.lr)
+    need(0 <= o.momentum < 1, "optim.momentum", "be in [0, 1)", o.momentum)
+    need(o.weight_decay >= 0, "optim.weight_decay", "be >= 0", o.weight_decay)
+    need(o.batch_size >= 1, "optim.batch_size", "be >= 1", o.batch_size)
+    need(0 <= o.label_smoothing < 1, "optim.label_smoothing", "be in [0, 1)",
+         o.label_smoothing)
+    _choice("schedule.name", s.name, ("cosine", "step", "onecycle", "constant"))
+    need(0 <= s.warmup_epochs < t.epochs, "schedule.warmup_epochs",
+         f"be in [0, train.epochs={t.epochs})", s.warmup_epochs)
+    need(list(s.milestones) == sorted(s.milestones) and all(m > 0 for m in s.milestones),
+         "schedule.milestones", "be increasing epochs > 0", list(s.milestones))
+    need(s.gamma > 0, "schedule.gamma", "be > 0", s.gamma)
+    need(t.epochs >= 1, "train.epochs", "be >= 1", t.epochs)
+    need(t.seed >= 0, "train.seed", "be >= 0", t.seed)
+    need(t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:"),
+         "train.device", "be auto, cpu, cuda, cuda:N or mps", t.device)
+    _choice("train.precision", t.precision, ("auto", "fp32", "bf16"))
+    need(isinstance(t.channels_last, bool) or t.channels_last == "auto",
+         "train.channels_last", "be auto, true or false", t.channels_last)
+    need(t.threads is None or t.threads >= 1, "train.threads", "be >= 1", t.threads)
+    need(t.eval_every >= 1, "train.eval_every", "be >= 1", t.eval_every)
+    for name, v in c.aug.items():
+        values = v if isinstance(v, tuple) else (v,)
+        need(all(x >= 0 for x in values), f"aug.{name}", "be >= 0", v)

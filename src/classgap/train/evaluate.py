@@ -1,0 +1,73 @@
+"""Evaluation: logits of a whole split, and the loss on soft or hard targets.
+
+Everything downstream (audit, sweeps, reports) works from the saved per-sample logits, so the
+evaluation returns them all, in dataset order, as float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from classgap.data.loader import DeviceLoader
+
+__all__ = ["EvalResult", "autocast", "evaluate", "loss_fn"]
+
+
+def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on ``device`` when ``bf16``, else a no-op context."""
+    if not bf16:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def loss_fn(logits: torch.Tensor, targets: torch.Tensor, *,
+            label_smoothing: float = 0.0) -> torch.Tensor:
+    """Mean cross-entropy of logits (N, K) against labels (N,) or probabilities (N, K).
+
+    ``F.cross_entropy`` applies ``label_smoothing`` to probability targets too (mixes them
+    with the uniform distribution: ``(1 - eps) * p + eps / K``), so mixup/cutmix targets and
+    smoothing compose without extra code. The loss is computed in float32 even under bf16
+    autocast: the log-softmax of 10 logits in bf16 loses about 2 decimal digits.
+    """
+    return F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+
+
+@dataclass(frozen=True, eq=False)
+class EvalResult:
+    """Logits (N, K) float32 and labels (N,) int64 in dataset order; mean loss; accuracy."""
+
+    logits: np.ndarray
+    labels: np.ndarray
+    loss: float
+    accuracy: float
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DeviceLoader, *, bf16: bool = False,
+             label_smoothing: float = 0.0) -> EvalResult:
+    """Run ``model`` in eval mode over every sample of ``loader`` (in order, no augmentation).
+
+    The model's train/eval mode is restored afterwards.
+    """
+    was_training = model.training
+    model.eval()
+    logits, labels = [], []
+    try:
+        for x, _, y in loader.epoch(0):
+            with autocast(loader.device, bf16):
+                out = model(x)
+            logits.append(out.float())
+            labels.append(y)
+    finally:
+        model.train(was_training)
+    all_logits, all_labels = torch.cat(logits), torch.cat(labels)
+    loss = loss_fn(all_logits, all_labels, label_smoothing=label_smoothing).item()
+    acc = (all_logits.argmax(1) == all_labels).float().mean().item()
+    return EvalResult(all_logits.cpu().numpy().astype(np.float32),
+                      all_labels.cpu().numpy().astype(np.int64), float(loss), float(acc))

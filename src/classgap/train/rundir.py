@@ -1,0 +1,173 @@
+"""Run directories: provenance, and every file written atomically (temp file + ``os.replace``).
+
+A run directory holds::
+
+    config.json       the resolved Config (Config.from_dict(json.load(...)) rebuilds it)
+    provenance.json   seed, git hash, python/torch/numpy/classgap versions, device, precision,
+                      hostname, start time
+    history.csv       epoch, lr, train_loss, train_acc, val_acc, val_loss, epoch_time
+    metrics.json      final val/test accuracy, wall time, images/s
+    val.npz test.npz  predictions for ``classgap audit`` (y_true, logits, sample_id, seed,
+                      classes)
+    model.pt          with train.checkpoint: the state_dict; load it with
+                      ``model.load_state_dict(torch.load(path, weights_only=True))``
+
+A crash never leaves half a file, and a directory holding another run's config is not
+overwritten unless asked.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+from classgap.errors import ConfigError
+
+__all__ = ["HISTORY_COLUMNS", "RUN_FILES", "atomic_write", "git_hash", "prepare_run_dir",
+           "provenance", "save_state_dict", "write_history", "write_json"]
+
+HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "val_loss",
+                   "epoch_time")
+RUN_FILES = ("config.json", "provenance.json", "history.csv", "metrics.json", "val.npz",
+             "test.npz", "model.pt")
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> Path:
+    """Call ``write(fh)`` on a temporary file next to ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """Pretty JSON (NaN written as ``null``, as JSON has no NaN), atomically."""
+    text = json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n"
+    return atomic_write(path, lambda fh: fh.write(text.encode()))
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and x != x:
+        return None
+    return x
+
+
+def write_history(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> Path:
+    """``history.csv`` with :data:`HISTORY_COLUMNS` (empty cell where a value is missing)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore",
+                            lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if (v := row.get(k)) is None or v != v else v)
+                         for k in HISTORY_COLUMNS})
+    return atomic_write(path, lambda fh: fh.write(buf.getvalue().encode()))
+
+
+def save_state_dict(path: str | os.PathLike[str], module: torch.nn.Module) -> Path:
+    """``torch.save(module.state_dict())`` atomically (tensors only: loads with weights_only)."""
+    state = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+    return atomic_write(path, lambda fh: torch.save(state, fh))
+
+
+def prepare_run_dir(out_dir: str | os.PathLike[str], config: Mapping[str, Any], *,
+                    overwrite: bool = False) -> Path:
+    """Create ``out_dir``, or accept an existing one, without clobbering another run.
+
+    An empty or missing directory is fine; so is one whose ``config.json`` equals ``config``
+    (re-running the same config replaces its files). A non-empty directory with any other
+    content raises :class:`~classgap.errors.ConfigError` unless ``overwrite``; then the run
+    files (:data:`RUN_FILES`) it holds are removed first, and nothing else is touched.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: output path exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if overwrite:
+            for name in RUN_FILES:
+                (out / name).unlink(missing_ok=True)
+        else:
+            old = out / "config.json"
+            try:
+                same = json.loads(old.read_text(encoding="utf-8")) == _jsonable(config)
+            except (OSError, ValueError):
+                same = False
+            if not same:
+                what = "a different config" if old.is_file() else "other files"
+                raise ConfigError(f"{out}: output directory is not empty and holds {what}; "
+                                  f"pass --overwrite (overwrite=True) or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def git_hash(path: str | os.PathLike[str] | None = None) -> str | None:
+    """Commit of the git work tree holding ``path`` (default: this package), ``+dirty`` when
+    tracked files differ from it; None outside a repository or without git."""
+    where = Path(path) if path is not None else Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=5, check=True).stdout.strip()
+        # diff-index is read-only plumbing (status would refresh the index)
+        dirty = subprocess.run(["git", "-C", str(where), "diff-index", "--quiet", "HEAD", "--"],
+                               capture_output=True, timeout=5).returncode != 0
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "") if head else None
+
+
+def provenance(*, seed: int, device: torch.device, precision: str, channels_last: bool,
+               threads: int, start_time: datetime | None = None) -> dict[str, Any]:
+    """What produced a run: seed, code version, library versions, machine, numeric settings."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        classgap_version = version("classgap")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        classgap_version = None
+    if device.type == "cuda":
+        device_name = torch.cuda.get_device_name(device)
+    else:
+        device_name = platform.processor() or platform.machine()
+    return {
+        "seed": seed,
+        "git_hash": git_hash(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "classgap": classgap_version,
+        "device": str(device),
+        "device_name": device_name,
+        "precision": precision,
+        "channels_last": channels_last,
+        "threads": threads,
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "start_time": (start_time or datetime.now(UTC)).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,79 @@
+"""``classgap train`` and ``classgap list``: end to end, one-line errors, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from classgap.cli import run
+
+
+def invoke(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    code = run([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+TINY = ("train", "--dataset", "digits", "--model", "mlp", "--epochs", "1",
+        "--set", "train.progress=false")
+
+
+def test_train_then_audit(capsys, tmp_path: Path) -> None:
+    out = tmp_path / "tmp"
+    code, stdout, err = invoke(capsys, *TINY, "--lr", "0.1", "--batch-size", "64",
+                               "--aug", "crop=1", "--weight-decay", "0", "--out", out)
+    assert code == 0, err
+    assert "test accuracy" in stdout and f"classgap audit {out / 'test.npz'}" in stdout
+    config = json.loads((out / "config.json").read_text())
+    assert config["optim"]["lr"] == 0.1 and config["optim"]["batch_size"] == 64
+    assert config["aug"] == {"crop": 1.0} and config["optim"]["weight_decay"] == 0.0
+    code, stdout, err = invoke(capsys, "audit", out / "test.npz", "-f", "json")
+    assert code == 0, err
+    assert len(json.loads(stdout)["classes"]) == 10
+
+
+def test_config_file_and_set(capsys, tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text('[optim]\nname = "adamw"\nlr = 0.01\n')
+    out = tmp_path / "run"
+    code, _, err = invoke(capsys, *TINY, "--config", toml, "--set", "optim.lr=0.002",
+                          "--out", out)
+    assert code == 0, err
+    optim = json.loads((out / "config.json").read_text())["optim"]
+    assert optim["name"] == "adamw" and optim["lr"] == 0.002
+
+
+def test_different_config_needs_overwrite(capsys, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert invoke(capsys, *TINY, "--out", out)[0] == 0
+    code, _, err = invoke(capsys, *TINY, "--seed", "1", "--out", out)
+    assert code == 1 and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert invoke(capsys, *TINY, "--seed", "1", "--out", out, "--overwrite")[0] == 0
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--set", "optim.wd=1"), "optim.wd"),
+    (("--aug", "rrc=2"), "got 2.0"),
+    (("--model", "nope"), "'nope'"),
+    (("--dataset", "digitz"), "did you mean 'digits'"),
+    (("--precision", "fp16"), "'train.precision'"),
+])
+def test_errors_are_one_line(capsys, tmp_path: Path, args: tuple[str, ...], needle: str) -> None:
+    code, _, err = invoke(capsys, *TINY, *args, "--out", tmp_path / "x")
+    assert code == 1
+    assert needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "x").exists()  # nothing written for a rejected run
+
+
+@pytest.mark.parametrize("topic, needle", [("models", "resnet32"), ("augs", "mixup"),
+                                           ("datasets", "fashion-mnist")])
+def test_list(capsys, topic: str, needle: str) -> None:
+    code, out, _ = invoke(capsys, "list", topic)
+    assert code == 0 and needle in out
+
+
+def test_list_unknown_topic(capsys) -> None:
+    code, _, err = invoke(capsys, "list", "modles")
+    assert code == 1 and "did you mean 'models'" in err

@@ -88,6 +88,7 @@ class TrainConfig:
     eval_every: int = 1  # validate every n epochs (and always after the last)
     checkpoint: bool = False  # save model.pt
     progress: bool = True  # progress bar (only on a terminal)
+    track_test: bool = False  # test accuracy in history every epoch (curves; never to select)
 
 
 def _empty_aug() -> Mapping[str, AugValue]:

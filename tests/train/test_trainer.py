@@ -155,3 +155,12 @@ def test_mixup_soft_targets_and_smoothing() -> None:
     result = train(tiny("aug.mixup=1", "optim.label_smoothing=0.1"))
     assert np.isfinite(result.history[0]["train_loss"])
     assert 0 <= result.history[0]["train_acc"] <= 1
+
+
+def test_track_test_records_a_test_curve_without_changing_training() -> None:
+    plain, tracked = train(tiny("train.epochs=2")), train(tiny("train.epochs=2",
+                                                              "train.track_test=true"))
+    assert "test_acc" not in plain.history[0]
+    assert [0.0 <= row["test_acc"] <= 1.0 for row in tracked.history] == [True, True]
+    assert tracked.history[-1]["test_acc"] == pytest.approx(tracked.test_accuracy)
+    assert np.array_equal(plain.test_logits, tracked.test_logits)

@@ -41,7 +41,7 @@ __all__ = ["HISTORY_COLUMNS", "RUN_FILES", "atomic_write", "git_hash", "prepare_
            "provenance", "save_state_dict", "write_history", "write_json"]
 
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "val_loss",
-                   "epoch_time")
+                   "epoch_time", "test_acc")  # test_acc only with train.track_test
 RUN_FILES = ("config.json", "provenance.json", "history.csv", "metrics.json", "val.npz",
              "test.npz", "model.pt")
 

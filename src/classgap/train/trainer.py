@@ -227,6 +227,8 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
                 val = evaluate(model, eval_loaders["val"], bf16=bf16)
                 row["val_acc"], row["val_loss"] = val.accuracy, val.loss
                 bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{val.accuracy:.4f}")
+            if tc.track_test:
+                row["test_acc"] = evaluate(model, eval_loaders["test"], bf16=bf16).accuracy
             history.append(row)
         bar.close()
         test = evaluate(model, eval_loaders["test"], bf16=bf16)

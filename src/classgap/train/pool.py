@@ -1,0 +1,148 @@
+"""Independent runs in parallel worker processes: :func:`train_many`.
+
+A small model on a small CPU does not keep every core busy inside one process (Python, the
+optimizer step and small kernels are serial), so P processes with T threads each beat one
+process with P·T threads: two 1-thread workers trained ~10% more images/s than one 2-thread
+process on the 2-core development machine. Workers are started with "spawn" (fork after torch
+has started its thread pools can deadlock), each sets ``torch.set_num_threads`` and calls
+:func:`~classgap.train.trainer.train`.
+
+A run that raises does not stop the others: its exception takes its place in the result list.
+A worker that dies without raising (killed, out of memory) breaks the whole pool, as
+``ProcessPoolExecutor`` does; the runs not finished by then get a ``BrokenProcessPool`` error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import pickle
+import sys
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from classgap._validation import check_positive_int, fail
+from classgap.config import Config
+from classgap.train.trainer import RunResult
+
+__all__ = ["default_threads", "train_many"]
+
+PathLike = str | os.PathLike[str]
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use (containers)
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_threads(workers: int) -> int:
+    """Torch threads per worker: the usable cores divided among ``workers``, at least 1."""
+    return max(1, _cpu_count() // max(1, workers))
+
+
+def _run(config: Config | dict[str, Any], out_dir: PathLike | None, threads: int,
+         overwrite: bool, progress: bool) -> RunResult | Exception:
+    """One run in a worker (or in-process); an exception is returned, not raised.
+
+    Across processes the config travels as ``to_dict()`` and the result comes back without it
+    (``Config`` holds a ``mappingproxy``, which does not pickle); :func:`train_many` puts the
+    caller's config back.
+    """
+    from classgap.train.trainer import train
+
+    remote = isinstance(config, dict)
+    config = Config.from_dict(config) if isinstance(config, dict) else config
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        result = train(config, out_dir, overwrite=overwrite, progress=progress)
+        return dataclasses.replace(result, config=None) if remote else result  # type: ignore[arg-type]
+    except Exception as exc:
+        exc.add_note(f"in run {config.data.dataset}/{config.model.name} seed "
+                     f"{config.train.seed}; worker traceback:\n{traceback.format_exc()}")
+        try:
+            pickle.dumps(exc)  # it must cross the process boundary intact
+        except Exception:
+            return RuntimeError(f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        return exc
+    finally:
+        torch.set_num_threads(old)
+
+
+def train_many(configs: Sequence[Config], out_dirs: Sequence[PathLike | None] | None = None,
+               *, workers: int = 1, threads_per_worker: int | None = None,
+               overwrite: bool = False, progress: bool = True,
+               ) -> list[RunResult | Exception]:
+    """Train every config, ``workers`` runs at a time; results in input order.
+
+    Parameters
+    ----------
+    configs : sequence of Config, length R
+    out_dirs : sequence of path or None, length R, optional
+        Run directory of each run (None: not written).
+    workers : int
+        Worker processes; 1 runs in this process, one run after another.
+    threads_per_worker : int, optional
+        ``torch.set_num_threads`` in each worker; default :func:`default_threads`. A config's
+        own ``train.threads``, when set, wins inside its run (the trainer sets it).
+    overwrite : bool
+        As :func:`~classgap.train.train`.
+    progress : bool
+        One bar over runs (finished / R), on a terminal; per-run bars are off.
+
+    Returns
+    -------
+    list of RunResult or Exception, length R
+        ``results[i]`` is the :class:`~classgap.train.RunResult` of ``configs[i]``, or the
+        exception its run raised (with the worker's traceback as a note).
+
+    Examples
+    --------
+    >>> from classgap.config import load_config
+    >>> cfg = load_config(overrides=["data.dataset=digits", "model.name=mlp",
+    ...                              "train.epochs=1", "train.progress=false"])
+    >>> [type(r).__name__ for r in train_many([cfg], progress=False)]
+    ['RunResult']
+    """
+    configs = list(configs)
+    if not all(isinstance(c, Config) for c in configs):
+        raise fail("configs", "be a sequence of Config", configs)
+    dirs = list(out_dirs) if out_dirs is not None else [None] * len(configs)
+    if len(dirs) != len(configs):
+        raise fail("out_dirs", f"hold one entry per config ({len(configs)})", len(dirs))
+    workers = check_positive_int(workers, "workers")
+    threads = default_threads(workers) if threads_per_worker is None else check_positive_int(
+        threads_per_worker, "threads_per_worker")
+    results: list[Any] = [None] * len(configs)
+    bar = tqdm(total=len(configs), disable=not (progress and sys.stderr.isatty()), unit="run",
+               leave=False)
+    if workers == 1 or len(configs) <= 1:
+        for i, (config, out) in enumerate(zip(configs, dirs, strict=True)):
+            results[i] = _run(config, out, threads, overwrite, False)
+            bar.update()
+        bar.close()
+        return results
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(configs)),
+                             mp_context=context) as pool:
+        futures = {pool.submit(_run, config.to_dict(), out, threads, overwrite, False): i
+                   for i, (config, out) in enumerate(zip(configs, dirs, strict=True))}
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                result = future.result()
+                results[i] = dataclasses.replace(result, config=configs[i]) \
+                    if isinstance(result, RunResult) else result
+            except Exception as exc:  # the worker died or the result did not unpickle
+                results[i] = exc
+            bar.update()
+    bar.close()
+    return results

@@ -30,9 +30,9 @@ class PadCropFlip:
         if self.padding:
             _, h, w = x.shape
             x = F.pad(x, (self.padding,) * 4)
-            i, j = np.random.randint(0, 2 * self.padding + 1, size=2)
+            i, j = torch.randint(0, 2 * self.padding + 1, (2,)).tolist()
             x = x[:, i:i + h, j:j + w]
-        if self.flip and np.random.rand() < self.flip:
+        if self.flip and torch.rand(()) < self.flip:  # torch's RNG, as torchvision's
             x = x.flip(-1)
         return x
 
@@ -78,8 +78,7 @@ def train_plain(model: torch.nn.Module, train_set: ImageDataset, test_set: Image
                 epochs: int, batch_size: int, lr: float, momentum: float, weight_decay: float,
                 num_workers: int, seed: int = 0) -> list[EpochLog]:
     """SGD (Nesterov) with a per-step cosine schedule; test accuracy after every epoch."""
-    torch.manual_seed(seed)
-    np.random.seed(seed)
+    torch.manual_seed(seed)  # DataLoader workers derive their seeds from it
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
                         num_workers=num_workers, persistent_workers=num_workers > 0)
     test_loader = DataLoader(test_set, batch_size=1024, num_workers=0)

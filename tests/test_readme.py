@@ -27,8 +27,9 @@ def commands(prefix: str) -> list[str]:
     return [line for line in lines if line.startswith(prefix)]
 
 
-def test_python_example_runs() -> None:
-    (code,) = blocks("python")
+@pytest.mark.parametrize("code", blocks("python"))
+def test_python_example_runs(code: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     exec(compile(code, str(README), "exec"), {})
 
 

@@ -106,6 +106,11 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, dict[str, Any]]]]:
+        # `aug` is a read-only mappingproxy, which does not pickle; travel as a plain dict
+        # (worker processes, Ray tasks) and rebuild, validating on the way in.
+        return (Config.from_dict, (self.to_dict(),))
+
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain JSON/TOML-ready nested dict (tuples become lists; ``None`` kept)."""
         out: dict[str, dict[str, Any]] = {}

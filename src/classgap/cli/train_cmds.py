@@ -45,7 +45,8 @@ def train_cmd(
     seed: int | None = typer.Option(None, "--seed", help="Run seed (init, order, augment)."),
     aug: list[str] | None = typer.Option(None, "--aug", metavar="NAME=VALUE",
                                          help="Augmentation knob (classgap list augs); "
-                                              "repeatable; [v1, v2, ...] gives one per class."),
+                                              "repeatable; NAME=\\[v1,v2,...] gives one "
+                                              "value per class."),
     lr: float | None = typer.Option(None, "--lr", help="Peak learning rate."),
     weight_decay: float | None = typer.Option(None, "--weight-decay", help="Weight decay."),
     batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size."),

@@ -36,10 +36,10 @@ from classgap.train import rundir
 from classgap.train.evaluate import EvalResult, evaluate, loss_fn
 from classgap.train.optim import lr_factor
 from classgap.train.stacked import ModelEnsemble, StackedSGD, member_cross_entropy
-from classgap.train.trainer import (  # _augment, _numerics: private, reused rather than copied
+from classgap.train.trainer import (
     RunResult,
-    _augment,
-    _numerics,
+    build_augment,
+    numerics,
     resolve_device,
     train,
 )
@@ -136,7 +136,7 @@ def train_ensemble(configs: Sequence[Config], out_dirs: Sequence[PathLike | None
 def _member_loader(base: DeviceLoader, config: Config, num_classes: int) -> DeviceLoader:
     # A shallow copy shares the device-resident images: M members cost one copy of the data.
     loader = copy.copy(base)
-    loader.seed, loader.augment = int(config.train.seed), _augment(config, num_classes)
+    loader.seed, loader.augment = int(config.train.seed), build_augment(config, num_classes)
     return loader
 
 
@@ -156,7 +156,7 @@ def _train_vmap(configs: list[Config], outs: list[Any], device: torch.device, *,
     t_start, started = time.perf_counter(), datetime.now(UTC)
     first, m = configs[0], len(configs)
     tc, oc = first.train, first.optim
-    with _numerics(tc.seed, tc.threads, device):
+    with numerics(tc.seed, tc.threads, device):
         splits = make_splits(first)  # data.* is shared, so every member sees the same split
         train_set, val_set, test_set = splits.train, splits.val, splits.test
         if len(train_set) < oc.batch_size:
@@ -248,45 +248,13 @@ def _train_vmap(configs: list[Config], outs: list[Any], device: torch.device, *,
     wall_time = time.perf_counter() - t_start
     results = []
     for i, (config, val_i, test_i) in enumerate(zip(configs, vals, tests, strict=True)):
-        paths = {} if outs[i] is None else _write_run_dir(
-            outs[i], config, member=i, size=m, device=device, started=started,
-            history=histories[i], val=val_i, test=test_i, splits=splits, model=members[i],
-            wall_time=wall_time, train_time=train_time, images_per_second=images_per_second)
+        paths = {} if outs[i] is None else rundir.write_run(
+            outs[i], config, splits=splits, history=histories[i], val=val_i, test=test_i,
+            model=members[i], device=device, precision="fp32", channels_last=False,
+            started=started, wall_time=wall_time, train_time=train_time,
+            images_per_second=images_per_second,
+            extra_provenance={"engine": "vmap", "ensemble_size": m, "ensemble_member": i})
         results.append(RunResult(config, histories[i], val_i.accuracy if val_i else None,
                                  test_i.accuracy, wall_time, images_per_second,
                                  val_i.logits if val_i else None, test_i.logits, outs[i], paths))
     return results
-
-
-def _write_run_dir(out: Any, config: Config, *, member: int, size: int, device: torch.device,
-                   started: datetime, history: list[dict[str, Any]], val: EvalResult | None,
-                   test: EvalResult, splits: Any, model: torch.nn.Module, wall_time: float,
-                   train_time: float, images_per_second: float) -> dict[str, Any]:
-    """The files ``train()`` writes, in its layout (adapter until the trainer exposes one)."""
-    from classgap.audit.io import write_predictions
-
-    tc = config.train
-    paths = {"config": rundir.write_json(out / "config.json", config.to_dict())}
-    prov = rundir.provenance(seed=tc.seed, device=device, precision="fp32", channels_last=False,
-                             threads=torch.get_num_threads() if tc.threads is None
-                             else tc.threads, start_time=started)
-    prov.update(engine="vmap", ensemble_size=size, ensemble_member=member)
-    paths["provenance"] = rundir.write_json(out / "provenance.json", prov)
-    paths["history"] = rundir.write_history(out / "history.csv", history)
-    classes = list(splits.train.classes)
-    for name, result in (("val", val), ("test", test)):
-        if result is not None:
-            paths[name] = write_predictions(
-                out / f"{name}.npz", y_true=result.labels, logits=result.logits,
-                sample_id=splits.indices[name], seed=tc.seed, classes=classes)
-    if tc.checkpoint:
-        paths["model"] = rundir.save_state_dict(out / "model.pt", model)
-    paths["metrics"] = rundir.write_json(out / "metrics.json", {
-        "val_accuracy": val.accuracy if val else None, "val_loss": val.loss if val else None,
-        "test_accuracy": test.accuracy, "test_loss": test.loss,
-        "wall_time": round(wall_time, 3), "train_time": round(train_time, 3),
-        "images_per_second": round(images_per_second, 1), "epochs": tc.epochs,
-        "n_train": len(splits.train), "n_val": len(splits.val) if splits.val is not None else 0,
-        "n_test": len(splits.test), "n_params": sum(p.numel() for p in model.parameters()),
-    })
-    return paths

@@ -14,7 +14,6 @@ A worker that dies without raising (killed, out of memory) breaks the whole pool
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import os
 import pickle
@@ -48,23 +47,16 @@ def default_threads(workers: int) -> int:
     return max(1, _cpu_count() // max(1, workers))
 
 
-def _run(config: Config | dict[str, Any], out_dir: PathLike | None, threads: int,
+def _run(config: Config, out_dir: PathLike | None, threads: int,
          overwrite: bool, progress: bool) -> RunResult | Exception:
-    """One run in a worker (or in-process); an exception is returned, not raised.
-
-    Across processes the config travels as ``to_dict()`` and the result comes back without it
-    (``Config`` holds a ``mappingproxy``, which does not pickle); :func:`train_many` puts the
-    caller's config back.
-    """
+    """One run in a worker (or in-process); an exception is returned, not raised."""
     from classgap.train.trainer import train
 
-    remote = isinstance(config, dict)
-    config = Config.from_dict(config) if isinstance(config, dict) else config
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         result = train(config, out_dir, overwrite=overwrite, progress=progress)
-        return dataclasses.replace(result, config=None) if remote else result  # type: ignore[arg-type]
+        return result
     except Exception as exc:
         exc.add_note(f"in run {config.data.dataset}/{config.model.name} seed "
                      f"{config.train.seed}; worker traceback:\n{traceback.format_exc()}")
@@ -133,14 +125,12 @@ def train_many(configs: Sequence[Config], out_dirs: Sequence[PathLike | None] | 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(configs)),
                              mp_context=context) as pool:
-        futures = {pool.submit(_run, config.to_dict(), out, threads, overwrite, False): i
+        futures = {pool.submit(_run, config, out, threads, overwrite, False): i
                    for i, (config, out) in enumerate(zip(configs, dirs, strict=True))}
         for future in as_completed(futures):
             i = futures[future]
             try:
-                result = future.result()
-                results[i] = dataclasses.replace(result, config=configs[i]) \
-                    if isinstance(result, RunResult) else result
+                results[i] = future.result()
             except Exception as exc:  # the worker died or the result did not unpickle
                 results[i] = exc
             bar.update()

@@ -171,3 +171,45 @@ def provenance(*, seed: int, device: torch.device, precision: str, channels_last
         "platform": platform.platform(),
         "start_time": (start_time or datetime.now(UTC)).isoformat(timespec="seconds"),
     }
+
+
+def write_run(out: Path, config: Any, *, splits: Any, history: Sequence[Mapping[str, Any]],
+              val: Any, test: Any, model: torch.nn.Module, device: torch.device,
+              precision: str, channels_last: bool, started: datetime, wall_time: float,
+              train_time: float, images_per_second: float,
+              extra_provenance: Mapping[str, Any] | None = None) -> dict[str, Path]:
+    """Write every file of a finished run into ``out``; return their paths by name.
+
+    ``config`` is the run's :class:`~classgap.config.Config`, ``splits`` its
+    :class:`~classgap.data.loader.Splits`, ``val``/``test`` its
+    :class:`~classgap.train.evaluate.EvalResult` (``val`` may be None). Shared by the
+    single-model trainer and the ensemble engine, so both leave the same run directory.
+    """
+    from classgap.audit.io import write_predictions
+
+    tc = config.train
+    paths = {"config": write_json(out / "config.json", config.to_dict())}
+    prov = provenance(seed=tc.seed, device=device, precision=precision,
+                      channels_last=channels_last, start_time=started,
+                      threads=torch.get_num_threads() if tc.threads is None else tc.threads)
+    prov.update(extra_provenance or {})
+    paths["provenance"] = write_json(out / "provenance.json", prov)
+    paths["history"] = write_history(out / "history.csv", history)
+    classes = list(splits.train.classes)
+    for name, result in (("val", val), ("test", test)):
+        if result is not None:
+            paths[name] = write_predictions(
+                out / f"{name}.npz", y_true=result.labels, logits=result.logits,
+                sample_id=splits.indices[name], seed=tc.seed, classes=classes)
+    if tc.checkpoint:
+        paths["model"] = save_state_dict(out / "model.pt", model)
+    paths["metrics"] = write_json(out / "metrics.json", {
+        "val_accuracy": val.accuracy if val else None, "val_loss": val.loss if val else None,
+        "test_accuracy": test.accuracy, "test_loss": test.loss,
+        "wall_time": round(wall_time, 3), "train_time": round(train_time, 3),
+        "images_per_second": round(images_per_second, 1), "epochs": tc.epochs,
+        "n_train": len(splits.train), "n_val": len(splits.val) if splits.val is not None else 0,
+        "n_test": len(splits.test), "n_params": sum(p.numel() for p in model.parameters()),
+    })
+    return paths
+

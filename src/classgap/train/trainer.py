@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from classgap.audit.io import write_predictions
 from classgap.config import Config
 from classgap.data.loader import DeviceLoader, channel_stats, make_splits
 from classgap.errors import ConfigError
@@ -36,7 +35,8 @@ from classgap.train import rundir
 from classgap.train.evaluate import EvalResult, autocast, evaluate, loss_fn
 from classgap.train.optim import build_optimizer, build_scheduler
 
-__all__ = ["RunResult", "resolve_device", "resolve_precision", "train"]
+__all__ = ["RunResult", "build_augment", "numerics", "resolve_device", "resolve_precision",
+           "train"]
 
 EVAL_BATCH = 1024  # evaluation batch: no gradients, so larger than training batches
 
@@ -101,7 +101,7 @@ def resolve_precision(precision: str, channels_last: bool | str,
 
 
 @contextlib.contextmanager
-def _numerics(seed: int, threads: int | None, device: torch.device) -> Iterator[None]:
+def numerics(seed: int, threads: int | None, device: torch.device) -> Iterator[None]:
     """Seed torch, set threads and CPU determinism for the run, then restore the old state."""
     old_threads = torch.get_num_threads()
     old_det = (torch.are_deterministic_algorithms_enabled(),
@@ -118,7 +118,8 @@ def _numerics(seed: int, threads: int | None, device: torch.device) -> Iterator[
         torch.use_deterministic_algorithms(old_det[0], warn_only=old_det[1])
 
 
-def _augment(config: Config, num_classes: int) -> Any:
+def build_augment(config: Config, num_classes: int) -> Any:
+    """The run's :class:`~classgap.augment.AugmentPipeline`, or None when it is the identity."""
     if not config.aug:
         return None
     from classgap.augment import AugmentPipeline  # only needed when augmenting
@@ -158,7 +159,7 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
     device = resolve_device(tc.device)
     bf16, channels_last = resolve_precision(tc.precision, tc.channels_last, device)
 
-    with _numerics(tc.seed, tc.threads, device):
+    with numerics(tc.seed, tc.threads, device):
         # -- data: the whole split on the device as uint8 ----------------------------------
         splits = make_splits(config)
         train_set, val_set, test_set = splits.train, splits.val, splits.test
@@ -170,7 +171,7 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
                                   "device": device}
         train_loader = DeviceLoader(train_set, batch_size=oc.batch_size, shuffle=True,
                                     drop_last=True, seed=tc.seed,
-                                    augment=_augment(config, train_set.n_classes), **common)
+                                    augment=build_augment(config, train_set.n_classes), **common)
         eval_loaders = {name: DeviceLoader(ds, batch_size=EVAL_BATCH, **common)
                         for name, ds in (("val", val_set), ("test", test_set)) if ds is not None}
 
@@ -234,31 +235,13 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
         test = evaluate(model, eval_loaders["test"], bf16=bf16)
 
     images_per_second = tc.epochs * steps * oc.batch_size / max(train_time, 1e-9)
+    wall_time = time.perf_counter() - t_start  # training and evaluation, not file writing
     paths: dict[str, Path] = {}
     if out is not None:
-        classes = list(train_set.classes)
-        paths["config"] = rundir.write_json(out / "config.json", config.to_dict())
-        paths["provenance"] = rundir.write_json(out / "provenance.json", rundir.provenance(
-            seed=tc.seed, device=device, precision="bf16" if bf16 else "fp32",
-            channels_last=channels_last, threads=torch.get_num_threads() if tc.threads is None
-            else tc.threads, start_time=started))
-        paths["history"] = rundir.write_history(out / "history.csv", history)
-        for name, result in (("val", val), ("test", test)):
-            if result is not None:
-                paths[name] = write_predictions(
-                    out / f"{name}.npz", y_true=result.labels, logits=result.logits,
-                    sample_id=splits.indices[name], seed=tc.seed, classes=classes)
-        if tc.checkpoint:
-            paths["model"] = rundir.save_state_dict(out / "model.pt", model)
-    wall_time = time.perf_counter() - t_start
-    if out is not None:
-        paths["metrics"] = rundir.write_json(out / "metrics.json", {
-            "val_accuracy": val.accuracy if val else None, "val_loss": val.loss if val else None,
-            "test_accuracy": test.accuracy, "test_loss": test.loss,
-            "wall_time": round(wall_time, 3), "train_time": round(train_time, 3),
-            "images_per_second": round(images_per_second, 1), "epochs": tc.epochs,
-            "n_train": len(train_set), "n_val": len(val_set) if val_set is not None else 0,
-            "n_test": len(test_set), "n_params": sum(p.numel() for p in model.parameters()),
-        })
+        paths = rundir.write_run(
+            out, config, splits=splits, history=history, val=val, test=test, model=model,
+            device=device, precision="bf16" if bf16 else "fp32", channels_last=channels_last,
+            started=started, wall_time=wall_time, train_time=train_time,
+            images_per_second=images_per_second)
     return RunResult(config, history, val.accuracy if val else None, test.accuracy, wall_time,
                      images_per_second, val.logits if val else None, test.logits, out, paths)

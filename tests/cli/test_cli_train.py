@@ -77,3 +77,23 @@ def test_list(capsys, topic: str, needle: str) -> None:
 def test_list_unknown_topic(capsys) -> None:
     code, _, err = invoke(capsys, "list", "modles")
     assert code == 1 and "did you mean 'models'" in err
+
+
+def test_several_seeds_then_audit_over_seeds(capsys, tmp_path: Path) -> None:
+    out = tmp_path / "seeds"
+    code, stdout, err = invoke(capsys, *TINY, "--seed", "3", "--seeds", "2", "--out", out)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["seed3", "seed4"]
+    for seed in (3, 4):
+        config = json.loads((out / f"seed{seed}" / "config.json").read_text())
+        assert config["train"]["seed"] == seed
+    code, stdout, err = invoke(capsys, "audit", out / "seed3" / "test.npz",
+                               out / "seed4" / "test.npz", "-f", "json")
+    assert code == 0, err
+    assert json.loads(stdout)["n_runs"] == 2
+
+
+def test_several_seeds_bad_engine(capsys, tmp_path: Path) -> None:
+    code, _, err = invoke(capsys, *TINY, "--seeds", "2", "--engine", "threads",
+                          "--out", tmp_path / "x")
+    assert code == 1 and "'engine'" in err and "threads" in err

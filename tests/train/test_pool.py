@@ -51,3 +51,17 @@ def test_bad_arguments() -> None:
     with pytest.raises(InputError, match="'configs' must be a sequence of Config"):
         train_many(["not a config"])  # type: ignore[list-item]
     assert default_threads(10_000) == 1
+
+
+def test_train_seeds_matches_single_runs(tmp_path) -> None:
+    from classgap.config import load_config
+    from classgap.train import train
+    from classgap.train.seeds import train_seeds
+
+    config = load_config(overrides=["data.dataset=digits", "model.name=mlp", "train.epochs=1",
+                                    "train.progress=false", "train.seed=5", "train.threads=1"])
+    results = train_seeds(config, 2, tmp_path, engine="pool", workers=1)
+    assert [r.config.train.seed for r in results] == [5, 6]
+    assert [r.out_dir.name for r in results] == ["seed5", "seed6"]
+    single = train(results[1].config)
+    assert (single.test_logits == results[1].test_logits).all()

@@ -63,10 +63,18 @@ def train_cmd(
     precision: str | None = typer.Option(None, "--precision", help="auto, fp32 or bf16."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Replace a run directory holding another config."),
+    seeds: int = typer.Option(1, "--seeds", help="Train this many seeds (--seed onwards); "
+                              "run k goes to OUT/seed<k>."),
+    engine: str = typer.Option("auto", "--engine", help="Several seeds: auto (vmap ensemble "
+                               "on CUDA, process pool elsewhere), pool or vmap."),
+    workers: int = typer.Option(1, "--workers", help="Several seeds, pool engine: processes."),
+    threads_per_worker: int | None = typer.Option(None, "--threads-per-worker",
+                                                  help="Torch threads per worker process."),
 ) -> None:
-    """Train one model and write its run directory (predictions for classgap audit)."""
+    """Train one model (or several seeds) and write run directories for classgap audit."""
     from classgap.config import load_config
     from classgap.train import train
+    from classgap.train.seeds import train_seeds
 
     given = {"dataset": dataset, "data_dir": data_dir, "train_subset": train_subset,
              "model": model, "epochs": epochs, "seed": seed, "lr": lr,
@@ -77,13 +85,27 @@ def train_cmd(
     overrides += list(set_ or [])
     cfg = load_config(config, overrides)
     out_dir = out if out is not None else default_out_dir(cfg.to_dict())
-    result = train(cfg, out_dir, overwrite=overwrite)
-    val = "–" if result.val_accuracy is None else f"{100 * result.val_accuracy:.2f}%"
-    console.print(f"val accuracy [bold]{val}[/], test accuracy "
-                  f"[bold]{100 * result.test_accuracy:.2f}%[/], {cfg.train.epochs} epoch(s) in "
-                  f"{result.wall_time:.1f} s ({result.images_per_second:,.0f} images/s)")
-    console.print(f"run directory: {out_dir}")
-    console.print(f"per-class audit: classgap audit {out_dir / 'test.npz'}", style="dim")
+    if seeds == 1:
+        result = train(cfg, out_dir, overwrite=overwrite)
+        val = "–" if result.val_accuracy is None else f"{100 * result.val_accuracy:.2f}%"
+        console.print(f"val accuracy [bold]{val}[/], test accuracy "
+                      f"[bold]{100 * result.test_accuracy:.2f}%[/], {cfg.train.epochs} epoch(s) "
+                      f"in {result.wall_time:.1f} s ({result.images_per_second:,.0f} images/s)")
+        console.print(f"run directory: {out_dir}")
+        console.print(f"per-class audit: classgap audit {out_dir / 'test.npz'}", style="dim")
+        return
+    results = train_seeds(cfg, seeds, out_dir, engine=engine, workers=workers,
+                          threads_per_worker=threads_per_worker, overwrite=overwrite)
+    table = Table(title=f"{seeds} seeds, {cfg.train.epochs} epoch(s)")
+    for col in ("seed", "val accuracy", "test accuracy", "images/s", "run directory"):
+        table.add_column(col, justify="left" if col == "run directory" else "right")
+    for r in results:
+        val = "–" if r.val_accuracy is None else f"{100 * r.val_accuracy:.2f}"
+        table.add_row(str(r.config.train.seed), val, f"{100 * r.test_accuracy:.2f}",
+                      f"{r.images_per_second:,.0f}", str(r.out_dir))
+    console.print(table)
+    console.print(f"per-class audit over seeds: classgap audit {out_dir}/seed*/test.npz",
+                  style="dim")
 
 
 @app.command("list")

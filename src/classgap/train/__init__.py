@@ -10,6 +10,7 @@ from classgap.train.ensemble import ModelEnsemble, StackedSGD, train_ensemble
 from classgap.train.evaluate import EvalResult, evaluate, loss_fn
 from classgap.train.optim import build_optimizer, build_scheduler, lr_factor, param_groups
 from classgap.train.pool import train_many
+from classgap.train.seeds import train_seeds
 from classgap.train.trainer import RunResult, resolve_device, resolve_precision, train
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "train",
     "train_ensemble",
     "train_many",
+    "train_seeds",
 ]

@@ -42,8 +42,11 @@ test: $(STAMP) data
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# The quick benchmarks; bench/train_speed.py (about 6 minutes on 2 cores) and
+# bench/ensemble_speed.py (for a GPU) are run by hand: see bench/RESULTS.md.
 bench: $(STAMP) data
 	$(BIN)/python bench/audit_speed.py
+	$(BIN)/python bench/step_speed.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

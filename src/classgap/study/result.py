@@ -53,6 +53,10 @@ class StudyResult:
         Honest caveats the report must show (e.g. "the selection is within seed noise").
     meta : dict
         Dataset, model, epochs, seeds, test used, timings, versions.
+    ensemble : pd.DataFrame or None
+        The seed ensembles (mean softmax over seeds, FAIR-Ensemble) at ``selected`` versus
+        ``reference``, one row per class: ``class, acc_reference, acc_selected, delta,
+        delta_low, delta_high, p_value, q_value, verdict`` (exact McNemar, one run per side).
     """
 
     axis: str
@@ -68,3 +72,4 @@ class StudyResult:
     transfer: StudyResult | None = None
     notes: tuple[str, ...] = ()
     meta: Mapping[str, Any] = field(default_factory=dict)
+    ensemble: pd.DataFrame | None = None

@@ -1,0 +1,130 @@
+"""Where lost samples go (confusion shifts) and what ensembling the seeds changes.
+
+A class that drops has to lose its samples to some other class: the confusion pair that grows
+most tells whether the drop is a fine-grained confusion (Kirichenko et al.) or a collapse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import softmax
+
+from classgap.audit import compare_predictions, confusion_matrix
+
+__all__ = ["confusion_shifts", "ensemble_labels", "ensemble_table", "mean_confusion_rates"]
+
+
+def mean_confusion_rates(y_true: np.ndarray, preds: np.ndarray, n_classes: int) -> np.ndarray:
+    """Row-normalised confusion matrix averaged over runs.
+
+    Parameters
+    ----------
+    y_true : array of int, shape (N,)
+    preds : array of int, shape (S, N)
+
+    Returns
+    -------
+    ndarray of float, shape (K, K)
+        ``[t, p]`` = fraction of class t's samples predicted as p, mean over the S runs; rows of
+        absent classes are NaN.
+    """
+    support = np.bincount(y_true, minlength=n_classes).astype(float)[:, None]  # (K, 1)
+    total = sum(confusion_matrix(y_true, row, n_classes) for row in preds)  # (K, K)
+    out = np.full((n_classes, n_classes), np.nan)
+    np.divide(np.asarray(total, float) / len(preds), support, out=out, where=support > 0)
+    return out
+
+
+def confusion_shifts(y_true: np.ndarray, preds_reference: np.ndarray,
+                     preds_selected: np.ndarray, n_classes: int, class_names: Sequence[str],
+                     *, top: int | None = None) -> pd.DataFrame:
+    """Off-diagonal confusion pairs sorted by how much they moved (largest ``|change|`` first).
+
+    Parameters
+    ----------
+    y_true : array of int, shape (N,)
+    preds_reference, preds_selected : array of int, shape (S, N)
+    n_classes : int
+    class_names : sequence of K str
+    top : int, optional
+        Keep only the first ``top`` rows.
+
+    Returns
+    -------
+    DataFrame
+        ``true, predicted, true_index, predicted_index, rate_reference, rate_selected, change``
+        (fractions of the true class's samples; ``change = selected - reference``), so a
+        positive change on ``(t, p)`` means class p absorbs samples class t lost.
+    """
+    ref = mean_confusion_rates(y_true, preds_reference, n_classes)
+    sel = mean_confusion_rates(y_true, preds_selected, n_classes)
+    t, p = np.nonzero(~np.eye(n_classes, dtype=bool))  # off-diagonal pairs, row-major
+    names = np.asarray(list(class_names), dtype=object)
+    table = pd.DataFrame({
+        "true": names[t], "predicted": names[p], "true_index": t, "predicted_index": p,
+        "rate_reference": ref[t, p], "rate_selected": sel[t, p], "change": sel[t, p] - ref[t, p],
+    })
+    order = np.argsort(-np.abs(table["change"].to_numpy()), kind="stable")
+    table = table.iloc[order].dropna(subset=["change"]).reset_index(drop=True)
+    return table if top is None else table.head(top)
+
+
+def ensemble_labels(scores: Sequence[np.ndarray | None], kinds: Sequence[str | None],
+                    labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Top-1 of the seed ensemble: mean softmax over runs (FAIR-Ensemble).
+
+    Parameters
+    ----------
+    scores : sequence of S arrays of shape (N, K), or None
+        Logits or probabilities per run; a run without scores votes with a one-hot row, so the
+        ensemble degrades to a majority vote rather than failing.
+    kinds : sequence of S ``"logits"`` / ``"probs"`` / None
+    labels : array of int, shape (S, N)
+        The runs' predicted labels (used for runs without scores).
+
+    Returns
+    -------
+    ndarray of int64, shape (N,)
+    """
+    total = np.zeros((labels.shape[1], n_classes))
+    for score, kind, lab in zip(scores, kinds, labels, strict=True):
+        if score is None:
+            total += np.eye(n_classes)[lab]
+        else:
+            total += softmax(score, axis=1) if kind == "logits" else score
+    return np.argmax(total, axis=1).astype(np.int64)
+
+
+def ensemble_table(y_true: np.ndarray, ensemble_reference: np.ndarray,
+                   ensemble_selected: np.ndarray, n_classes: int, **compare: Any,
+                   ) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Per-class comparison of the two seed ensembles (one run per side, so exact McNemar).
+
+    ``compare`` goes to :func:`~classgap.audit.compare_predictions` (``class_names``,
+    ``alpha``, ``correction``, ``n_boot``, ``random_state``).
+
+    Returns
+    -------
+    classes : DataFrame
+        ``class, acc_reference, acc_selected, delta, delta_low, delta_high, p_value, q_value,
+        verdict`` (the ensembles' per-class accuracies).
+    overall : dict
+        ``acc_reference, acc_selected, delta, std_reference, std_selected, n_drop``; the stds are
+        the spread of per-class accuracy (a disparity measure ensembling may narrow).
+    """
+    comp = compare_predictions(y_true, [ensemble_reference], [ensemble_selected], n_classes,
+                               test="mcnemar", **compare)
+    t = comp.classes.rename(columns={"acc_baseline": "acc_reference",
+                                     "acc_candidate": "acc_selected"})
+    t = t[["class", "acc_reference", "acc_selected", "delta", "delta_low", "delta_high",
+           "p_value", "q_value", "verdict"]]
+    o = comp.overall
+    overall = {"acc_reference": o["acc_baseline"], "acc_selected": o["acc_candidate"],
+               "delta": o["delta"], "n_drop": o["n_drop"],
+               "std_reference": float(np.nanstd(t["acc_reference"])),
+               "std_selected": float(np.nanstd(t["acc_selected"]))}
+    return t, overall

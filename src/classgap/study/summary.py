@@ -1,0 +1,58 @@
+"""``summary.json``: a :class:`~classgap.study.result.StudyResult` as strict JSON."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from classgap.study.result import StudyResult
+
+__all__ = ["summary_dict"]
+
+
+def _jsonable(x: Any) -> Any:
+    """Python scalars, lists and dicts only; NaN and inf become None."""
+    if isinstance(x, pd.DataFrame):
+        return [_jsonable(r) for r in x.to_dict(orient="records")]
+    if isinstance(x, Mapping):
+        return {str(key): _jsonable(v) for key, v in x.items()}
+    if isinstance(x, list | tuple | np.ndarray):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if x is None or isinstance(x, bool | int | str):
+        return x
+    return str(x)  # anything else (e.g. a Path strength) by its text
+
+
+SUMMARY_CLASS_COLUMNS = ("class", "acc_reference", "acc_selected", "delta", "delta_low",
+                         "delta_high", "p_value", "q_value", "verdict")
+
+
+def summary_dict(result: StudyResult) -> dict[str, Any]:
+    """The content of ``summary.json``: strict JSON (no NaN), accuracies as fractions.
+
+    Keys: ``axis, strengths, reference, selected, mean_gain, notes, class_aware, validation,
+    classes`` (records with at least ``class, acc_reference, acc_selected, delta, delta_low,
+    delta_high, q_value, verdict``), ``ensemble`` and ``transfer`` (the same dict or None).
+    """
+    classes = result.classes
+    first = [c for c in SUMMARY_CLASS_COLUMNS if c in classes.columns]
+    classes = classes[first + [c for c in classes.columns if c not in first]]
+    return _jsonable({
+        "axis": result.axis, "strengths": list(result.strengths),
+        "reference": result.reference, "selected": result.selected,
+        "mean_gain": dict(result.mean_gain), "notes": list(result.notes),
+        "class_aware": dict(result.class_aware), "validation": result.validation,
+        "classes": classes,
+        "ensemble": {"classes": result.ensemble,
+                     "overall": result.meta.get("ensemble")} if result.ensemble is not None
+        else None,
+        "transfer": summary_dict(result.transfer) if result.transfer is not None else None,
+    })

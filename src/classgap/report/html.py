@@ -1,0 +1,472 @@
+"""A self-contained HTML report of a :class:`StudyResult`, plus PNG figures and tables.
+
+``report.html`` needs nothing but itself: figures are inline base64 PNGs, styles and the one
+small sorting script are inline, and a Content-Security-Policy forbids every network request
+(``default-src 'none'``) and every script but ours (pinned by its SHA-256). Every string that
+comes from data (class names, notes, metadata) goes through :func:`html.escape`; no event
+handler attribute is ever written, so a class called ``<script>alert(1)</script>`` is text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from classgap.report import plots
+from classgap.study.result import StudyResult
+
+__all__ = ["headline", "write_report"]
+
+# Static code, never built from data. With ``#selftest`` in the URL it writes
+# ``<pre id="selftest">{"images_loaded", "images_total", "rows", "scripts", "classes",
+# "delta_sorted_desc"}</pre>``
+# after load, so a headless browser's ``--dump-dom`` can check the page without a driver.
+_SCRIPT = """
+(function () {
+  "use strict";
+  function cellValue(row, index) {
+    var cell = row.cells[index];
+    var raw = cell.getAttribute("data-v");
+    if (raw === null) { raw = cell.textContent; }
+    var num = parseFloat(raw);
+    return { num: isNaN(num) ? null : num, text: raw };
+  }
+  function sortTable(table, index, header) {
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    var ascending = header.getAttribute("aria-sort") !== "ascending";
+    rows.sort(function (a, b) {
+      var x = cellValue(a, index), y = cellValue(b, index), order;
+      if (x.num !== null && y.num !== null) { order = x.num - y.num; }
+      else if (x.num !== null) { order = -1; }
+      else if (y.num !== null) { order = 1; }
+      else { order = x.text.localeCompare(y.text); }
+      return ascending ? order : -order;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+    Array.prototype.forEach.call(header.parentNode.cells, function (th) {
+      th.removeAttribute("aria-sort");
+    });
+    header.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+  }
+  document.querySelectorAll("table.sortable").forEach(function (table) {
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th, index) {
+      th.addEventListener("click", function () { sortTable(table, index, th); });
+    });
+  });
+  function selftest() {
+    var images = Array.prototype.slice.call(document.images);
+    var loaded = images.filter(function (img) { return img.complete && img.naturalWidth > 0; });
+    var table = document.getElementById("per-class");
+    var rows = table ? table.tBodies[0].rows : [];
+    var names = Array.prototype.map.call(rows, function (row) { return row.cells[0].textContent; });
+    // Exercise the sorting: two clicks on the delta header sort descending.
+    var header = table ? table.querySelector('th[data-key="delta"]') : null;
+    var sorted = [];
+    if (header) {
+      header.click(); header.click();
+      sorted = Array.prototype.map.call(table.tBodies[0].rows, function (row) {
+        return parseFloat(row.getAttribute("data-delta"));
+      });
+    }
+    var out = document.createElement("pre");
+    out.id = "selftest";
+    out.textContent = JSON.stringify({
+      images_loaded: loaded.length, images_total: images.length, rows: rows.length,
+      scripts: document.scripts.length, classes: names, delta_sorted_desc: sorted
+    });
+    document.body.appendChild(out);
+  }
+  if (window.location.hash === "#selftest") {
+    if (document.readyState === "complete") { selftest(); }
+    else { window.addEventListener("load", selftest); }
+  }
+})();
+"""
+_SCRIPT_HASH = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+_CSP = (
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    f"script-src 'sha256-{_SCRIPT_HASH}'; base-uri 'none'; form-action 'none'"
+)
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto;
+       max-width: 1100px; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.5em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
+.headline { font-size: 1.15em; background: #f4f7fb; border-left: 4px solid #1f77b4;
+            padding: .8em 1em; }
+.notes { background: #fff6e0; border: 1px solid #e0b44c; padding: .6em 1em; }
+.notes li { margin: .3em 0; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; height: auto; }
+figcaption { color: #555; font-size: .9em; }
+table { border-collapse: collapse; font-size: .9em; margin: 1em 0; }
+th, td { padding: .25em .6em; border-bottom: 1px solid #eee; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+table.sortable th { cursor: pointer; background: #f2f2f2; position: sticky; top: 0; }
+th[aria-sort="ascending"]::after { content: " \\25B2"; }
+th[aria-sort="descending"]::after { content: " \\25BC"; }
+tr.drop td { color: #b01c1c; } tr.gain td { color: #1f7a1f; }
+footer { margin-top: 3em; color: #666; font-size: .85em; }
+footer dt { font-weight: bold; float: left; clear: left; width: 9em; }
+footer dd { margin-left: 10em; font-family: monospace; word-break: break-all; }
+"""
+
+_ALT = {
+    "per_class_vs_strength": "Per-class test accuracy versus {axis}, one line per class, the "
+    "mean bold, reference and selected strengths marked.",
+    "delta_at_selected": "Change in test accuracy per class at the selected {axis}, sorted, "
+    "with 95% intervals; significant drops red, gains green.",
+    "confusion_shifts": "Confusion pairs (true to predicted) whose rate changed most.",
+    "class_aware": "Mean validation accuracy per {axis} with the usual and the class-aware "
+    "pick marked.",
+    "transfer": "Change in downstream linear-probe accuracy per class, sorted, with intervals.",
+}
+
+
+def _e(value: Any) -> str:
+    """Escape anything for HTML text or a quoted attribute."""
+    return html.escape(str(value), quote=True)
+
+
+def _s(value: Any) -> str:
+    """A strength as text (``1.0`` → ``1``, strings unchanged)."""
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return f"{float(value):g}"
+    return str(value)
+
+
+def _pct(x: Any) -> str:
+    return f"{100 * float(x):.2f}" if _finite(x) else "n/a"
+
+
+def _pts(x: Any) -> str:
+    return f"{100 * float(x):+.2f}" if _finite(x) else "n/a"
+
+
+def _finite(x: Any) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def headline(result: StudyResult) -> str:
+    """One plain-text sentence: what the selection bought and who paid (not escaped).
+
+    Examples
+    --------
+    ``Selecting aug.mixup = 1 raised mean test accuracy by +0.80 points [+0.50, +1.10];
+    1 class dropped significantly: Ankle boot (-1.40 [-2.20, -0.70]).``
+    """
+    gain = result.mean_gain or {}
+    delta = gain.get("delta", math.nan)
+    if _finite(delta):
+        verb = "raised" if delta > 0 else "lowered" if delta < 0 else "did not change"
+        by = f" by {_pts(delta)} points" if delta != 0 else ""
+        text = (
+            f"Selecting {result.axis} = {_s(result.selected)} (reference "
+            f"{_s(result.reference)}) {verb} mean test accuracy{by} "
+            f"[{_pts(gain.get('low'))}, {_pts(gain.get('high'))}]"
+        )
+    else:
+        text = f"Selecting {result.axis} = {_s(result.selected)}: mean gain not available"
+    classes = result.classes
+    drops = (
+        classes[classes["verdict"] == "drop"].sort_values("delta")
+        if not classes.empty and "verdict" in classes
+        else classes.iloc[0:0]
+    )
+    if drops.empty:
+        return text + "; no class dropped significantly."
+    parts = [
+        f"{row['class']} ({_pts(row['delta'])} [{_pts(row.get('delta_low'))}, "
+        f"{_pts(row.get('delta_high'))}])"
+        for _, row in drops.iterrows()
+    ]
+    noun = "class" if len(drops) == 1 else "classes"
+    return text + f"; {len(drops)} {noun} dropped significantly: " + ", ".join(parts) + "."
+
+
+def write_report(
+    result: StudyResult,
+    out_dir: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    dpi: int = 110,
+) -> Path:
+    """Write ``report.html``, ``figures/<name>.png`` and the tables into ``out_dir``.
+
+    Parameters
+    ----------
+    result : StudyResult
+        The analysed study.
+    out_dir : path
+        Created if missing. Receives ``report.html``, ``figures/*.png``, ``classes.csv``,
+        ``classes.parquet``, ``per_class.csv``, ``validation.csv``, ``confusion_shifts.csv``
+        and, with a transfer study, ``transfer_classes.csv``.
+    title : str, optional
+        Page title; default ``"classgap study: <axis>"``.
+    dpi : int, default 110
+        Resolution of the PNG figures.
+
+    Returns
+    -------
+    Path
+        The path of ``report.html``. Every file is written to a temporary name and moved into
+        place, so a reader never sees a half-written report.
+    """
+    out = Path(out_dir)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+
+    images: dict[str, bytes] = {}
+    for name, fig in plots.build_figures(result).items():
+        images[name] = _png(fig, dpi)
+        _atomic_write(out / "figures" / f"{name}.png", images[name])
+
+    tables: dict[str, pd.DataFrame] = {
+        "classes": result.classes,
+        "per_class": result.per_class,
+        "validation": result.validation,
+        "confusion_shifts": result.confusion_shifts,
+    }
+    if result.transfer is not None:
+        tables["transfer_classes"] = result.transfer.classes
+    for name, frame in tables.items():
+        _atomic_write(out / f"{name}.csv", frame.to_csv(index=False).encode())
+    _atomic_write(out / "classes.parquet", _parquet_bytes(result.classes))
+
+    page = _render(result, images, title or f"classgap study: {result.axis}")
+    path = out / "report.html"
+    _atomic_write(path, page.encode("utf-8"))
+    return path
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _render(result: StudyResult, images: Mapping[str, bytes], title: str) -> str:
+    axis = result.axis
+    body: list[str] = [
+        f"<h1>{_e(title)}</h1>",
+        f'<p class="headline" id="headline">{_e(headline(result))}</p>',
+    ]
+    if result.notes:
+        items = "".join(f"<li>{_e(n)}</li>" for n in result.notes)
+        body.append(
+            f'<section class="notes" id="notes"><strong>Read this first:</strong>'
+            f"<ul>{items}</ul></section>"
+        )
+    body.append(_selection_summary(result))
+
+    body.append("<h2>Who pays</h2>")
+    for name in ("per_class_vs_strength", "delta_at_selected", "confusion_shifts"):
+        body.append(_figure(name, images, axis))
+    body.append(
+        "<h2>Per-class results</h2><p>Accuracies in %, Δ in percentage points "
+        f"(selected {_e(_s(result.selected))} − reference {_e(_s(result.reference))}), 95% "
+        "interval, BH q-value. Click a column header to sort.</p>"
+    )
+    body.append(_class_table(result.classes, "per-class"))
+
+    body.append("<h2>Class-aware selection</h2>")
+    body.append(_class_aware_section(result))
+    body.append(_figure("class_aware", images, axis))
+
+    if result.transfer is not None:
+        downstream = result.transfer
+        body.append("<h2>Transfer</h2>")
+        body.append(f'<p class="headline" id="transfer-headline">{_e(headline(downstream))}</p>')
+        if downstream.notes:
+            items = "".join(f"<li>{_e(n)}</li>" for n in downstream.notes)
+            body.append(f'<section class="notes"><ul>{items}</ul></section>')
+        body.append(_figure("transfer", images, axis))
+        body.append(_class_table(downstream.classes, "transfer-classes"))
+
+    body.append(_footer(result.meta))
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(_CSP)}">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{_e(title)}</title>\n<style>{_STYLE}</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + f"\n<script>{_SCRIPT}</script>\n</body>\n</html>\n"
+    )
+
+
+def _figure(name: str, images: Mapping[str, bytes], axis: str) -> str:
+    if name not in images:
+        return ""
+    alt = _ALT[name].format(axis=axis)
+    payload = base64.b64encode(images[name]).decode("ascii")
+    return (
+        f'<figure id="fig-{name}"><img src="data:image/png;base64,{payload}" '
+        f'alt="{_e(alt)}" data-figure="{name}">'
+        f"<figcaption>{_e(alt)} (also figures/{name}.png)</figcaption></figure>"
+    )
+
+
+# (header, column, formatter) for the sortable per-class table.
+_COLUMNS: Sequence[tuple[str, str, Callable[[Any], str]]] = (
+    ("class", "class", str),
+    ("reference %", "acc_reference", _pct),
+    ("selected %", "acc_selected", _pct),
+    ("Δ pts", "delta", _pts),
+    ("Δ low", "delta_low", _pts),
+    ("Δ high", "delta_high", _pts),
+    ("p", "p_value", lambda v: f"{float(v):.3g}" if _finite(v) else "n/a"),
+    ("q (BH)", "q_value", lambda v: f"{float(v):.3g}" if _finite(v) else "n/a"),
+    ("verdict", "verdict", str),
+    ("own best", "own_best", _s),
+    ("own best %", "acc_own_best", _pct),
+)
+
+
+def _class_table(classes: pd.DataFrame, table_id: str) -> str:
+    columns = [c for c in _COLUMNS if c[1] in classes.columns]
+    head = "".join(f'<th scope="col" data-key="{_e(c)}">{_e(h)}</th>' for h, c, _ in columns)
+    rows = []
+    ordered = classes.sort_values("delta") if "delta" in classes else classes
+    for _, row in ordered.iterrows():
+        cells = []
+        for _, column, fmt in columns:
+            value = row[column]
+            # data-v holds the raw number so sorting is numeric, not lexicographic.
+            raw = f' data-v="{_e(value)}"' if _finite(value) else ""
+            cells.append(f"<td{raw}>{_e(fmt(value))}</td>")
+        verdict = str(row.get("verdict", "none"))
+        attrs = (
+            f' class="{_e(verdict)}" data-class="{_e(row["class"])}"'
+            f' data-delta="{_e(row.get("delta", ""))}" data-q="{_e(row.get("q_value", ""))}"'
+            f' data-verdict="{_e(verdict)}"'
+        )
+        rows.append(f"<tr{attrs}>{''.join(cells)}</tr>")
+    return (
+        f'<table class="sortable" id="{_e(table_id)}"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _selection_summary(result: StudyResult) -> str:
+    val = result.validation
+    lines = [
+        f"<li>Axis <code>{_e(result.axis)}</code>, strengths in sweep order: "
+        f"{_e(', '.join(_s(s) for s in result.strengths))}.</li>",
+        f"<li>Reference (regularizer off): <strong>{_e(_s(result.reference))}</strong>; "
+        f"selected on validation (best mean over seeds): "
+        f"<strong>{_e(_s(result.selected))}</strong>.</li>",
+    ]
+    p_value = (result.mean_gain or {}).get("p_value")
+    if p_value is not None and _finite(p_value):
+        lines.append(f"<li>Mean gain p-value: {_e(f'{float(p_value):.3g}')}.</li>")
+    if not val.empty and {"strength", "val_mean"} <= set(val.columns):
+        cols = [c for c in ("val_mean", "val_std", "test_mean", "test_std") if c in val]
+        head = "".join(f"<th>{_e(c)} %</th>" for c in cols)
+        body = "".join(
+            f"<tr><td>{_e(_s(r['strength']))}</td>"
+            + "".join(f"<td>{_e(_pct(r[c]))}</td>" for c in cols)
+            # iterrows upcasts the int column to float: print 3, not 3.0.
+            + (f"<td>{_e(_s(r['n_seeds']))}</td>" if "n_seeds" in val else "")
+            + "</tr>"
+            for _, r in val.iterrows()
+        )
+        seeds = "<th>seeds</th>" if "n_seeds" in val else ""
+        table = (
+            f'<table id="validation"><thead><tr><th>strength</th>{head}{seeds}</tr></thead>'
+            f"<tbody>{body}</tbody></table>"
+        )
+    else:
+        table = ""
+    return f'<ul id="selection">{"".join(lines)}</ul>{table}'
+
+
+def _class_aware_section(result: StudyResult) -> str:
+    aware = result.class_aware or {}
+    if not aware:
+        return "<p>No class-aware selection was computed.</p>"
+    max_drop = aware.get("max_drop")
+    pick = aware.get("selected")
+    parts = []
+    if pick is None:
+        parts.append(
+            f"<p>No strength keeps every class within {_e(max_drop)} points of the reference.</p>"
+        )
+    else:
+        val = aware.get("val_mean")
+        val_text = f" (mean validation accuracy {_e(_pct(val))}%)" if _finite(val) else ""
+        parts.append(
+            f'<p id="class-aware-pick">Best mean validation accuracy with no class dropping '
+            f"significantly by more than {_e(max_drop)} points: <strong>{_e(result.axis)} = "
+            f"{_e(_s(pick))}</strong>{val_text}; the usual pick is {_e(_s(result.selected))}."
+            "</p>"
+        )
+    vector = aware.get("per_class_strengths")
+    if isinstance(vector, Mapping) and vector:
+        rows = "".join(
+            f"<tr><td>{_e(c)}</td><td>{_e(_s(s))}</td></tr>" for c, s in vector.items()
+        )
+        parts.append(
+            "<details><summary>Per-class strength vector (class-conditional "
+            "augmentation)</summary><table id=\"per-class-strengths\"><thead><tr><th>class</th>"
+            f"<th>strength</th></tr></thead><tbody>{rows}</tbody></table></details>"
+        )
+    return "".join(parts)
+
+
+def _footer(meta: Mapping[str, Any]) -> str:
+    items = "".join(
+        f"<dt>{_e(k)}</dt><dd>{_e(v if isinstance(v, str) else json.dumps(v, default=str))}</dd>"
+        for k, v in (meta or {}).items()
+    )
+    return f'<footer id="provenance"><h2>Provenance</h2><dl>{items}</dl></footer>'
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _png(fig: Figure, dpi: int) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    # Strength columns may mix numbers and strings ("off", 0.5); Arrow needs one type per
+    # column, so mixed object columns are stored as text.
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object:
+            values = safe[column].dropna()
+            numeric = all(isinstance(v, Real) and not isinstance(v, bool) for v in values)
+            text = all(isinstance(v, str) for v in values)
+            if not (numeric or text):
+                safe[column] = safe[column].map(lambda v: v if v is None else str(v))
+    buffer = io.BytesIO()
+    safe.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,512 @@
+"""Figures of a regularization study: a :class:`StudyResult` in, a matplotlib ``Figure`` out.
+
+Every function builds a fresh :class:`matplotlib.figure.Figure` with the object-oriented API and
+the Agg canvas: nothing is registered with ``pyplot`` and no ``rcParams`` are touched, so
+figures can be built from threads or a web server and never leak between calls. Accuracies in
+a :class:`StudyResult` are fractions; the figures show percent and percentage points.
+
+Artists that tests and callers may want to find carry a ``gid`` (``"class:<name>"``,
+``"average"``, ``"selected"``, ``"reference"``, ``"delta-points:<verdict>"``, ...).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from numbers import Real
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from classgap.errors import InputError
+from classgap.study.result import StudyResult
+
+__all__ = [
+    "FIGURES",
+    "build_figures",
+    "class_aware",
+    "confusion_shifts",
+    "delta_at_selected",
+    "per_class_vs_strength",
+    "transfer",
+]
+
+VERDICT_COLORS = {"drop": "#d62728", "gain": "#2ca02c", "none": "#8c8c8c"}
+AVERAGE_COLOR = "black"
+SELECTED_COLOR = "#1f77b4"
+REFERENCE_COLOR = "#555555"
+CLASS_AWARE_COLOR = "#9467bd"
+# Above this many classes a legend entry or tick label per class is unreadable: only the
+# classes that pay (or gain) are labelled.
+MANY_CLASSES = 20
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained", dpi=100)
+    FigureCanvasAgg(fig)  # attach a canvas so savefig/draw work without pyplot
+    return fig
+
+
+def _key(value: Any) -> Any:
+    """Normalise a strength so ``1``, ``1.0`` and ``np.float64(1.0)`` compare equal."""
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return float(value)
+    return str(value)
+
+
+def _fmt_strength(value: Any) -> str:
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return f"{float(value):g}"
+    return _text(value)
+
+
+def _text(value: Any) -> str:
+    """Data as literal figure text: an unescaped ``$`` would start mathtext (and a lone one
+    fails at draw time), so a class called ``$5 bill`` must not be parsed as math."""
+    return str(value).replace("$", r"\$")
+
+
+def _strength_axis(strengths: Sequence[Any]) -> tuple[np.ndarray, list[str], bool]:
+    """x positions for the strengths in sweep order.
+
+    Returns ``(positions, labels, invert)``. Numeric, strictly monotonic strengths on a roughly
+    even grid sit at their values (inverted when the sweep runs downwards, e.g. rrc 1.0 → 0.08,
+    so sweep order still reads left to right); anything else (strings, mixed types, log grids
+    such as weight decay ``0, 1e-4, 1e-3``) is placed categorically at 0, 1, 2, ...
+    """
+    labels = [_fmt_strength(s) for s in strengths]
+    n = len(strengths)
+    numeric = n > 1 and all(isinstance(s, Real) and not isinstance(s, bool) for s in strengths)
+    if numeric:
+        values = np.asarray([float(s) for s in strengths])
+        steps = np.diff(values)
+        monotonic = bool(np.all(steps > 0) or np.all(steps < 0))
+        if monotonic and np.all(np.isfinite(values)):
+            gaps = np.abs(steps)
+            # A log grid squeezes its small values into one pixel: categorical reads better.
+            if gaps.max() / gaps.min() <= 10:
+                return values, labels, bool(steps[0] < 0)
+    return np.arange(n, dtype=float), labels, False
+
+
+def _position_of(
+    strengths: Sequence[Any], positions: np.ndarray
+) -> Callable[[Any], float]:
+    lookup = {_key(s): float(p) for s, p in zip(strengths, positions, strict=True)}
+
+    def position(value: Any) -> float:
+        return lookup.get(_key(value), math.nan)
+
+    return position
+
+
+def _dropping(result: StudyResult) -> list[str]:
+    """Classes with a significant drop, worst first."""
+    classes = result.classes
+    if classes.empty or "verdict" not in classes:
+        return []
+    drops = classes[classes["verdict"] == "drop"].sort_values("delta")
+    return [str(c) for c in drops["class"]]
+
+
+def _stars(q: float) -> str:
+    if not np.isfinite(q):
+        return ""
+    return "***" if q < 0.001 else "**" if q < 0.01 else "*" if q < 0.05 else ""
+
+
+def _pts(x: float) -> str:
+    """A fraction as signed percentage points."""
+    return f"{100 * x:+.2f}" if np.isfinite(x) else "n/a"
+
+
+def _require_columns(frame: pd.DataFrame, name: str, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"'{name}' must have columns {list(columns)}; missing {missing} "
+            f"(got {list(frame.columns)})"
+        )
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def per_class_vs_strength(result: StudyResult, *, max_labels: int = MANY_CLASSES) -> Figure:
+    """Per-class test accuracy versus strength, one thin line per class, the average bold.
+
+    Parameters
+    ----------
+    result : StudyResult
+        Uses ``per_class`` (long format), ``validation`` (for the mean test accuracy),
+        ``classes`` (to highlight significant drops), ``selected`` and ``reference``.
+    max_labels : int, default 20
+        Up to this many classes every class gets a colour and a legend entry; above it the
+        classes that do not drop significantly are thin grey unlabelled lines.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes; lines with ``gid`` ``"class:<name>"`` (one per class), ``"average"``,
+        ``"selected"`` and ``"reference"``.
+    """
+    per_class = result.per_class
+    _require_columns(per_class, "per_class", ["strength", "class", "acc_mean"])
+    strengths = list(result.strengths)
+    positions, labels, invert = _strength_axis(strengths)
+    position = _position_of(strengths, positions)
+    order = {_key(s): i for i, s in enumerate(strengths)}
+
+    class_names = list(dict.fromkeys(per_class["class"]))
+    many = len(class_names) > max_labels
+    dropping = _dropping(result)
+    highlighted = set(dropping)
+
+    fig = _new_figure(9.5 if not many else 10.0, 5.5)
+    ax = fig.add_subplot()
+    palette = _palette(len(class_names) if not many else max(len(dropping), 1))
+    colour_index = 0
+    for name in class_names:
+        rows = per_class[per_class["class"] == name]
+        rank = rows["strength"].map(lambda s: order.get(_key(s), math.inf))
+        rows = rows.assign(_rank=rank).sort_values("_rank")
+        x = rows["strength"].map(position).to_numpy(dtype=float)
+        y = 100 * rows["acc_mean"].to_numpy(dtype=float)
+        label_text = _text(name)
+        if name in highlighted:
+            label_text += " (significant drop)"
+        if many and name not in highlighted:
+            style: dict[str, Any] = {"color": "#b0b0b0", "lw": 0.6, "alpha": 0.5, "zorder": 1}
+            label_text = "_nolegend_"
+        else:
+            colour = palette[colour_index % len(palette)]
+            colour_index += 1
+            style = {"color": colour, "lw": 1.0, "alpha": 0.8, "zorder": 2}
+            if name in highlighted:
+                style.update(lw=2.4, alpha=1.0, zorder=3, marker="o", ms=4)
+        (line,) = ax.plot(x, y, label=label_text, **style)
+        line.set_gid(f"class:{name}")
+        if many and name in highlighted and len(x):
+            # With many classes a legend entry is far from its line: name the line at its end.
+            ax.annotate(
+                _text(name), (x[-1], y[-1]), xytext=(4, 0), textcoords="offset points",
+                fontsize=7, color=style["color"], va="center",
+            )
+
+    average = _average_curve(result, strengths, position)
+    (avg_line,) = ax.plot(
+        average[0], average[1], color=AVERAGE_COLOR, lw=3.2, zorder=4, marker="s", ms=5,
+        label="mean test accuracy",
+    )
+    avg_line.set_gid("average")
+
+    _mark_strength(ax, position(result.reference), "reference", REFERENCE_COLOR, ":",
+                   f"reference ({_fmt_strength(result.reference)})")
+    _mark_strength(ax, position(result.selected), "selected", SELECTED_COLOR, "--",
+                   f"selected on validation ({_fmt_strength(result.selected)})")
+
+    ax.set_xticks(positions, labels)
+    if invert:
+        ax.invert_xaxis()
+    ax.set_xlabel(f"{result.axis} (sweep order)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    title = f"Per-class test accuracy vs {result.axis}"
+    if dropping:
+        title += f"\n{len(dropping)} class(es) drop significantly at the selected strength"
+    ax.set_title(title)
+    ncol = 1 if len(ax.get_legend_handles_labels()[1]) <= 24 else 2
+    # Outside the axes: a legend inside would sit on top of some class's curve.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, ncol=ncol,
+              frameon=False)
+    return fig
+
+
+def delta_at_selected(result: StudyResult, *, max_labels: int = 40) -> Figure:
+    """Sorted per-class change at the selected strength, with intervals and significance.
+
+    Parameters
+    ----------
+    result : StudyResult
+        Uses ``classes`` (``delta``, ``delta_low``, ``delta_high``, ``q_value``, ``verdict``)
+        and ``mean_gain``.
+    max_labels : int, default 40
+        Up to this many classes every class is named on the y axis; above it only the classes
+        with a significant drop or gain are.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Scatter collections with ``gid`` ``"delta-points:<verdict>"`` (one point per class in
+        total) and a line collection ``"delta-intervals"``.
+    """
+    title = (
+        f"Change per class at {result.axis} = {_fmt_strength(result.selected)} "
+        f"vs {_fmt_strength(result.reference)} (test set)"
+    )
+    return _delta_figure(result.classes, result.mean_gain, title, max_labels=max_labels)
+
+
+def transfer(result: StudyResult, *, max_labels: int = 40) -> Figure:
+    """The per-class change plot of :func:`delta_at_selected` for the downstream classes.
+
+    Raises
+    ------
+    InputError
+        When ``result.transfer`` is ``None`` (no transfer study was run).
+    """
+    downstream = result.transfer
+    if downstream is None:
+        raise InputError("'result.transfer' must be a StudyResult to draw transfer; got None")
+    dataset = downstream.meta.get("dataset", "downstream") if downstream.meta else "downstream"
+    title = (
+        f"Transfer (linear probe on {dataset}): change per class with the backbone "
+        f"pre-trained at {result.axis} = {_fmt_strength(downstream.selected)} "
+        f"vs {_fmt_strength(downstream.reference)}"
+    )
+    return _delta_figure(downstream.classes, downstream.mean_gain, title, max_labels=max_labels)
+
+
+def confusion_shifts(result: StudyResult, *, top_k: int = 10) -> Figure:
+    """The ``top_k`` confusion pairs whose rate changed most, as horizontal bars.
+
+    A positive change means more of the true class's test samples now go to the predicted
+    class: that class absorbs the lost samples.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``min(top_k, len(result.confusion_shifts))`` bar patches (``gid`` ``"confusion-bar"``).
+    """
+    if top_k < 1:
+        raise InputError(f"'top_k' must be >= 1; got {top_k}")
+    shifts = result.confusion_shifts
+    fig = _new_figure(8.5, 1.6 + 0.38 * min(top_k, max(len(shifts), 1)))
+    ax = fig.add_subplot()
+    ax.set_title(
+        f"Confusions that moved most: {result.axis} = {_fmt_strength(result.selected)} "
+        f"vs {_fmt_strength(result.reference)}"
+    )
+    if shifts.empty:
+        ax.text(0.5, 0.5, "no confusion shifts recorded", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
+        return fig
+    _require_columns(shifts, "confusion_shifts", ["true", "predicted", "change"])
+    top = shifts.reindex(shifts["change"].abs().sort_values(ascending=False).index).head(top_k)
+    top = top.iloc[::-1]  # barh draws bottom-up: the largest shift ends up on top
+    change = 100 * top["change"].to_numpy(dtype=float)
+    labels = [
+        f"{_text(t)} → {_text(p)}" for t, p in zip(top["true"], top["predicted"], strict=True)
+    ]
+    colours = [VERDICT_COLORS["drop"] if c > 0 else SELECTED_COLOR for c in change]
+    bars = ax.barh(np.arange(len(top)), change, color=colours, height=0.65)
+    for bar in bars:
+        bar.set_gid("confusion-bar")
+    ax.set_yticks(np.arange(len(top)), labels, fontsize=9)
+    if {"rate_reference", "rate_selected"} <= set(top.columns):
+        for i, (c, r0, r1) in enumerate(
+            zip(change, top["rate_reference"], top["rate_selected"], strict=True)
+        ):
+            ax.annotate(
+                f"{100 * r0:.1f}% → {100 * r1:.1f}%", (c, i), xytext=(4 if c >= 0 else -4, 0),
+                textcoords="offset points", ha="left" if c >= 0 else "right", va="center",
+                fontsize=8,
+            )
+    ax.axvline(0, color="black", lw=0.8)
+    lo, hi = min(change.min(), 0.0), max(change.max(), 0.0)
+    pad = 0.35 * (hi - lo or 1.0)  # room for the rate annotations
+    ax.set_xlim(lo - (pad if lo < 0 else 0.05 * pad), hi + pad)
+    ax.set_xlabel("change in confusion rate (points of the true class's test samples)")
+    ax.set_ylabel("true → predicted")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def class_aware(result: StudyResult) -> Figure:
+    """Mean validation accuracy per strength with the usual and the class-aware pick marked.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Lines with ``gid`` ``"val-mean"``, ``"pick-usual"`` and, when ``result.class_aware``
+        names a strength, ``"pick-class-aware"``.
+    """
+    validation = result.validation
+    _require_columns(validation, "validation", ["strength", "val_mean"])
+    strengths = list(result.strengths)
+    positions, labels, invert = _strength_axis(strengths)
+    position = _position_of(strengths, positions)
+    order = {_key(s): i for i, s in enumerate(strengths)}
+    rows = validation.assign(
+        _rank=validation["strength"].map(lambda s: order.get(_key(s), math.inf))
+    ).sort_values("_rank")
+    x = rows["strength"].map(position).to_numpy(dtype=float)
+    y = 100 * rows["val_mean"].to_numpy(dtype=float)
+
+    fig = _new_figure(8.5, 4.8)
+    ax = fig.add_subplot()
+    (line,) = ax.plot(x, y, color="black", lw=2, marker="o", label="mean validation accuracy")
+    line.set_gid("val-mean")
+    if "val_std" in rows:
+        sd = 100 * rows["val_std"].to_numpy(dtype=float)
+        band = ax.fill_between(x, y - sd, y + sd, color="black", alpha=0.12, lw=0,
+                               label="± 1 s.d. over seeds")
+        band.set_gid("val-band")
+
+    def mark(value: Any, gid: str, **style: Any) -> None:
+        px = position(value)
+        match = rows[rows["strength"].map(_key) == _key(value)]
+        if not np.isfinite(px) or match.empty:
+            return
+        (pick,) = ax.plot([px], [100 * float(match["val_mean"].iloc[0])], ls="none", **style)
+        pick.set_gid(gid)
+
+    mark(result.selected, "pick-usual", marker="*", ms=18, color=SELECTED_COLOR,
+         label=f"usual pick: best mean ({_fmt_strength(result.selected)})")
+    aware = result.class_aware or {}
+    aware_pick = aware.get("selected")
+    max_drop = aware.get("max_drop")
+    drop_text = f"{float(max_drop):g} pts" if isinstance(max_drop, Real) else "δ"
+    if aware_pick is not None:
+        mark(aware_pick, "pick-class-aware", marker="D", ms=11, mfc="none", mew=2.2,
+             color=CLASS_AWARE_COLOR,
+             label=f"class-aware pick: no class drops > {drop_text} "
+                   f"({_fmt_strength(aware_pick)})")
+        title = "Selection: best mean vs no class paying more than " + drop_text
+    else:
+        title = "Selection: best mean validation accuracy (no class-aware pick available)"
+    ax.set_xticks(positions, labels)
+    if invert:
+        ax.invert_xaxis()
+    ax.set_title(title)
+    ax.set_xlabel(f"{result.axis} (sweep order)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return fig
+
+
+# Name → builder, in report order. ``transfer`` only applies when ``result.transfer`` is set.
+FIGURES: dict[str, Callable[[StudyResult], Figure]] = {
+    "per_class_vs_strength": per_class_vs_strength,
+    "delta_at_selected": delta_at_selected,
+    "confusion_shifts": confusion_shifts,
+    "class_aware": class_aware,
+    "transfer": transfer,
+}
+
+
+def build_figures(result: StudyResult) -> dict[str, Figure]:
+    """Every figure that applies to ``result``, keyed by name in report order."""
+    return {
+        name: build(result)
+        for name, build in FIGURES.items()
+        if name != "transfer" or result.transfer is not None
+    }
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _palette(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(max(n, 1))]
+
+
+def _average_curve(
+    result: StudyResult, strengths: Sequence[Any], position: Callable[[Any], float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean test accuracy per strength: the validation table's ``test_mean`` when complete
+    (it is what the headline's mean gain is computed from), else the mean over classes."""
+    validation = result.validation
+    if "test_mean" in validation and len(validation) and validation["test_mean"].notna().all():
+        table = validation.set_index(validation["strength"].map(_key))["test_mean"]
+    else:
+        per_class = result.per_class
+        table = per_class.groupby(per_class["strength"].map(_key))["acc_mean"].mean()
+    keys = [_key(s) for s in strengths if _key(s) in table.index]
+    x = np.asarray([position(k) for k in keys], dtype=float)
+    y = 100 * np.asarray([table.loc[k] for k in keys], dtype=float)
+    return x, y
+
+
+def _mark_strength(ax: Any, x: float, gid: str, colour: str, style: str, label: str) -> None:
+    if not np.isfinite(x):
+        return
+    line = ax.axvline(x, color=colour, ls=style, lw=1.6, zorder=0, label=label)
+    line.set_gid(gid)
+
+
+def _delta_figure(
+    classes: pd.DataFrame, mean_gain: Mapping[str, float], title: str, *, max_labels: int
+) -> Figure:
+    _require_columns(classes, "classes", ["class", "delta", "verdict"])
+    table = classes.sort_values("delta", na_position="first").reset_index(drop=True)
+    n = len(table)
+    many = n > max_labels
+    # ~0.28 in per class keeps 10 classes compact and 100 classes legible without labels.
+    fig = _new_figure(8.5, float(np.clip(1.8 + (0.28 if not many else 0.11) * n, 3.5, 14.0)))
+    ax = fig.add_subplot()
+    y = np.arange(n, dtype=float)
+    delta = 100 * table["delta"].to_numpy(dtype=float)
+    low = 100 * table.get("delta_low", table["delta"]).to_numpy(dtype=float)
+    high = 100 * table.get("delta_high", table["delta"]).to_numpy(dtype=float)
+    verdicts = table["verdict"].astype(str).to_numpy()
+    colours = [VERDICT_COLORS.get(v, VERDICT_COLORS["none"]) for v in verdicts]
+
+    intervals = ax.hlines(y, low, high, colors=colours, lw=1.6 if not many else 1.0, zorder=2)
+    intervals.set_gid("delta-intervals")
+    names = {"drop": "significant drop", "gain": "significant gain", "none": "not significant"}
+    for verdict in ("drop", "gain", "none"):
+        mask = verdicts == verdict
+        if verdict == "none":
+            mask = ~np.isin(verdicts, ["drop", "gain"])
+        if not mask.any():
+            continue
+        points = ax.scatter(delta[mask], y[mask], color=VERDICT_COLORS[verdict], zorder=3,
+                            s=28 if not many else 12, label=f"{names[verdict]} ({mask.sum()})")
+        points.set_gid(f"delta-points:{verdict}")
+
+    q = table["q_value"].to_numpy(dtype=float) if "q_value" in table else np.full(n, np.nan)
+    for i in range(n):
+        stars = _stars(q[i])
+        if stars:
+            right = high[i] if np.isfinite(high[i]) else delta[i]
+            ax.annotate(stars, (right, y[i]), xytext=(3, -1), textcoords="offset points",
+                        fontsize=8, va="center", color=colours[i])
+
+    ax.axvline(0, color="black", lw=1.0, zorder=1).set_gid("zero")
+    gain = float(mean_gain.get("delta", math.nan)) if mean_gain else math.nan
+    gain_text = "mean gain n/a"
+    if np.isfinite(gain):
+        lo_g = float(mean_gain.get("low", math.nan))
+        hi_g = float(mean_gain.get("high", math.nan))
+        gain_text = f"mean gain {_pts(gain)} pts [{_pts(lo_g)}, {_pts(hi_g)}]"
+        ax.axvline(100 * gain, color=SELECTED_COLOR, ls="--", lw=1.4, zorder=1,
+                   label=gain_text).set_gid("mean-gain")
+
+    if many:
+        labelled = [i for i in range(n) if verdicts[i] in ("drop", "gain")]
+    else:
+        labelled = list(range(n))
+    ax.set_yticks(y[labelled], [_text(table["class"].iloc[i]) for i in labelled],
+                  fontsize=9 if not many else 7)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.invert_yaxis()  # worst drop on top, where the eye starts
+    ax.set_xlabel("Δ test accuracy, selected − reference (percentage points; 95% interval)")
+    ax.set_ylabel("class (sorted by Δ)" + ("; only significant ones named" if many else ""))
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title(f"{title}\n{gain_text}; * q<0.05, ** q<0.01, *** q<0.001 (BH)", fontsize=10)
+    # Under the axes, never over a point.
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 if not many else -0.05),
+              ncol=4, fontsize=8, frameon=False)
+    return fig

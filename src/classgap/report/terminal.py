@@ -1,0 +1,108 @@
+"""A terminal summary of a study (rich): who pays, and what the average gain was."""
+
+from __future__ import annotations
+
+import math
+import os
+from numbers import Real
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from classgap.study.result import StudyResult
+
+__all__ = ["print_summary"]
+
+
+def _s(value: Any) -> str:
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return f"{float(value):g}"
+    return str(value)
+
+
+def _pts(x: Any) -> str:
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return "n/a"
+    return f"{100 * value:+.2f}" if math.isfinite(value) else "n/a"
+
+
+def _pct(x: Any) -> str:
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return "n/a"
+    return f"{100 * value:.2f}" if math.isfinite(value) else "n/a"
+
+
+def print_summary(
+    result: StudyResult,
+    console: Console | None = None,
+    *,
+    report_path: str | os.PathLike[str] | None = None,
+) -> None:
+    """Print who pays for the selected strength, the mean gain, the notes and the report path.
+
+    Parameters
+    ----------
+    result : StudyResult
+        The analysed study.
+    console : rich.console.Console, optional
+        Where to print; a new stdout console by default. Pass ``Console(record=True)`` or one
+        writing to a ``StringIO`` to capture the text.
+    report_path : path, optional
+        Printed as the last line so the user knows where to look next.
+
+    Notes
+    -----
+    Class names are wrapped in :class:`rich.text.Text`, never parsed as console markup, so a
+    class called ``[bold]x[/bold]`` prints literally.
+    """
+    console = console or Console()
+    gain = result.mean_gain or {}
+    console.print(
+        Text.assemble(
+            ("Selected ", ""), (f"{result.axis} = {_s(result.selected)}", "bold"),
+            (f" (reference {_s(result.reference)}): mean test accuracy ", ""),
+            (f"{_pts(gain.get('delta'))} pts", "bold"),
+            (f" [{_pts(gain.get('low'))}, {_pts(gain.get('high'))}]", ""),
+        )
+    )
+
+    classes = result.classes
+    drops = (
+        classes[classes["verdict"] == "drop"].sort_values("delta")
+        if not classes.empty and "verdict" in classes
+        else classes.iloc[0:0]
+    )
+    if drops.empty:
+        console.print(Text("No class dropped significantly (q < 0.05).", style="green"))
+    else:
+        table = Table(title=Text(f"Classes that pay ({len(drops)} of {len(classes)})"),
+                      title_style="bold red")
+        table.add_column("class", overflow="fold")
+        table.add_column("reference %", justify="right")
+        table.add_column("selected %", justify="right")
+        table.add_column("Δ pts [95% interval]", justify="right", style="red", no_wrap=True)
+        table.add_column("q (BH)", justify="right")
+        for _, row in drops.iterrows():
+            q = row.get("q_value", math.nan)
+            table.add_row(
+                Text(str(row["class"])),
+                _pct(row.get("acc_reference")),
+                _pct(row.get("acc_selected")),
+                f"{_pts(row['delta'])} [{_pts(row.get('delta_low'))}, "
+                f"{_pts(row.get('delta_high'))}]",
+                f"{float(q):.3g}" if isinstance(q, Real) and math.isfinite(q) else "n/a",
+            )
+        console.print(table)
+
+    if result.notes:
+        notes = Text("\n").join(Text(f"• {n}") for n in result.notes)
+        console.print(Panel(notes, title="Notes", border_style="yellow"))
+    if report_path is not None:
+        console.print(Text.assemble(("Report: ", "bold"), (str(report_path), "")))

@@ -245,3 +245,16 @@ def test_selection_within_seed_noise_is_noted() -> None:
     assert any(n.startswith("the selection is within seed noise") for n in res.notes)
     assert any(n.startswith("the mean test accuracy gain is not clearly established")
                for n in res.notes)
+
+
+def test_report_renders_the_real_analysis(planted: StudyResult, tmp_path) -> None:
+    """The report (built against synthetic StudyResults) draws the analysis' own output."""
+    from classgap.report import headline, write_report
+
+    path = write_report(planted, tmp_path)
+    html = path.read_text()
+    table = html.split('id="per-class"', 1)[1].split("</table>", 1)[0]
+    assert table.count("<tr") == K + 1  # the header row and one row per class
+    assert "7" in headline(planted) and "dropped significantly" in headline(planted)
+    assert (tmp_path / "classes.csv").read_text().count("\n") == K + 1
+    assert 'id="per-class-strengths"' in html

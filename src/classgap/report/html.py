@@ -413,6 +413,9 @@ def _class_aware_section(result: StudyResult) -> str:
             "</p>"
         )
     vector = aware.get("per_class_strengths")
+    if isinstance(vector, Sequence) and not isinstance(vector, str):
+        # The analysis gives one strength per class in class-index order.
+        vector = dict(zip(result.classes["class"], vector, strict=False))
     if isinstance(vector, Mapping) and vector:
         rows = "".join(
             f"<tr><td>{_e(c)}</td><td>{_e(_s(s))}</td></tr>" for c, s in vector.items()

@@ -1,0 +1,324 @@
+"""A study directory: an SQLite table of runs and one directory of files per finished run.
+
+Layout::
+
+    STUDY/study.sqlite        runs: status, claim, timings, accuracies, error text (WAL)
+    STUDY/study.json          the grid definitions this directory has seen, latest last
+    STUDY/runs/<run_id>/      a finished run: config.json, metrics.json, val.*, test.*, ...
+    STUDY/runs/.partial/      runs in progress (``<run_id>.<host>.<pid>``)
+
+**Crash safety.** A run is trained into ``runs/.partial/...`` and renamed to ``runs/<run_id>``
+only when complete (``metrics.json`` written last); the row is marked ``done`` after the
+rename. A run killed at any point (kill -9 included) therefore leaves its row ``running`` and
+no ``runs/<run_id>``; the next claim sees that the claiming process is dead (same host, pid
+gone) or that the claim is older than ``stale_after`` seconds, and redoes the run. A run
+counts as done only when its row says so *and* its directory holds ``metrics.json``.
+
+**Concurrency.** Claims are one ``UPDATE ... RETURNING`` inside ``BEGIN IMMEDIATE``, which
+takes SQLite's write lock, so two processes (workers of one study, or two ``classgap study``
+commands on one directory) never claim the same run. SQLite locking needs a local file
+system (not NFS).
+
+**Several grids, one directory.** Registering is insert-or-ignore by ``run_id``: a different
+grid adds its new runs and keeps the old ones (shared configs are shared runs), and
+``study.json`` appends each new grid definition.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from classgap.config import Config
+from classgap.errors import ClassgapError
+from classgap.sweep.grid import RunSpec
+
+__all__ = ["STATUSES", "Store", "StoreError", "find_predictions", "write_json"]
+
+STATUSES = ("pending", "running", "done", "failed")
+BUSY_TIMEOUT_MS = 60_000  # a claim waits this long for another process's write lock
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, status TEXT NOT NULL DEFAULT 'pending', point_json TEXT,
+    seed INTEGER, config_json TEXT, claimed_by TEXT, claimed_at REAL, started_at REAL,
+    finished_at REAL, wall_time REAL, val_acc REAL, test_acc REAL, error TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0)
+"""
+
+
+class StoreError(ClassgapError, RuntimeError):
+    """The study directory is unusable, or a run's directory is incomplete."""
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """Pretty JSON written atomically (temp file + ``os.replace``).
+
+    The same contract as :func:`classgap.train.rundir.write_json`, without importing torch:
+    study workers that run a foreign trainer start in a second, not three.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def find_predictions(run_dir: str | os.PathLike[str], split: str) -> Path | None:
+    """The ``<split>.<suffix>`` prediction file of a run directory (npz, csv, parquet, pt)."""
+    from classgap.audit._io_formats import SUFFIXES  # lazy: pandas/pyarrow load slowly
+
+    for suffix in SUFFIXES:
+        path = Path(run_dir) / f"{split}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
+def _me() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _claimer_dead(claimed_by: str | None) -> bool:
+    """True when ``host:pid[/worker]`` names a process of this host that no longer exists."""
+    host, _, pid = (claimed_by or "").split("/")[0].rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False  # another machine: only stale_after can reclaim it
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
+
+
+class Store:
+    """One study directory (created when missing).
+
+    Parameters
+    ----------
+    path : path
+        The study directory.
+    session_start : float, optional
+        ``time.time()`` at which this study invocation started (default: now). With
+        ``retry_failed``, a failed run is claimable only if its last attempt began before it,
+        so each invocation retries a failed run once (worker processes get the driver's).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, session_start: float | None = None):
+        self.path = Path(path)
+        self.session_start = time.time() if session_start is None else session_start
+        try:
+            (self.path / "runs" / ".partial").mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path / "study.sqlite", isolation_level=None,
+                                       timeout=BUSY_TIMEOUT_MS / 1000)
+            self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._init_schema()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"{self.path}: cannot open the study store ({exc})") from None
+
+    def _init_schema(self) -> None:
+        # Switching to WAL while another process creates the same file can answer "database
+        # is locked" at once, without waiting for busy_timeout: retry with a short backoff.
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        delay = 0.01
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._db.execute(_SCHEMA)
+                return
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) \
+                        or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Any:
+        """A write transaction holding SQLite's lock from the start (BEGIN IMMEDIATE)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- layout --------------------------------------------------------------------------------
+    def run_dir(self, run_id: str) -> Path:
+        return self.path / "runs" / run_id
+
+    def new_partial_dir(self, run_id: str) -> Path:
+        """A fresh working directory for one attempt; leftovers of dead attempts removed."""
+        partial = self.path / "runs" / ".partial"
+        for old in partial.glob(f"{run_id}.*"):  # only the claim holder gets here
+            shutil.rmtree(old, ignore_errors=True)
+        out = partial / f"{run_id}.{socket.gethostname()}.{os.getpid()}"
+        out.mkdir(parents=True)
+        return out
+
+    def write_study(self, definition: Mapping[str, Any]) -> None:
+        """Append ``definition`` (a grid's ``to_dict()``) to ``study.json`` unless present."""
+        with self._write():  # the SQLite lock also serialises this file's read-modify-write
+            file = self.path / "study.json"
+            data = json.loads(file.read_text()) if file.is_file() else {"grids": []}
+            if dict(definition) not in data["grids"]:
+                data["grids"].append(dict(definition))
+                write_json(file, data)
+
+    # -- rows ----------------------------------------------------------------------------------
+    def register(self, specs: Iterable[RunSpec]) -> int:
+        """Insert the runs not yet known (by ``run_id``); return how many were new."""
+        rows = [(s.run_id, json.dumps(s.point), s.seed, json.dumps(s.config.to_dict()))
+                for s in specs]
+        with self._write() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO runs (run_id, point_json, seed, config_json) "
+                           "VALUES (?, ?, ?, ?)", rows)
+            return db.total_changes - before
+
+    def claim(self, worker_id: str | None = None, *, retry_failed: bool = False,
+              stale_after: float | None = None,
+              run_ids: Sequence[str] | None = None) -> RunSpec | None:
+        """Atomically take the next runnable run (registration order) and mark it running.
+
+        Runnable: ``pending``; ``running`` but abandoned (its claimer's pid is dead on this
+        host, or it was claimed more than ``stale_after`` seconds ago); with ``retry_failed``,
+        ``failed`` before this session started. ``run_ids`` restricts the choice (a study
+        claims only its own grid's runs). Returns None when nothing is runnable.
+        """
+        now = time.time()
+        me = _me() + (f"/{worker_id}" if worker_id else "")
+        only = "" if run_ids is None else "AND run_id IN (SELECT value FROM json_each(?))"
+        args: list[Any] = [] if run_ids is None else [json.dumps(list(run_ids))]
+        with self._write() as db:
+            running = db.execute(f"SELECT run_id, claimed_by, claimed_at FROM runs "
+                                 f"WHERE status = 'running' {only}", args).fetchall()
+            orphans = [rid for rid, by, at in running if _claimer_dead(by)
+                       or (stale_after is not None and now - (at or 0) > stale_after)]
+            db.executemany("UPDATE runs SET status = 'pending' WHERE run_id = ?",
+                           [(r,) for r in orphans])
+            failed = "OR (status = 'failed' AND claimed_at < ?)" if retry_failed else ""
+            row = db.execute(
+                f"UPDATE runs SET status = 'running', claimed_by = ?, claimed_at = ?, "
+                f"started_at = ?, finished_at = NULL, error = NULL, attempts = attempts + 1 "
+                f"WHERE run_id = (SELECT run_id FROM runs WHERE (status = 'pending' {failed}) "
+                f"{only} ORDER BY rowid LIMIT 1) RETURNING run_id, point_json, seed, config_json",
+                [me, now, now, *([self.session_start] if retry_failed else []), *args],
+            ).fetchone()
+        if row is None:
+            return None
+        rid, point, seed, config = row
+        return RunSpec(Config.from_dict(json.loads(config)), json.loads(point), seed, rid)
+
+    def release(self, run_id: str) -> None:
+        """Give a claimed run back (interrupted, not failed): it becomes pending again."""
+        with self._write() as db:
+            db.execute("UPDATE runs SET status = 'pending', attempts = MAX(attempts - 1, 0) "
+                       "WHERE run_id = ? AND status = 'running'", (run_id,))
+
+    def finish(self, run_id: str, metrics: Mapping[str, Any]) -> None:
+        """Mark a run done; its directory must already be complete (see :meth:`commit`)."""
+        if not (self.run_dir(run_id) / "metrics.json").is_file():
+            raise StoreError(f"run {run_id}: {self.run_dir(run_id)} has no metrics.json; "
+                             f"a run is done only once its directory is complete")
+        now = time.time()
+        with self._write() as db:
+            started = db.execute("SELECT started_at FROM runs WHERE run_id = ?",
+                                 (run_id,)).fetchone()
+            wall = metrics.get("wall_time")
+            if wall is None and started and started[0] is not None:
+                wall = now - started[0]
+            db.execute("UPDATE runs SET status = 'done', finished_at = ?, wall_time = ?, "
+                       "val_acc = ?, test_acc = ?, error = NULL WHERE run_id = ?",
+                       (now, wall, metrics.get("val_accuracy"), metrics.get("test_accuracy"),
+                        run_id))
+
+    def fail(self, run_id: str, error: str) -> None:
+        """Mark a run failed with its error text (kept until a retry succeeds)."""
+        with self._write() as db:
+            db.execute("UPDATE runs SET status = 'failed', finished_at = ?, error = ? "
+                       "WHERE run_id = ?", (time.time(), str(error), run_id))
+
+    def commit(self, spec: RunSpec, partial: Path,
+               metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Complete ``partial`` into ``runs/<run_id>`` and mark the run done; return metrics.
+
+        ``partial`` must hold ``test.*`` and ``val.*`` predictions. ``config.json`` is added
+        when missing, and ``metrics.json`` from ``metrics`` when the trainer wrote none.
+        """
+        for split in ("test", "val"):
+            if find_predictions(partial, split) is None:
+                raise StoreError(f"run {spec.run_id}: the trainer left no {split} predictions "
+                                 f"({split}.npz, .csv, .parquet or .pt) in {partial}")
+        if not (partial / "config.json").is_file():
+            write_json(partial / "config.json", spec.config.to_dict())
+        if (partial / "metrics.json").is_file():
+            metrics = {**(metrics or {}), **json.loads((partial / "metrics.json").read_text())}
+        else:
+            write_json(partial / "metrics.json", dict(metrics or {}))  # last: marks complete
+        final = self.run_dir(spec.run_id)
+        if final.exists():  # complete leftovers of an attempt killed before its row said so
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        self.finish(spec.run_id, metrics or {})
+        return dict(metrics or {})
+
+    def adopt(self, spec: RunSpec) -> bool:
+        """Mark a claimed run done from a complete ``runs/<run_id>`` (killed after the rename,
+        before its row was updated) instead of training it again; False when incomplete."""
+        metrics_file = self.run_dir(spec.run_id) / "metrics.json"
+        if not metrics_file.is_file():
+            return False
+        self.finish(spec.run_id, json.loads(metrics_file.read_text()))
+        return True
+
+    # -- queries -------------------------------------------------------------------------------
+    def status(self) -> pd.DataFrame:
+        """One row per run: the table's columns plus one column per axis key of its point."""
+        frame = pd.read_sql_query("SELECT * FROM runs ORDER BY rowid", self._db)
+        points = pd.DataFrame([json.loads(p) for p in frame["point_json"]], index=frame.index)
+        return pd.concat([frame, points.add_prefix("point.")], axis=1)
+
+    def counts(self, run_ids: Sequence[str] | None = None) -> dict[str, int]:
+        """Runs per status (every status present, 0 when none)."""
+        frame = self.status()
+        if run_ids is not None:
+            frame = frame[frame["run_id"].isin(list(run_ids))]
+        found = frame["status"].value_counts().to_dict()
+        return {s: int(found.get(s, 0)) for s in STATUSES}
+
+    def done_runs(self) -> list[tuple[RunSpec, Path]]:
+        """Finished runs (row done and directory complete), in registration order."""
+        rows = self._db.execute("SELECT run_id, point_json, seed, config_json FROM runs "
+                                "WHERE status = 'done' ORDER BY rowid").fetchall()
+        return [(RunSpec(Config.from_dict(json.loads(c)), json.loads(p), s, r), self.run_dir(r))
+                for r, p, s, c in rows if (self.run_dir(r) / "metrics.json").is_file()]

@@ -1,0 +1,117 @@
+"""Backends: the real trainer in-process, spawn workers, a real local Ray, clear errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classgap.config import load_config
+from classgap.errors import ClassgapError, InputError
+from classgap.sweep import ExternalTrainer, Grid, RunSpec, Store, parse_axis, run_study
+
+# numpy-only trainer for the processes and Ray backends (fast to start, deterministic)
+NUMPY_SCRIPT = '''
+import sys
+import numpy as np
+seed, mixup, out = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+if seed == 2:
+    sys.exit("bad seed 2")
+rng = np.random.default_rng(seed * 10 + int(mixup))
+y = np.arange(40) % 4
+for split in ("val", "test"):
+    np.savez(f"{out}/{split}.npz", y_true=y, logits=rng.normal(size=(40, 4)))
+'''
+
+
+def grid(seeds: int, *more: str, axis: str = "aug.mixup=0,1") -> Grid:
+    base = load_config(overrides=["data.dataset=digits", "model.name=mlp", "train.epochs=1",
+                                  "train.threads=1", "train.precision=fp32", *more])
+    return Grid(base, [parse_axis(axis)], seeds=seeds)
+
+
+def numpy_trainer(tmp_path: Path) -> ExternalTrainer:
+    (tmp_path / "fake_train.py").write_text(NUMPY_SCRIPT)
+    return ExternalTrainer(f"{sys.executable} fake_train.py {{seed}} {{aug.mixup}} {{out}}",
+                           cwd=tmp_path)
+
+
+def test_local_backend_with_the_classgap_trainer(tmp_path: Path) -> None:
+    [spec] = grid(1, axis="aug.mixup=0").runs()
+    with Store(tmp_path / "s") as store:
+        summary = run_study(store, [spec], progress=False)
+        assert summary.complete and (summary.trained, summary.skipped) == (1, 0)
+        [(done, run_dir)] = store.done_runs()
+        row = store.status().iloc[0]
+        again = run_study(store, [spec], progress=False)  # resumed: nothing redone
+    assert done.run_id == spec.run_id and (again.skipped, again.trained) == (1, 0)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert row.test_acc == metrics["test_accuracy"] and row.val_acc == metrics["val_accuracy"]
+    assert {"config.json", "history.csv", "val.npz", "test.npz"} <= {p.name for p in
+                                                                      run_dir.iterdir()}
+
+
+def flaky(spec: RunSpec, run_dir: Path) -> dict[str, float]:
+    if spec.seed == 1:
+        raise ValueError(f"no luck at seed {spec.seed}")
+    for split in ("val", "test"):
+        np.savez(run_dir / f"{split}.npz", y_true=np.arange(4), logits=np.eye(4))
+    return {"val_accuracy": 1.0, "test_accuracy": 1.0}
+
+
+def test_failures_do_not_stop_the_study(tmp_path: Path) -> None:
+    with Store(tmp_path / "s") as store:
+        summary = run_study(store, grid(2).runs(), progress=False, train_fn=flaky)
+    assert summary.counts == {"pending": 0, "running": 0, "done": 2, "failed": 2}
+    assert all("no luck at seed 1" in e for e in summary.errors.values())
+
+
+def test_processes_backend(tmp_path: Path) -> None:
+    runs = grid(3).runs()
+    with Store(tmp_path / "s") as store:
+        summary = run_study(store, runs, backend="processes", workers=2,
+                            threads_per_worker=1, progress=False,
+                            train_fn=numpy_trainer(tmp_path))
+        claimers = set(store.status().claimed_by)
+    assert summary.counts == {"pending": 0, "running": 0, "done": 4, "failed": 2}
+    assert all("bad seed 2" in e for e in summary.errors.values())
+    assert all(c.endswith(("/w0", "/w1")) for c in claimers)
+
+
+def test_ray_backend_on_a_local_ray(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    runs = grid(3).runs()
+    t0 = time.perf_counter()
+    with Store(tmp_path / "s") as store:
+        summary = run_study(store, runs, backend="ray", workers=2, progress=False,
+                            train_fn=numpy_trainer(tmp_path))
+        done = store.done_runs()
+    assert not ray.is_initialized()  # the study started its own Ray, and stopped it
+    assert summary.counts == {"pending": 0, "running": 0, "done": 4, "failed": 2}
+    assert all("bad seed 2" in e for e in summary.errors.values())
+    for spec, run_dir in done:  # the driver wrote the files the tasks sent back
+        data = np.load(run_dir / "test.npz")
+        rng = np.random.default_rng(spec.seed * 10 + int(spec.point["aug.mixup"]))
+        rng.normal(size=(40, 4))  # val came first
+        np.testing.assert_array_equal(data["logits"], rng.normal(size=(40, 4)))
+        assert json.loads((run_dir / "metrics.json").read_text())["n_test"] == 40
+    print(f"ray study: {time.perf_counter() - t0:.1f} s")
+
+
+def test_ray_missing_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with Store(tmp_path / "s") as store:
+        with pytest.raises(ClassgapError, match=r"pip install 'classgap\[ray\]'"):
+            run_study(store, grid(1).runs(), backend="ray", progress=False)
+        assert store.status().empty
+
+
+def test_bad_backend_and_workers() -> None:
+    with pytest.raises(InputError, match="'backend' must be one of"):
+        run_study(None, [], backend="dask")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="'workers' must be an integer >= 1"):
+        run_study(None, [], workers=0)  # type: ignore[arg-type]

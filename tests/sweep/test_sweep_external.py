@@ -1,0 +1,102 @@
+"""Bring your own trainer: a scikit-learn script per grid point, errors named before runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classgap.audit.io import read_predictions
+from classgap.config import load_config
+from classgap.errors import ConfigError
+from classgap.sweep import ExternalTrainer, Grid, Store, parse_axis, run_study
+
+SKLEARN_SCRIPT = '''
+import argparse
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+p = argparse.ArgumentParser()
+p.add_argument("--C", type=float, required=True)
+p.add_argument("--seed", type=int, required=True)
+p.add_argument("--out", required=True)
+a = p.parse_args()
+X, y = load_digits(return_X_y=True)
+X = X / 16.0
+X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+X_tr, X_va, y_tr, y_va = train_test_split(X_tr, y_tr, test_size=0.25, random_state=a.seed,
+                                          stratify=y_tr)
+model = LogisticRegression(C=a.C, max_iter=300).fit(X_tr, y_tr)
+for name, X_, y_ in (("val", X_va, y_va), ("test", X_te, y_te)):
+    np.savez(f"{a.out}/{name}.npz", y_true=y_, probs=model.predict_proba(X_))
+'''
+
+
+def grid(axis: str = "optim.weight_decay=0.01,1.0", seeds: int = 1) -> Grid:
+    return Grid(load_config(overrides=["data.dataset=digits"]), [parse_axis(axis)], seeds=seeds)
+
+
+def test_sklearn_script_end_to_end(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text(SKLEARN_SCRIPT)
+    # the axis is a config key; the script reads it as its own C
+    trainer = ExternalTrainer(f"{sys.executable} train.py --C {{optim.weight_decay}} "
+                              f"--seed {{seed}} --out {{out}}", cwd=tmp_path)
+    runs = grid().runs()
+    with Store(tmp_path / "study") as store:
+        summary = run_study(store, runs, progress=False, train_fn=trainer)
+        assert summary.complete and summary.failed == 0, summary.errors
+        done = store.done_runs()
+        frame = store.status().set_index("run_id")
+    assert [spec.run_id for spec, _ in done] == [s.run_id for s in runs]
+    accs = []
+    for spec, run_dir in done:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        test = read_predictions(run_dir / "test.npz")
+        assert metrics["test_accuracy"] == pytest.approx(np.mean(test.y_pred == test.y_true))
+        assert frame.loc[spec.run_id, "test_acc"] == metrics["test_accuracy"]
+        assert metrics["n_test"] == 540 and metrics["n_val"] == 315
+        assert f"--C {spec.point['optim.weight_decay']!r}" in (run_dir / "train.log").read_text()
+        assert json.loads((run_dir / "config.json").read_text()) == spec.config.to_dict()
+        accs.append(metrics["test_accuracy"])
+    assert min(accs) > 0.85 and accs[0] != accs[1]  # C changes the model
+
+
+def test_unknown_placeholder_fails_before_any_run(tmp_path: Path) -> None:
+    trainer = ExternalTrainer("python train.py --rrc {aug.rcc} --out {out}")
+    with Store(tmp_path / "s") as store:
+        with pytest.raises(ConfigError, match=r"unknown placeholder \{aug.rcc\}.*aug.mixup"):
+            run_study(store, grid("aug.mixup=0,1").runs(), progress=False, train_fn=trainer)
+        assert store.status().empty
+
+
+def test_failing_command_records_its_stderr(tmp_path: Path) -> None:
+    code = "import sys; sys.stderr.write('boom at seed {seed}'); sys.exit(3)"
+    trainer = ExternalTrainer(f"{sys.executable} -c \"{code}\"")
+    with Store(tmp_path / "s") as store:
+        summary = run_study(store, grid(seeds=1).runs()[:1], progress=False, train_fn=trainer)
+        assert summary.failed == 1
+        error = store.status().error[0]
+    assert "status 3" in error and "boom at seed 0" in error
+
+
+def test_missing_predictions_fail_the_run(tmp_path: Path) -> None:
+    trainer = ExternalTrainer(f"{sys.executable} -c pass")
+    with Store(tmp_path / "s") as store:
+        summary = run_study(store, grid().runs()[:1], progress=False, train_fn=trainer)
+    [error] = summary.errors.values()
+    assert "left no val predictions" in error
+
+
+def test_command_fills_each_argument_without_a_shell(tmp_path: Path) -> None:
+    spec = grid("data.data_dir=my data,x").runs()[0]
+    trainer = ExternalTrainer("t --dir {data.data_dir} --id={run_id} '{{literal}}' {optim.lr}")
+    assert trainer.placeholders() == ["data.data_dir", "run_id", "optim.lr"]
+    argv = trainer.command(spec, tmp_path)
+    assert argv == ["t", "--dir", "my data", f"--id={spec.run_id}", "{literal}", "0.05"]
+    with pytest.raises(ConfigError, match="valid command line"):
+        ExternalTrainer("t 'unclosed")

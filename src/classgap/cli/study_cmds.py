@@ -1,0 +1,91 @@
+"""``classgap study`` and ``classgap report``: thin commands over :mod:`classgap.sweep.study`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from classgap.cli.app import Correction, app, console
+
+
+@app.command("study")
+def study_cmd(
+    preset: str | None = typer.Option(None, "--preset", "-p", help="A named study: default, "
+                                      "quick, crop, rrc, dropout, weight_decay, "
+                                      "label_smoothing (default: default)."),
+    quick: bool = typer.Option(False, "--quick", help="A smaller study for a first look "
+                               "(3k images, 4 epochs, 2 seeds; a minute or two on a CPU)."),
+    axis: list[str] | None = typer.Option(None, "--axis", metavar="KEY=V1,V2",
+                                          help="A swept config key and its strengths; "
+                                               "repeatable. Replaces the preset's axis."),
+    seeds: int | None = typer.Option(None, "--seeds", help="Seeds per strength."),
+    mode: str | None = typer.Option(None, "--mode", help="Several axes: product or "
+                                    "one-at-a-time (each axis alone, the others off)."),
+    config: Path | None = typer.Option(None, "--config", help="Config TOML, or a grid TOML "
+                                       "with [study] and [base] tables."),
+    set_: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE",
+                                          help="Any config key of the base recipe; repeatable."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Study directory (default "
+                                    "runs/study-<preset>[-quick]); rerunning resumes it."),
+    backend: str = typer.Option("local", "--backend", help="local, processes or ray."),
+    workers: int = typer.Option(1, "--workers", help="Parallel runs (processes, ray)."),
+    threads_per_worker: int | None = typer.Option(None, "--threads-per-worker",
+                                                  help="Torch threads per run."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address "
+                                       "(default: a local Ray)."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Train failed runs again."),
+    train_cmd: str | None = typer.Option(None, "--train-cmd", help="Your own training command "
+                                         "per run, e.g. \"python train.py --a {aug.mixup} "
+                                         "--seed {seed} --out {out}\"."),
+    alpha: float = typer.Option(0.05, "--alpha", help="False-discovery level of q-values."),
+    correction: Correction = typer.Option(Correction.bh, "--correction",
+                                          help="Multiple-comparison correction over classes."),
+    max_drop: float = typer.Option(2.0, "--max-drop", help="Class-aware selection: largest "
+                                   "tolerated significant class drop, in points."),
+    multi_label: Path | None = typer.Option(None, "--multi-label", help="JSON list of "
+                                            "acceptable labels per test sample (ReaL-style)."),
+    transfer_to: str | None = typer.Option(None, "--transfer-to", help="Linear-probe each "
+                                           "strength's backbone on this dataset."),
+    refit: bool = typer.Option(False, "--refit", help="Train the per-class strength vector "
+                               "and audit it against the selected recipe."),
+) -> None:
+    """Sweep a regularizer over strengths and seeds; show which classes pay for the choice."""
+    from classgap.report import print_summary
+    from classgap.sweep.study import plan_study, run_full_study
+
+    plan = plan_study(preset, axes=axis or (), seeds=seeds, config_file=config,
+                      overrides=set_ or (), quick=quick, mode=mode)
+    name = (plan.preset or "custom") + ("-quick" if quick and plan.preset != "quick" else "")
+    out_dir = out if out is not None else Path("runs") / f"study-{name}"
+    n_runs = len(plan.grid().runs())
+    axes = "; ".join(f"{a.key}={','.join(map(str, a.values))}" for a in plan.axes)
+    console.print(f"study: {axes}, {plan.seeds} seed(s), {n_runs} runs → {out_dir}",
+                  style="dim", markup=False, highlight=False)
+    result = run_full_study(plan, out_dir, backend=backend, workers=workers,
+                            threads_per_worker=threads_per_worker, retry_failed=retry_failed,
+                            address=address, train_cmd=train_cmd, alpha=alpha,
+                            correction=correction.value, max_drop=max_drop,
+                            multi_label=multi_label, progress=True, transfer_to=transfer_to,
+                            refit=refit)
+    print_summary(result, console, report_path=out_dir / "report.html")
+
+
+@app.command("report")
+def report_cmd(
+    study_dir: Path = typer.Argument(..., help="A study directory (classgap study --out).",
+                                     show_default=False),
+    alpha: float | None = typer.Option(None, "--alpha", help="Override the study's alpha."),
+    max_drop: float | None = typer.Option(None, "--max-drop", help="Override the study's "
+                                          "class-aware max drop (points)."),
+    multi_label: Path | None = typer.Option(None, "--multi-label", help="Multi-label truth "
+                                            "(JSON) to add."),
+) -> None:
+    """Re-analyse a finished study directory and rewrite its report.html and summary.json."""
+    from classgap.report import print_summary
+    from classgap.sweep.study import report_study
+
+    result = report_study(study_dir, alpha=alpha, max_drop=max_drop,
+                          multi_label=None if multi_label is None
+                          else str(multi_label.resolve()))
+    print_summary(result, console, report_path=study_dir / "report.html")

@@ -1,0 +1,336 @@
+"""The whole study: plan a grid, train it (resumably), analyse it, write the report.
+
+:func:`plan_study` turns a preset, axes, a config file and ``--set`` overrides into a
+:class:`StudyPlan`; :func:`run_full_study` trains what is not done yet in ``out_dir`` and
+writes ``report.html`` and ``summary.json`` there; :func:`report_study` re-analyses a study
+directory (``classgap report``).
+
+**Layers of the base recipe**: config defaults ← preset ← ``--config`` file ← ``--set``.
+Without a preset, a study with axes uses the config defaults; with neither, the ``default``
+preset (``--quick``: the ``quick`` one).
+
+**Reference** (regularizer off) of an axis: the knob's off value (``aug.rrc`` 1.0, other
+``aug.*`` 0; weight decay, dropout and label smoothing 0), prepended to the axis when missing;
+for any other key, the axis's first value. The base recipe takes each axis's reference, so in
+``one_at_a_time`` mode every axis is swept with the others off.
+
+**Several axes**: each axis is analysed alone, on the runs where the other axes are at their
+reference; the first axis's report goes to ``out_dir``, each other's to
+``out_dir/axes/<key>/``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from classgap.audit.io import read_predictions
+from classgap.config import Config, load_config
+from classgap.errors import ClassgapError, ConfigError
+from classgap.study import RunRecord, StudyResult, analyze, load_multi_label, summary_dict
+from classgap.sweep.backends import run_study
+from classgap.sweep.external import ExternalTrainer
+from classgap.sweep.grid import MODES, Axis, Grid, RunSpec, _flatten, _get, _with, parse_axis
+from classgap.sweep.presets import QUICK_OVERRIDES, QUICK_SEEDS, get_preset
+from classgap.sweep.store import Store, find_predictions, write_json
+
+__all__ = ["StudyError", "StudyPlan", "plan_study", "reference_value", "report_study",
+           "run_full_study"]
+
+#: Non-augmentation regularizers and their off value.
+OFF_VALUES = {"optim.weight_decay": 0.0, "model.dropout": 0.0, "optim.label_smoothing": 0.0}
+
+
+class StudyError(ClassgapError, RuntimeError):
+    """The study cannot be analysed (runs failed or missing, no study in the directory)."""
+
+
+def reference_value(key: str) -> Any | None:
+    """The off value of a regularizer key (``aug.rrc`` → 1.0), None when it has none."""
+    section, _, name = key.partition(".")
+    if section == "aug":
+        from classgap.augment import AUGMENTATIONS
+
+        return float(AUGMENTATIONS.get(name).off)
+    return OFF_VALUES.get(key)
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """What to train: base recipe, axes, seeds, mode, and each axis's reference strength."""
+
+    base: Config
+    axes: tuple[Axis, ...]
+    seeds: int
+    mode: str = "product"
+    references: dict[str, Any] | None = None
+    preset: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def grid(self) -> Grid:
+        return Grid(self.base, self.axes, seeds=self.seeds, mode=self.mode)
+
+
+def _key(item: str) -> str:
+    return str(item).partition("=")[0].strip()
+
+
+def _apply(config: Config, overrides: Sequence[str]) -> Config:
+    """``config`` with ``--set`` style overrides (each value typed as ``--set`` types it)."""
+    point = {}
+    for item in overrides:
+        key = _key(item)
+        point[key] = _get(load_config(overrides=[item]).to_dict(), key)
+    return _with(config, point)
+
+
+def plan_study(preset: str | None = None, *, axes: Sequence[str | Axis] = (),
+               seeds: int | None = None, config_file: str | os.PathLike[str] | None = None,
+               overrides: Sequence[str] = (), quick: bool = False,
+               mode: str | None = None) -> StudyPlan:
+    """Resolve a study from a preset, axes, a config or grid TOML file and overrides.
+
+    Parameters
+    ----------
+    preset : str, optional
+        A name of :func:`~classgap.sweep.presets.list_presets`.
+    axes : sequence of str or Axis
+        ``"section.key=v1,v2"``; replaces the preset's axis.
+    seeds : int, optional
+        Seeds per point (default: the preset's, else the grid file's, else 3).
+    config_file : path, optional
+        A config TOML (``[optim]`` ...) or a grid TOML (``[study]`` + ``[base]``, see
+        :func:`~classgap.sweep.grid.load_grid_toml`), whose axes are used when none given.
+    overrides : sequence of str
+        ``section.key=value``, applied last.
+    quick : bool
+        Shrink the recipe (:data:`~classgap.sweep.presets.QUICK_OVERRIDES`, 2 seeds).
+    mode : {"product", "one_at_a_time"}, optional
+    """
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(Path(config_file).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{config_file}: config file does not exist") from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{config_file}: cannot be read as TOML ({exc})") from None
+    grid_file = "study" in data or "base" in data
+    if preset is None and not axes and not grid_file:
+        preset = "quick" if quick else "default"
+    chosen = get_preset(preset) if preset is not None else None
+    layer = list(chosen.overrides) if chosen else []
+    if quick:
+        layer += list(QUICK_OVERRIDES)
+    if grid_file:
+        from classgap.sweep.grid import load_grid_toml
+
+        file_grid = load_grid_toml(config_file)  # validates the file's tables and axes
+        file_point = _flatten(data.get("base", {}))
+        base = _with(load_config(overrides=[o for o in layer if _key(o) not in file_point]),
+                     file_point)
+    else:
+        file_grid = None
+        file_keys = {f"{s}.{k}" for s, t in data.items() if isinstance(t, dict) for k in t}
+        base = load_config(config_file, [o for o in layer if _key(o) not in file_keys])
+    base = _apply(base, overrides)
+
+    parsed = [a if isinstance(a, Axis) else parse_axis(a) for a in axes]
+    if not parsed:
+        parsed = list(file_grid.axes) if file_grid else [parse_axis(chosen.axis)] if chosen \
+            else []
+    if not parsed:
+        raise ConfigError("a study needs an axis: give --axis SECTION.KEY=V1,V2 or a --preset")
+    if seeds is None:
+        seeds = QUICK_SEEDS if quick else chosen.seeds if chosen else \
+            file_grid.seeds if file_grid else 3
+    mode = (mode or (file_grid.mode if file_grid else "product")).replace("-", "_")
+    if mode not in MODES:
+        raise ConfigError(f"'mode' must be one of {', '.join(MODES)}; got {mode!r}")
+
+    notes, final, references = [], [], {}
+    for axis in parsed:
+        off = reference_value(axis.key)
+        if off is None:
+            ref = axis.values[0]
+            notes.append(f"{axis.key} has no off value: its first value {ref!r} is the reference")
+        elif any(v == off for v in axis.values):
+            ref = next(v for v in axis.values if v == off)
+        else:
+            ref = off
+            axis = Axis(axis.key, (off, *axis.values))
+            notes.append(f"added the reference {axis.key}={off:g} (regularizer off) to the axis")
+        final.append(axis)
+        references[axis.key] = ref
+    base = _with(base, references)  # the others' reference: one-at-a-time sweeps around "off"
+    return StudyPlan(base, tuple(final), seeds, mode, references, preset, tuple(notes))
+
+
+def _failures(store: Store, specs: Sequence[RunSpec], done: dict[str, Path]) -> list[str]:
+    frame = store.status().set_index("run_id")
+    out = []
+    for s in specs:
+        if s.run_id in done:
+            continue
+        row = frame.loc[s.run_id] if s.run_id in frame.index else None
+        status = row["status"] if row is not None else "missing"
+        text = row["error"] if row is not None else None  # NaN for runs that never failed
+        error = (text.strip().splitlines() or [""])[-1] if isinstance(text, str) else ""
+        out.append(f"{s.point} seed {s.seed}: {status}" + (f" ({error})" if error else ""))
+    return out
+
+
+def _analyse_axis(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis: Axis,
+                  opts: dict[str, Any]) -> StudyResult:
+    """Analyse one axis on the runs where every other axis is at its reference."""
+    refs = plan.references or {}
+    mine = [s for s in specs if all(s.point.get(k) == v for k, v in refs.items()
+                                    if k != axis.key)]
+    done = {spec.run_id: path for spec, path in store.done_runs()}
+    missing = _failures(store, mine, done)
+    have = {_strength_key(s.point[axis.key]) for s in mine if s.run_id in done}
+    if missing and any(_strength_key(v) not in have for v in axis.values):
+        raise StudyError(f"{len(missing)} of {len(mine)} runs of axis {axis.key} are not done "
+                         f"and some strength has no finished seed: {'; '.join(missing[:5])}"
+                         f"{' ...' if len(missing) > 5 else ''}; see {store.path}/study.sqlite, "
+                         f"rerun (with --retry-failed for failed runs)")
+    records = []
+    for s in mine:
+        if s.run_id in done:
+            run_dir = done[s.run_id]
+            records.append(RunRecord(s.point, s.point[axis.key], s.seed,
+                                     read_predictions(find_predictions(run_dir, "val")),
+                                     read_predictions(find_predictions(run_dir, "test"))))
+    labels = None
+    if opts.get("multi_label") is not None:
+        first = records[0].test
+        k = max(max(r.val.n_classes_hint, r.test.n_classes_hint) for r in records)
+        labels = load_multi_label(opts["multi_label"], len(first.y_true), k)
+    result = analyze(records, axis=axis.key, reference=refs.get(axis.key, axis.values[0]),
+                     alpha=opts["alpha"], correction=opts["correction"],
+                     max_drop=opts["max_drop"], multi_label=labels)
+    notes = list(plan.notes)
+    if missing:
+        notes.append(f"{len(missing)} of {len(mine)} runs are not done and were left out: "
+                     + "; ".join(missing[:5]))
+    cfg = plan.base
+    meta = {**result.meta, "dataset": cfg.data.dataset, "model": cfg.model.name,
+            "epochs": cfg.train.epochs, "train_subset": cfg.data.train_subset,
+            "seeds": plan.seeds, "preset": plan.preset, "runs": len(records)}
+    return replace(result, notes=tuple(notes) + result.notes, meta=meta)
+
+
+def _strength_key(value: Any) -> str:
+    """A strength as a hashable key (per-class strengths are lists)."""
+    return repr(tuple(value) if isinstance(value, list | tuple) else float(value)
+                if isinstance(value, int | float) and not isinstance(value, bool) else value)
+
+
+def _write(result: StudyResult, out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "summary.json", summary_dict(result))
+    from classgap.report import write_report  # lazy: matplotlib loads slowly
+
+    return write_report(result, out)
+
+
+def _analyse_all(store: Store, plan: StudyPlan, opts: dict[str, Any]) -> StudyResult:
+    specs = plan.grid().runs()
+    first: StudyResult | None = None
+    for i, axis in enumerate(plan.axes):
+        result = _analyse_axis(store, plan, specs, axis, opts)
+        _write(result, store.path if i == 0 else store.path / "axes" / axis.key)
+        first = first or result
+    assert first is not None
+    return first
+
+
+def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend: str = "local",
+                   workers: int = 1, threads_per_worker: int | None = None,
+                   retry_failed: bool = False, address: str | None = None,
+                   train_cmd: str | None = None, alpha: float = 0.05, correction: str = "bh",
+                   max_drop: float = 2.0, multi_label: str | os.PathLike[str] | None = None,
+                   progress: bool = True, transfer_to: str | None = None,
+                   refit: bool = False) -> StudyResult:
+    """Train the plan's grid into ``out_dir`` (resuming), analyse it and write the report.
+
+    Writes ``out_dir/report.html`` (figures, tables) and ``out_dir/summary.json``. Finished
+    runs are never trained again; failed runs are retried only with ``retry_failed``.
+    Incomplete runs are left out with a note as long as every strength has a finished seed;
+    otherwise :class:`StudyError` lists them with their error text.
+
+    Returns
+    -------
+    StudyResult
+        The first axis's analysis (the others are written to ``out_dir/axes/<key>/``).
+    """
+    downstream = None
+    if transfer_to is not None or refit:
+        try:
+            from classgap.study import downstream  # type: ignore[attr-defined,no-redef]
+        except ImportError:
+            raise ConfigError("--transfer-to and --refit are not available yet "
+                              "(classgap.study.downstream is missing)") from None
+        if transfer_to is not None:  # the probe needs each run's backbone (model.pt)
+            plan = replace(plan, base=_with(plan.base, {"train.checkpoint": True}))
+    opts = {"alpha": alpha, "correction": correction, "max_drop": max_drop,
+            "multi_label": None if multi_label is None else str(Path(multi_label).resolve())}
+    if multi_label is not None and not Path(multi_label).is_file():
+        raise ConfigError(f"{multi_label}: multi-label file does not exist")
+    grid = plan.grid()
+    specs = grid.runs()
+    trainer = ExternalTrainer(train_cmd) if train_cmd else None
+    if trainer is not None:
+        trainer.check(specs)  # a bad placeholder fails before the directory is created
+    with Store(out_dir) as store:
+        store.write_study({**grid.to_dict(), "references": plan.references,
+                           "preset": plan.preset, "notes": list(plan.notes), "analysis": opts})
+        run_study(store, specs, backend=backend, workers=workers,
+                  threads_per_worker=threads_per_worker, retry_failed=retry_failed,
+                  address=address, progress=progress, train_fn=trainer)
+        result = _analyse_all(store, plan, opts)
+        if downstream is not None:
+            if transfer_to is not None:
+                probe = downstream.transfer_study(
+                    store, axis=result.axis, reference=result.reference, downstream=transfer_to,
+                    alpha=alpha, correction=correction, max_drop=max_drop)
+                result = replace(result, transfer=probe)
+            if refit:
+                outcome = downstream.refit_study(store, result, out_dir=store.path,
+                                                 train_fn=None)
+                result = replace(result, class_aware={**result.class_aware, "refit": outcome})
+            _write(result, store.path)
+    return result
+
+
+def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResult:
+    """Re-analyse a study directory and rewrite its report (``classgap report STUDY_DIR``).
+
+    Reads the latest grid of ``study.json`` with its references and analysis options;
+    ``analysis`` (``alpha``, ``correction``, ``max_drop``, ``multi_label``) overrides them.
+    """
+    import json
+
+    path = Path(out_dir)
+    file = path / "study.json"
+    if not (path / "study.sqlite").is_file() or not file.is_file():
+        raise StudyError(f"{path}: not a study directory (no study.json and study.sqlite); "
+                         f"run 'classgap study --out {path}' first")
+    try:
+        last = json.loads(file.read_text(encoding="utf-8"))["grids"][-1]
+        base = Config.from_dict(last["base"])
+        axes = tuple(Axis(k, tuple(tuple(x) if isinstance(x, list) else x for x in v))
+                     for k, v in last["axes"].items())
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise StudyError(f"{file}: not a readable study definition ({exc})") from None
+    refs = last.get("references") or {a.key: a.values[0] for a in axes}
+    plan = StudyPlan(base, axes, last["seeds"], last["mode"], refs, last.get("preset"),
+                     tuple(last.get("notes", ())))
+    opts = {"alpha": 0.05, "correction": "bh", "max_drop": 2.0, "multi_label": None,
+            **last.get("analysis", {}), **{k: v for k, v in analysis.items() if v is not None}}
+    with Store(path) as store:
+        return _analyse_all(store, plan, opts)

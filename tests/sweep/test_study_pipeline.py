@@ -1,0 +1,147 @@
+"""The whole study on digits: plan, train (resumably), analyse, report, re-report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from classgap.errors import ConfigError
+from classgap.sweep import Store
+from classgap.sweep.presets import PRESETS, get_preset, list_presets
+from classgap.sweep.study import (
+    StudyError,
+    plan_study,
+    reference_value,
+    report_study,
+    run_full_study,
+)
+
+TINY = ("data.dataset=digits", "model.name=mlp", "train.epochs=1", "train.threads=1",
+        "train.precision=fp32", "train.progress=false")
+CLASS_KEYS = ("class", "acc_reference", "acc_selected", "delta", "delta_low", "delta_high",
+              "q_value", "verdict")
+
+
+def tiny_plan(axis: str = "aug.flip=0,0.5", seeds: int = 2):
+    return plan_study(axes=[axis], seeds=seeds, overrides=TINY)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("study")
+    run_full_study(tiny_plan(), out, progress=False)
+    return out, json.loads((out / "summary.json").read_text())
+
+
+def test_end_to_end_summary_and_report(study: tuple[Path, dict]) -> None:
+    out, summary = study
+    assert (out / "report.html").is_file() and (out / "figures").is_dir()
+    assert summary["reference"] == 0.0 and summary["selected"] in (0.0, 0.5)
+    assert set(summary["mean_gain"]) >= {"delta", "low", "high"}
+    assert len(summary["classes"]) == 10
+    for row in summary["classes"]:
+        assert set(CLASS_KEYS) <= set(row)
+        for key in ("acc_reference", "acc_selected"):
+            assert 0.0 <= row[key] <= 1.0  # fractions, not percent
+        assert -1.0 <= row["delta"] <= 1.0
+        assert row["verdict"] in ("drop", "gain", "none")
+    with Store(out) as store:
+        assert store.counts()["done"] == 4
+
+
+def test_rerun_resumes_and_reproduces(study: tuple[Path, dict]) -> None:
+    out, summary = study
+    with Store(out) as store:
+        before = store.status().set_index("run_id")["finished_at"].to_dict()
+    result = run_full_study(tiny_plan(), out, progress=False)
+    with Store(out) as store:
+        after = store.status().set_index("run_id")["finished_at"].to_dict()
+    assert after == before  # nothing trained again
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert result.selected == summary["selected"]
+
+
+def test_report_study_reproduces(study: tuple[Path, dict]) -> None:
+    out, summary = study
+    (out / "report.html").unlink()
+    (out / "summary.json").unlink()
+    result = report_study(out)
+    assert (out / "report.html").is_file()
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert result.axis == "aug.flip"
+
+
+def test_report_study_needs_a_study(tmp_path: Path) -> None:
+    with pytest.raises(StudyError, match="not a study directory"):
+        report_study(tmp_path)
+
+
+def test_missing_strength_is_a_clear_error(tmp_path: Path) -> None:
+    # a trainer that fails every run at flip=0.5 leaves that strength with no seed
+    plan = tiny_plan()
+    with Store(tmp_path) as store:
+        store.register(plan.grid().runs())
+        for spec in plan.grid().runs():
+            if spec.point["aug.flip"] == 0.5:
+                store.claim(run_ids=[spec.run_id])
+                store.fail(spec.run_id, "Traceback ...\nRuntimeError: out of memory")
+    with pytest.raises(StudyError, match=r"out of memory.*--retry-failed"):
+        run_full_study(plan, tmp_path, progress=False)
+
+
+def test_reference_is_prepended_and_presets() -> None:
+    plan = tiny_plan("aug.rrc=0.5,0.08", seeds=1)
+    assert plan.axes[0].values == (1.0, 0.5, 0.08) and plan.references == {"aug.rrc": 1.0}
+    assert any("added the reference" in n for n in plan.notes)
+    assert reference_value("optim.weight_decay") == 0.0 and reference_value("optim.lr") is None
+    wd = plan_study("weight_decay")
+    assert wd.references == {"optim.weight_decay": 0.0} and wd.seeds == 3
+    default = plan_study()
+    assert default.preset == "default" and default.axes[0].key == "aug.mixup"
+    assert default.base.data.train_subset == 10000 and default.base.train.epochs == 12
+    assert len(default.grid().runs()) == 9
+    quick = plan_study(quick=True)
+    assert quick.preset == "quick" and quick.seeds == 2 and quick.base.train.epochs < 12
+    assert {r["name"] for r in list_presets()} == set(PRESETS)
+    with pytest.raises(ConfigError, match="did you mean 'dropout'"):
+        get_preset("dropot")
+
+
+def test_layers_preset_file_set(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text("[train]\nepochs = 7\n[optim]\nlr = 0.2\n")
+    plan = plan_study("crop", config_file=toml, overrides=["optim.lr=0.3"])
+    assert plan.base.train.epochs == 7  # the file beats the preset
+    assert plan.base.optim.lr == 0.3  # --set beats the file
+    assert plan.base.data.train_subset == 10000  # the preset beats the defaults
+    grid_toml = tmp_path / "g.toml"
+    grid_toml.write_text('[study]\naxes = {"optim.weight_decay" = [5e-4, 5e-3]}\nseeds = 2\n'
+                         '[base]\n"data.dataset" = "digits"\n')
+    plan = plan_study(config_file=grid_toml)
+    assert plan.axes[0].values == (0.0, 5e-4, 5e-3) and plan.seeds == 2
+    assert plan.base.data.dataset == "digits"
+
+
+def test_transfer_hook_says_not_available(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "classgap.study.downstream", None)  # import fails
+    with pytest.raises(ConfigError, match="not available yet"):
+        run_full_study(tiny_plan(), tmp_path, progress=False, transfer_to="digits")
+    assert not (tmp_path / "study.sqlite").exists()  # refused before anything ran
+
+
+def test_two_axes_are_analysed_one_at_a_time(tmp_path: Path) -> None:
+    plan = plan_study(axes=["aug.flip=0,0.5", "optim.weight_decay=0,1e-3"], seeds=1,
+                      overrides=TINY, mode="one-at-a-time")
+    assert plan.base.optim.weight_decay == 0.0  # the other axis sits at its reference
+    assert len(plan.grid().runs()) == 3  # the all-off point is shared
+    result = run_full_study(plan, tmp_path, progress=False)
+    assert result.axis == "aug.flip"
+    assert json.loads((tmp_path / "summary.json").read_text())["axis"] == "aug.flip"
+    other = tmp_path / "axes" / "optim.weight_decay"
+    assert (other / "report.html").is_file()
+    assert json.loads((other / "summary.json").read_text())["axis"] == "optim.weight_decay"

@@ -124,16 +124,6 @@ def test_layers_preset_file_set(tmp_path: Path) -> None:
     assert plan.base.data.dataset == "digits"
 
 
-def test_transfer_hook_says_not_available(tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-
-    monkeypatch.setitem(sys.modules, "classgap.study.downstream", None)  # import fails
-    with pytest.raises(ConfigError, match="not available yet"):
-        run_full_study(tiny_plan(), tmp_path, progress=False, transfer_to="digits")
-    assert not (tmp_path / "study.sqlite").exists()  # refused before anything ran
-
-
 def test_two_axes_are_analysed_one_at_a_time(tmp_path: Path) -> None:
     plan = plan_study(axes=["aug.flip=0,0.5", "optim.weight_decay=0,1e-3"], seeds=1,
                       overrides=TINY, mode="one-at-a-time")
@@ -145,3 +135,14 @@ def test_two_axes_are_analysed_one_at_a_time(tmp_path: Path) -> None:
     other = tmp_path / "axes" / "optim.weight_decay"
     assert (other / "report.html").is_file()
     assert json.loads((other / "summary.json").read_text())["axis"] == "optim.weight_decay"
+
+
+def test_refit_trains_the_class_conditional_recipe(tmp_path: Path) -> None:
+    result = run_full_study(tiny_plan("aug.crop=0,1", seeds=1), tmp_path, progress=False,
+                            refit=True)
+    refit = result.class_aware["refit"]
+    assert len(refit["per_class_strengths"]) == 10
+    assert (tmp_path / "refit.json").is_file() and (tmp_path / "class_strengths.json").is_file()
+    config = json.loads(next((tmp_path / "refit").glob("seed*/config.json")).read_text())
+    assert config["aug"]["crop"] == refit["per_class_strengths"]
+    assert "vs_selected" in refit and "vs_reference" in refit

@@ -268,15 +268,8 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
     StudyResult
         The first axis's analysis (the others are written to ``out_dir/axes/<key>/``).
     """
-    downstream = None
-    if transfer_to is not None or refit:
-        try:
-            from classgap.study import downstream  # type: ignore[attr-defined,no-redef]
-        except ImportError:
-            raise ConfigError("--transfer-to and --refit are not available yet "
-                              "(classgap.study.downstream is missing)") from None
-        if transfer_to is not None:  # the probe needs each run's backbone (model.pt)
-            plan = replace(plan, base=_with(plan.base, {"train.checkpoint": True}))
+    if transfer_to is not None:  # the probe needs each run's backbone (model.pt)
+        plan = replace(plan, base=_with(plan.base, {"train.checkpoint": True}))
     opts = {"alpha": alpha, "correction": correction, "max_drop": max_drop,
             "multi_label": None if multi_label is None else str(Path(multi_label).resolve())}
     if multi_label is not None and not Path(multi_label).is_file():
@@ -293,15 +286,16 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
                   threads_per_worker=threads_per_worker, retry_failed=retry_failed,
                   address=address, progress=progress, train_fn=trainer)
         result = _analyse_all(store, plan, opts)
-        if downstream is not None:
+        if transfer_to is not None or refit:
+            from classgap.study.downstream import refit_study, transfer_study
+
             if transfer_to is not None:
-                probe = downstream.transfer_study(
+                probe = transfer_study(
                     store, axis=result.axis, reference=result.reference, downstream=transfer_to,
                     alpha=alpha, correction=correction, max_drop=max_drop)
                 result = replace(result, transfer=probe)
             if refit:
-                outcome = downstream.refit_study(store, result, out_dir=store.path,
-                                                 train_fn=None)
+                outcome = refit_study(store, result, out_dir=store.path)
                 result = replace(result, class_aware={**result.class_aware, "refit": outcome})
             _write(result, store.path)
     return result

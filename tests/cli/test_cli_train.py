@@ -67,7 +67,8 @@ def test_errors_are_one_line(capsys, tmp_path: Path, args: tuple[str, ...], need
     assert not (tmp_path / "x").exists()  # nothing written for a rejected run
 
 
-@pytest.mark.parametrize("topic, needle", [("models", "resnet32"), ("augs", "mixup"),
+@pytest.mark.parametrize("topic, needle", [("presets", "aug.mixup"), ("models", "resnet32"),
+                                           ("augs", "mixup"),
                                            ("datasets", "fashion-mnist")])
 def test_list(capsys, topic: str, needle: str) -> None:
     code, out, _ = invoke(capsys, "list", topic)

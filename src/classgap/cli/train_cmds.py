@@ -17,7 +17,7 @@ from rich.table import Table
 from classgap._validation import check_choice
 from classgap.cli.app import app, console
 
-TOPICS = ("models", "augs", "datasets")
+TOPICS = ("models", "augs", "datasets", "presets")
 
 # option name -> config key, in the order they are applied
 _SHORTCUTS = {
@@ -110,9 +110,10 @@ def train_cmd(
 
 @app.command("list")
 def list_cmd(
-    topic: str = typer.Argument(..., help="models, augs or datasets.", show_default=False),
+    topic: str = typer.Argument(..., help="models, augs, datasets or presets.",
+                               show_default=False),
 ) -> None:
-    """List the models, augmentation knobs or datasets classgap knows."""
+    """List the models, augmentation knobs, datasets or study presets classgap knows."""
     check_choice(topic, "topic", TOPICS)
     if topic == "models":
         from classgap.models import list_models, model_info
@@ -133,6 +134,14 @@ def list_cmd(
         for row in list_augs():
             table.add_row(row["name"], row["unit"], f"{row['off']:g}", row["range"],
                           row["description"])
+    elif topic == "presets":
+        from classgap.sweep.presets import list_presets
+
+        table = Table(title="Study presets (classgap study --preset NAME)")
+        for col in ("name", "axis", "seeds", "description"):
+            table.add_column(col)
+        for row in list_presets():
+            table.add_row(row["name"], row["axis"], row["seeds"], row["description"])
     else:
         from classgap.data.registry import SPLITS, list_datasets
 

@@ -69,16 +69,17 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("default", "Fashion-MNIST 10k images, 12 epochs, small CNN; mixup alpha 0, 1, 2; "
-                      "3 seeds (the spec's measured effect: Ankle boot pays)",
+                      "3 seeds (a pilot saw Ankle boot pay; not reproduced yet)",
            "aug.mixup=0,1,2"),
     Preset("quick", "the default shrunk for a first look: 3k images, 4 epochs, 2 seeds",
            "aug.mixup=0,1,2", SMALL_DATA + QUICK_OVERRIDES, QUICK_SEEDS),
-    Preset("crop", "pad-and-crop translation 0, 2, 4 px on the default recipe (Shirt pays)",
+    Preset("crop", "pad-and-crop translation 0, 2, 4 px on the default recipe "
+                   "(a pilot saw Shirt pay)",
            "aug.crop=0,2,4"),
     Preset("rrc", "random-resized-crop scale 1.0 (off), 0.6, 0.35, 0.08 on the default recipe",
            "aug.rrc=1.0,0.6,0.35,0.08"),
     Preset("dropout", "dropout 0, 0.5 before the last layer on the default recipe "
-                      "(strongly class-dependent)",
+                      "(a pilot saw it strongly class-dependent)",
            "model.dropout=0,0.5"),
     Preset("weight_decay", "weight decay 0, 5e-4, 5e-3 on the default recipe",
            "optim.weight_decay=0,5e-4,5e-3"),

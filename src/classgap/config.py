@@ -178,6 +178,17 @@ def config_keys() -> list[str]:
     return keys
 
 
+def read_toml(path: str | os.PathLike[str], kind: str = "config") -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed file is one ConfigError naming it."""
+    file = Path(path)
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: {kind} file does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot be read as TOML ({exc})") from None
+
+
 def load_config(path: str | os.PathLike[str] | None = None,
                 overrides: Sequence[str] = ()) -> Config:
     """Defaults, updated by a TOML file, updated by ``key=value`` overrides, validated.
@@ -198,13 +209,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
     """
     layered: dict[str, dict[str, Any]] = {}
     if path is not None:
-        file = Path(path)
-        try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{file}: config file does not exist") from None
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"{file}: cannot be read as TOML ({exc})") from None
+        data = read_toml(path, "config")
         for name, values in data.items():
             if name not in SECTIONS:
                 raise _unknown("section", name, list(SECTIONS))

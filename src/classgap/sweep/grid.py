@@ -25,14 +25,13 @@ import hashlib
 import itertools
 import json
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from classgap._validation import fail
-from classgap.config import Config, load_config
+from classgap.config import Config, load_config, read_toml
 from classgap.errors import ConfigError
 
 __all__ = ["MODES", "Axis", "Grid", "RunSpec", "load_grid_toml", "parse_axis", "run_id"]
@@ -259,12 +258,7 @@ def load_grid_toml(path: str | os.PathLike[str]) -> Grid:
         optim.lr = 0.1
     """
     file = Path(path)
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: grid file does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{file}: cannot be read as TOML ({exc})") from None
+    data = read_toml(file, "grid")
     for name in data:
         if name not in ("study", "base"):
             raise ConfigError(f"{file}: unknown table {name!r}; valid tables: study, base")

@@ -13,29 +13,8 @@ from classgap.cli import run
 TINY = ("--set", "data.dataset=digits", "--set", "model.name=mlp", "--set", "train.epochs=1",
         "--set", "train.threads=1", "--set", "train.precision=fp32")
 
-SKLEARN_SCRIPT = '''
-import argparse
-import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
-
-p = argparse.ArgumentParser()
-p.add_argument("--C", type=float, required=True)
-p.add_argument("--seed", type=int, required=True)
-p.add_argument("--out", required=True)
-a = p.parse_args()
-X, y = load_digits(return_X_y=True)
-X = X / 16.0
-X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
-X_tr, X_va, y_tr, y_va = train_test_split(X_tr, y_tr, test_size=0.25, random_state=0,
-                                          stratify=y_tr)
-rng = np.random.default_rng(a.seed)
-keep = rng.choice(len(y_tr), size=len(y_tr) * 3 // 4, replace=False)
-model = LogisticRegression(C=1.0 / (a.C + 1e-3), max_iter=300).fit(X_tr[keep], y_tr[keep])
-for name, X_, y_ in (("val", X_va, y_va), ("test", X_te, y_te)):
-    np.savez(f"{a.out}/{name}.npz", y_true=y_, probs=model.predict_proba(X_))
-'''
+# The example script users copy (examples/sklearn_train.py) is the trainer under test.
+SKLEARN_SCRIPT = (Path(__file__).resolve().parents[2] / "examples" / "sklearn_train.py").read_text()
 
 
 def invoke(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
@@ -80,7 +59,7 @@ def test_report_of_a_non_study(capsys, tmp_path: Path) -> None:
 def test_own_training_command(capsys, tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text(SKLEARN_SCRIPT)
     # the axis is a config key the script reads as its own regularization strength
-    cmd = f"{sys.executable} {tmp_path / 'train.py'} --C {{optim.weight_decay}} " \
+    cmd = f"{sys.executable} {tmp_path / 'train.py'} --l2 {{optim.weight_decay}} " \
           f"--seed {{seed}} --out {{out}}"
     code, out, err = invoke(capsys, "study", "--set", "data.dataset=digits", "--axis",
                             "optim.weight_decay=0,1", "--seeds", "2", "--train-cmd", cmd,

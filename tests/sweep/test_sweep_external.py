@@ -14,27 +14,8 @@ from classgap.config import load_config
 from classgap.errors import ConfigError
 from classgap.sweep import ExternalTrainer, Grid, Store, parse_axis, run_study
 
-SKLEARN_SCRIPT = '''
-import argparse
-import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
-
-p = argparse.ArgumentParser()
-p.add_argument("--C", type=float, required=True)
-p.add_argument("--seed", type=int, required=True)
-p.add_argument("--out", required=True)
-a = p.parse_args()
-X, y = load_digits(return_X_y=True)
-X = X / 16.0
-X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
-X_tr, X_va, y_tr, y_va = train_test_split(X_tr, y_tr, test_size=0.25, random_state=a.seed,
-                                          stratify=y_tr)
-model = LogisticRegression(C=a.C, max_iter=300).fit(X_tr, y_tr)
-for name, X_, y_ in (("val", X_va, y_va), ("test", X_te, y_te)):
-    np.savez(f"{a.out}/{name}.npz", y_true=y_, probs=model.predict_proba(X_))
-'''
+# The example script users copy (examples/sklearn_train.py) is the trainer under test.
+SKLEARN_SCRIPT = (Path(__file__).resolve().parents[2] / "examples" / "sklearn_train.py").read_text()
 
 
 def grid(axis: str = "optim.weight_decay=0.01,1.0", seeds: int = 1) -> Grid:
@@ -44,7 +25,7 @@ def grid(axis: str = "optim.weight_decay=0.01,1.0", seeds: int = 1) -> Grid:
 def test_sklearn_script_end_to_end(tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text(SKLEARN_SCRIPT)
     # the axis is a config key; the script reads it as its own C
-    trainer = ExternalTrainer(f"{sys.executable} train.py --C {{optim.weight_decay}} "
+    trainer = ExternalTrainer(f"{sys.executable} train.py --l2 {{optim.weight_decay}} "
                               f"--seed {{seed}} --out {{out}}", cwd=tmp_path)
     runs = grid().runs()
     with Store(tmp_path / "study") as store:
@@ -60,7 +41,7 @@ def test_sklearn_script_end_to_end(tmp_path: Path) -> None:
         assert metrics["test_accuracy"] == pytest.approx(np.mean(test.y_pred == test.y_true))
         assert frame.loc[spec.run_id, "test_acc"] == metrics["test_accuracy"]
         assert metrics["n_test"] == 540 and metrics["n_val"] == 315
-        assert f"--C {spec.point['optim.weight_decay']!r}" in (run_dir / "train.log").read_text()
+        assert f"--l2 {spec.point['optim.weight_decay']!r}" in (run_dir / "train.log").read_text()
         assert json.loads((run_dir / "config.json").read_text()) == spec.config.to_dict()
         accs.append(metrics["test_accuracy"])
     assert min(accs) > 0.85 and accs[0] != accs[1]  # C changes the model

@@ -183,12 +183,7 @@ def headline(result: StudyResult) -> str:
         )
     else:
         text = f"Selecting {result.axis} = {_s(result.selected)}: mean gain not available"
-    classes = result.classes
-    drops = (
-        classes[classes["verdict"] == "drop"].sort_values("delta")
-        if not classes.empty and "verdict" in classes
-        else classes.iloc[0:0]
-    )
+    drops = result.drops()
     if drops.empty:
         return text + "; no class dropped significantly."
     parts = [

@@ -74,11 +74,7 @@ def print_summary(
     )
 
     classes = result.classes
-    drops = (
-        classes[classes["verdict"] == "drop"].sort_values("delta")
-        if not classes.empty and "verdict" in classes
-        else classes.iloc[0:0]
-    )
+    drops = result.drops()
     if drops.empty:
         console.print(Text("No class dropped significantly (q < 0.05).", style="green"))
     else:

@@ -73,3 +73,10 @@ class StudyResult:
     notes: tuple[str, ...] = ()
     meta: Mapping[str, Any] = field(default_factory=dict)
     ensemble: pd.DataFrame | None = None
+
+    def drops(self) -> pd.DataFrame:
+        """The rows of ``classes`` whose verdict is a significant drop, worst first."""
+        classes = self.classes
+        if classes.empty or "verdict" not in classes:
+            return classes.iloc[0:0]
+        return classes[classes["verdict"] == "drop"].sort_values("delta")

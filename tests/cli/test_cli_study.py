@@ -68,3 +68,17 @@ def test_own_training_command(capsys, tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "ext" / "summary.json").read_text())
     assert summary["reference"] == 0.0 and len(summary["classes"]) == 10
     assert "report.html" in out
+
+
+def test_processes_backend_and_transfer(capsys, tmp_path: Path) -> None:
+    # The whole command with two worker processes and a linear probe of every backbone on a
+    # downstream dataset (digits again here: what matters is the path, not the task).
+    code, out, err = invoke(capsys, "study", *TINY, "--axis", "aug.flip=0,0.5", "--seeds", "2",
+                            "--backend", "processes", "--workers", "2",
+                            "--transfer-to", "digits", "--out", tmp_path / "p")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert len(summary["classes"]) == 10
+    assert "transfer" in summary and len(summary["transfer"]["classes"]) == 10
+    html = (tmp_path / "p" / "report.html").read_text()
+    assert "Transfer" in html

@@ -31,8 +31,8 @@ from typing import Any, Union
 from classgap._validation import fail, fmt_value
 from classgap.errors import ConfigError
 
-__all__ = ["AUG_KNOBS", "Config", "DataConfig", "ModelConfig", "OptimConfig", "ScheduleConfig",
-           "TrainConfig", "config_keys", "load_config"]
+__all__ = ["AUG_KNOBS", "Config", "DataConfig", "LossConfig", "ModelConfig", "OptimConfig",
+           "ScheduleConfig", "TrainConfig", "config_keys", "load_config"]
 
 #: Augmentation knobs, used when :mod:`classgap.augment` cannot be imported.
 AUG_KNOBS = ("rrc", "crop", "flip", "jitter", "cutout", "mixup", "cutmix")
@@ -59,7 +59,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    name: str = "sgd"  # sgd | adamw
+    name: str = "sgd"  # sgd | adamw | sam (SAM around this SGD)
     lr: float = 0.05  # peak learning rate (per batch of batch_size)
     momentum: float = 0.9  # SGD momentum (AdamW: beta1)
     nesterov: bool = True
@@ -67,6 +67,33 @@ class OptimConfig:
     wd_exempt_norm_bias: bool = True  # no decay on 1-D params (norm weights, biases)
     batch_size: int = 128
     label_smoothing: float = 0.0
+    rho: float = 0.05  # sam: radius of the ascent step
+    adaptive: bool = False  # sam: ASAM (scale-invariant radius)
+    rho_schedule: str = "constant"  # sam: constant | step | linear (per epoch)
+    rho_milestones: tuple[float, ...] = ()  # sam, step: 0-based epochs where rho changes
+    rho_values: tuple[float, ...] = ()  # sam, step: rho from each milestone on
+    rho_end: float | None = None  # sam, linear: rho at the last epoch
+    drw_rho: float | None = None  # sam: rho once loss.drw_epoch is reached
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The training loss (:mod:`classgap.losses`); ``None`` keeps a loss's own default."""
+
+    name: str = "ce"  # classgap.losses.list_losses()
+    gamma: float | None = None  # focal (1) / vs (0.3)
+    beta: float | None = None  # class_balanced effective-number beta (0.9999)
+    max_m: float | None = None  # ldam largest margin (0.5)
+    s: float | None = None  # ldam logit scale (30)
+    tau: float | None = None  # vs / logit_adjusted prior exponent (1)
+    c_bar: float | None = None  # mr2 mean margin (1)
+    lam: float | None = None  # mr2 representation-term weight (0.1)
+    ema: float | None = None  # mr2 statistics decay (0.9)
+    p: float | None = None  # mr2 norm of the statistics (2)
+    temperature: float | None = None  # mr2 representation temperature (10·D)
+    reset_every_epoch: bool | None = None  # mr2: forget the statistics each epoch (False)
+    drw_epoch: int | None = None  # deferred re-weighting: class-balanced weights from this epoch
+    drw_beta: float = 0.9999  # beta of the DRW weights
 
 
 @dataclass(frozen=True)
@@ -105,6 +132,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, dict[str, Any]]]]:
         # `aug` is a read-only mappingproxy, which does not pickle; travel as a plain dict
@@ -155,7 +183,7 @@ class Config:
 
 SECTIONS: dict[str, Any] = {"data": DataConfig, "model": ModelConfig, "aug": None,
                             "optim": OptimConfig, "schedule": ScheduleConfig,
-                            "train": TrainConfig}
+                            "train": TrainConfig, "loss": LossConfig}
 
 
 def aug_knobs() -> list[str]:
@@ -344,7 +372,9 @@ def _check(c: Config) -> None:
     need(d.imbalance is None or d.imbalance > 1, "data.imbalance", "be > 1", d.imbalance)
     _choice("data.profile", d.profile, ("exp", "step"))
     need(0 <= c.model.dropout < 1, "model.dropout", "be in [0, 1)", c.model.dropout)
-    _choice("optim.name", o.name, ("sgd", "adamw"))
+    _choice("optim.name", o.name, ("sgd", "adamw", "sam"))
+    if o.name == "sam":
+        _check_rho(c)
     need(o.lr > 0, "optim.lr", "be > 0", o.lr)
     need(0 <= o.momentum < 1, "optim.momentum", "be in [0, 1)", o.momentum)
     need(o.weight_decay >= 0, "optim.weight_decay", "be >= 0", o.weight_decay)
@@ -369,3 +399,64 @@ def _check(c: Config) -> None:
     for name, v in c.aug.items():
         values = v if isinstance(v, tuple) else (v,)
         need(all(x >= 0 for x in values), f"aug.{name}", "be >= 0", v)
+    _check_loss(c)
+
+
+def _check_rho(c: Config) -> None:
+    o = c.optim
+    _choice("optim.rho_schedule", o.rho_schedule, ("constant", "step", "linear"))
+    if o.drw_rho is not None and c.loss.drw_epoch is None:
+        raise ConfigError(f"'optim.drw_rho' needs loss.drw_epoch (the epoch DRW starts); got "
+                          f"optim.drw_rho={o.drw_rho} without it")
+    try:
+        from classgap.optim import make_rho_schedule
+    except ImportError:  # pragma: no cover - optim ships with classgap
+        return
+    try:
+        make_rho_schedule(o.rho_schedule, o.rho, milestones=o.rho_milestones,
+                          values=o.rho_values, rho_end=o.rho_end, epochs=c.train.epochs,
+                          drw_epoch=c.loss.drw_epoch if o.drw_rho is not None else None,
+                          drw_rho=o.drw_rho)
+    except ConfigError as err:
+        raise ConfigError(f"optim (sam): {err}") from None
+
+
+_LOSS_PARAMS = ("gamma", "beta", "max_m", "s", "tau", "c_bar", "lam", "ema", "p", "temperature",
+                "reset_every_epoch")
+
+
+def _check_loss(c: Config) -> None:
+    """The loss exists, takes the parameters set, and fits the augmentation and DRW epoch."""
+    lc = c.loss
+    if lc.drw_epoch is not None and not 0 <= lc.drw_epoch < c.train.epochs:
+        raise fail("loss.drw_epoch", f"be in [0, train.epochs={c.train.epochs})", lc.drw_epoch,
+                   error=ConfigError)
+    if not 0 <= lc.drw_beta < 1:
+        raise fail("loss.drw_beta", "be in [0, 1)", lc.drw_beta, error=ConfigError)
+    try:
+        from classgap.losses import list_losses, loss_info
+    except ImportError:  # pragma: no cover - losses ship with classgap
+        return
+    _choice("loss.name", lc.name, list_losses())
+    takes = loss_info(lc.name)["params"]
+    for key in _LOSS_PARAMS:
+        if getattr(lc, key) is not None and key not in takes:
+            raise ConfigError(f"'loss.{key}' is not a parameter of loss {lc.name!r} (it takes "
+                              f"{', '.join(k for k in takes if k != 'weight') or 'none'}); "
+                              f"got {fmt_value(getattr(lc, key))}")
+    from classgap.losses import create_loss
+    params = {k: v for k in _LOSS_PARAMS if (v := getattr(lc, k)) is not None}
+    try:  # ranges, checked once here (on two dummy classes) rather than at the first step
+        create_loss(lc.name, class_counts=[2, 1], **params)
+    except ConfigError as err:
+        raise ConfigError(f"loss {lc.name!r}: {err}") from None
+    mixing = [f"aug.{k}" for k in ("mixup", "cutmix") if _active(c.aug.get(k))]
+    if mixing and (lc.name != "ce" or lc.drw_epoch is not None):
+        raise ConfigError(f"{mixing[0]} mixes labels, which only plain cross-entropy takes; "
+                          f"got loss.name={lc.name!r}"
+                          + (f" with loss.drw_epoch={lc.drw_epoch}" if lc.drw_epoch is not None
+                             else ""))
+
+
+def _active(v: AugValue | None) -> bool:
+    return v is not None and any(x > 0 for x in (v if isinstance(v, tuple) else (v,)))

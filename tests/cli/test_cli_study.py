@@ -73,7 +73,7 @@ def test_own_training_command(capsys, tmp_path: Path) -> None:
 def test_processes_backend_and_transfer(capsys, tmp_path: Path) -> None:
     # The whole command with two worker processes and a linear probe of every backbone on a
     # downstream dataset (digits again here: what matters is the path, not the task).
-    code, out, err = invoke(capsys, "study", *TINY, "--axis", "aug.flip=0,0.5", "--seeds", "2",
+    code, _out, err = invoke(capsys, "study", *TINY, "--axis", "aug.flip=0,0.5", "--seeds", "2",
                             "--backend", "processes", "--workers", "2",
                             "--transfer-to", "digits", "--out", tmp_path / "p")
     assert code == 0, err

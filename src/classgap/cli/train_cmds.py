@@ -17,14 +17,16 @@ from rich.table import Table
 from classgap._validation import check_choice
 from classgap.cli.app import app, console
 
-TOPICS = ("models", "augs", "datasets", "presets")
+TOPICS = ("models", "augs", "datasets", "presets", "losses", "recipes")
 
 # option name -> config key, in the order they are applied
 _SHORTCUTS = {
     "dataset": "data.dataset", "data_dir": "data.data_dir", "train_subset": "data.train_subset",
     "model": "model.name", "epochs": "train.epochs", "seed": "train.seed",
     "lr": "optim.lr", "weight_decay": "optim.weight_decay", "batch_size": "optim.batch_size",
-    "device": "train.device", "precision": "train.precision",
+    "device": "train.device", "precision": "train.precision", "loss": "loss.name",
+    "optim": "optim.name", "rho": "optim.rho", "imbalance": "data.imbalance",
+    "profile": "data.profile",
 }
 
 
@@ -41,6 +43,17 @@ def train_cmd(
     dataset: str | None = typer.Option(None, "--dataset", help="Dataset spec: fashion-mnist, "
                                        "digits, cifar10, cifar100, folder:PATH, npz:PATH."),
     model: str | None = typer.Option(None, "--model", help="Model name (classgap list models)."),
+    recipe: str | None = typer.Option(None, "--recipe", help="Class-aware recipe METHOD"
+                                      "[@SETTING], e.g. ldam-drw-sam or ldam-drw-sam@cifar10-lt "
+                                      "(classgap list recipes); the other options override it."),
+    loss: str | None = typer.Option(None, "--loss", help="Training loss (classgap list losses);"
+                                    " its parameters: --set loss.KEY=VALUE."),
+    optim: str | None = typer.Option(None, "--optim", help="sgd, adamw or sam."),
+    rho: float | None = typer.Option(None, "--rho", help="SAM radius (with --optim sam)."),
+    imbalance: float | None = typer.Option(None, "--imbalance", help="Long-tailed training "
+                                           "set: ratio n_max / n_min (> 1)."),
+    profile: str | None = typer.Option(None, "--profile", help="Long-tail profile: exp or "
+                                       "step."),
     epochs: int | None = typer.Option(None, "--epochs", help="Training epochs."),
     seed: int | None = typer.Option(None, "--seed", help="Run seed (init, order, augment)."),
     aug: list[str] | None = typer.Option(None, "--aug", metavar="NAME=VALUE",
@@ -74,13 +87,16 @@ def train_cmd(
     """Train one model (or several seeds) and write run directories for classgap audit."""
     from classgap.config import load_config
     from classgap.train import train
+    from classgap.train.recipes import recipe_overrides
     from classgap.train.seeds import train_seeds
 
     given = {"dataset": dataset, "data_dir": data_dir, "train_subset": train_subset,
              "model": model, "epochs": epochs, "seed": seed, "lr": lr,
              "weight_decay": weight_decay, "batch_size": batch_size, "device": device,
-             "precision": precision}
-    overrides = [f"{_SHORTCUTS[k]}={v}" for k, v in given.items() if v is not None]
+             "precision": precision, "loss": loss, "optim": optim, "rho": rho,
+             "imbalance": imbalance, "profile": profile}
+    overrides = list(recipe_overrides(recipe)) if recipe is not None else []
+    overrides += [f"{_SHORTCUTS[k]}={v}" for k, v in given.items() if v is not None]
     overrides += [f"aug.{a}" for a in aug or []]
     overrides += list(set_ or [])
     cfg = load_config(config, overrides)
@@ -110,10 +126,10 @@ def train_cmd(
 
 @app.command("list")
 def list_cmd(
-    topic: str = typer.Argument(..., help="models, augs, datasets or presets.",
-                               show_default=False),
+    topic: str = typer.Argument(..., help="models, augs, datasets, presets, losses or "
+                               "recipes.", show_default=False),
 ) -> None:
-    """List the models, augmentation knobs, datasets or study presets classgap knows."""
+    """List the models, augmentation knobs, datasets, study presets, losses or recipes."""
     check_choice(topic, "topic", TOPICS)
     if topic == "models":
         from classgap.models import list_models, model_info
@@ -142,6 +158,28 @@ def list_cmd(
             table.add_column(col)
         for row in list_presets():
             table.add_row(row["name"], row["axis"], row["seeds"], row["description"])
+    elif topic == "losses":
+        from classgap.losses import list_losses, loss_info
+
+        table = Table(title="Losses (--loss NAME; parameters: --set loss.KEY=VALUE)")
+        for col in ("name", "parameters (defaults)", "needs", "description"):
+            table.add_column(col)
+        for name in list_losses():
+            info = loss_info(name)
+            params = ", ".join(f"{k}={v}" if k != "label_smoothing" else f"optim.{k}={v}"
+                               for k, v in info["params"].items() if k != "weight")
+            needs = ", ".join(n for n, flag in (("class counts", info["needs_counts"]),
+                                                ("features", info["needs_features"])) if flag)
+            table.add_row(name, params or "–", needs or "–", info["description"])
+    elif topic == "recipes":
+        from classgap.train.recipes import list_recipes
+
+        table = Table(title="Recipes (--recipe METHOD or METHOD@SETTING; default setting "
+                            "@fmnist-lt)")
+        for col in ("name", "kind", "description"):
+            table.add_column(col)
+        for row in list_recipes():
+            table.add_row(row["name"], row["kind"], row["description"])
     else:
         from classgap.data.registry import SPLITS, list_datasets
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
-from classgap.config import OptimConfig, ScheduleConfig
+from classgap.config import Config, OptimConfig, ScheduleConfig
 
-__all__ = ["build_optimizer", "build_scheduler", "lr_factor", "param_groups"]
+__all__ = ["build_optimizer", "build_rho_schedule", "build_scheduler", "lr_factor", "param_groups"]
 
 ONECYCLE_PCT = 0.3  # rise share of one-cycle when warmup_epochs = 0 (torch's pct_start)
 ONECYCLE_DIV = 25.0  # start lr = peak / 25 (torch's div_factor)
@@ -49,17 +50,35 @@ def param_groups(model: nn.Module, weight_decay: float, *,
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    """SGD (momentum, Nesterov) or AdamW (``betas=(momentum, 0.999)``) over :func:`param_groups`.
+    """SGD (momentum, Nesterov), SAM around that SGD, or AdamW (``betas=(momentum, 0.999)``),
+    over :func:`param_groups`.
 
     AdamW's decay is decoupled (``p -= lr * wd * p``), SGD's is L2 added to the gradient, as in
     the torch implementations; both use ``weight_decay`` per group.
     """
     groups = param_groups(model, cfg.weight_decay, exempt_norm_bias=cfg.wd_exempt_norm_bias)
+    # Nesterov needs momentum > 0 in torch; with momentum 0 it is plain SGD anyway.
+    sgd = {"lr": cfg.lr, "momentum": cfg.momentum, "nesterov": cfg.nesterov and cfg.momentum > 0}
     if cfg.name == "sgd":
-        # Nesterov needs momentum > 0 in torch; with momentum 0 it is plain SGD anyway.
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum,
-                               nesterov=cfg.nesterov and cfg.momentum > 0)
+        return torch.optim.SGD(groups, **sgd)
+    if cfg.name == "sam":  # SAM around the same SGD: weight decay inside SGD, as the reference
+        from classgap.optim import SAM
+
+        return SAM(groups, torch.optim.SGD, rho=cfg.rho, adaptive=cfg.adaptive, **sgd)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+
+
+def build_rho_schedule(config: Config) -> Any:
+    """SAM's per-epoch ρ schedule (:func:`classgap.optim.make_rho_schedule`), or None."""
+    o = config.optim
+    if o.name != "sam":
+        return None
+    from classgap.optim import make_rho_schedule
+
+    return make_rho_schedule(o.rho_schedule, o.rho, milestones=o.rho_milestones,
+                             values=o.rho_values, rho_end=o.rho_end, epochs=config.train.epochs,
+                             drw_epoch=config.loss.drw_epoch if o.drw_rho is not None else None,
+                             drw_rho=o.drw_rho)
 
 
 def _cos(start: float, end: float, frac: float) -> float:

@@ -15,6 +15,7 @@ per-step schedule → epochs (train, validate) → test → write the run direct
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -32,8 +33,9 @@ from classgap.config import Config
 from classgap.data.loader import DeviceLoader, channel_stats, make_splits
 from classgap.errors import ConfigError
 from classgap.train import rundir
-from classgap.train.evaluate import EvalResult, autocast, evaluate, loss_fn
-from classgap.train.optim import build_optimizer, build_scheduler
+from classgap.train.criterion import Criterion, build_criterion
+from classgap.train.evaluate import EvalResult, autocast, evaluate
+from classgap.train.optim import build_optimizer, build_rho_schedule, build_scheduler
 
 __all__ = ["RunResult", "build_augment", "numerics", "resolve_device", "resolve_precision",
            "train"]
@@ -128,6 +130,20 @@ def build_augment(config: Config, num_classes: int) -> Any:
     return None if pipeline.is_identity else pipeline
 
 
+def _forward_backward(model: torch.nn.Module, criterion: Criterion, x: torch.Tensor,
+                      targets: torch.Tensor, *, device: torch.device,
+                      bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One forward and backward pass of a batch: ``(loss, logits (B, K))``, gradients added."""
+    with autocast(device, bf16):
+        if criterion.needs_features:  # MR² reads the penultimate features
+            logits, features = model(x, return_features=True)  # (B, K), (B, D)
+        else:
+            logits, features = model(x), None
+    loss = criterion(logits, targets, features)
+    loss.backward()
+    return loss, logits
+
+
 def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None = None, *,
           overwrite: bool = False, progress: bool | None = None) -> RunResult:
     """Train ``config.model`` on ``config.data`` and evaluate it on val and test.
@@ -188,7 +204,9 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
         # Only now, with names and data checked, does a bad --out fail or a folder appear.
         out = rundir.prepare_run_dir(out_dir, config.to_dict(), overwrite=overwrite) \
             if out_dir is not None else None
+        criterion = build_criterion(config, train_set.class_counts(), device=device)
         optimizer = build_optimizer(model, oc)
+        rho_schedule = build_rho_schedule(config)  # None unless optim.name == "sam"
         steps = len(train_loader)
         scheduler = build_scheduler(optimizer, config.schedule, epochs=tc.epochs,
                                     steps_per_epoch=steps)
@@ -204,16 +222,21 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
             t0 = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]  # lr of the epoch's first step
             model.train()
+            criterion.on_epoch_start(epoch)  # DRW switches its class weights on here
             # Sums stay on the device: a .item() per step would sync and stall the pipeline.
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.int64)
+            if rho_schedule is not None:
+                optimizer.rho = rho_schedule.rho_at(epoch)  # type: ignore[attr-defined]
             for x, targets, labels in train_loader.epoch(epoch):
-                with autocast(device, bf16):
-                    logits = model(x)  # (B, K)
-                loss = loss_fn(logits, targets, label_smoothing=oc.label_smoothing)
+                step = functools.partial(_forward_backward, model, criterion, x, targets,
+                                         device=device, bf16=bf16)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                loss, logits = step()
+                if rho_schedule is not None:  # SAM: the same batch and criterion at w + eps
+                    optimizer.step(lambda step=step: step()[0])
+                else:
+                    optimizer.step()
                 scheduler.step()  # per step: warm-up and cosine resolve within an epoch
                 loss_sum += loss.detach()
                 correct += (logits.argmax(1) == labels).sum()  # against the unmixed labels

@@ -1,0 +1,93 @@
+"""The training criterion of a run: ``config.loss`` (and DRW) turned into one callable.
+
+Plain cross-entropy (the default) keeps the trainer's original path, :func:`loss_fn`, which
+also takes the probability targets of mixup and cutmix. Any other loss, or cross-entropy with
+deferred re-weighting, is a :mod:`classgap.losses` module built from the training split's class
+counts; those take hard labels only, which :mod:`classgap.config` checks up front.
+
+>>> from classgap.config import load_config
+>>> cfg = load_config(overrides=["loss.name=ldam", "loss.max_m=0.3", "loss.drw_epoch=3",
+...                              "train.epochs=4"])
+>>> crit = build_criterion(cfg, class_counts=[500, 50, 5])
+>>> crit.needs_features, crit.drw_active(2), crit.drw_active(3)
+(False, False, True)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from classgap.config import _LOSS_PARAMS, Config, LossConfig
+from classgap.train.evaluate import loss_fn
+
+__all__ = ["Criterion", "build_criterion", "loss_params"]
+
+#: ``config.loss`` fields that are parameters of the loss itself (the rest configure DRW).
+LOSS_PARAMS = _LOSS_PARAMS
+
+
+def loss_params(cfg: LossConfig, label_smoothing: float = 0.0) -> dict[str, Any]:
+    """The keyword parameters set in ``cfg`` (``None`` = the loss's default), for ``create_loss``.
+
+    ``optim.label_smoothing`` is cross-entropy's ``label_smoothing`` when the loss is ``ce``.
+    """
+    params = {k: v for k in LOSS_PARAMS if (v := getattr(cfg, k)) is not None}
+    if cfg.name == "ce" and label_smoothing:
+        params["label_smoothing"] = label_smoothing
+    return params
+
+
+class Criterion:
+    """``criterion(logits, targets, features=None)`` for the trainer, plus the DRW switch.
+
+    Attributes
+    ----------
+    module : classgap.losses.ClassAwareLoss or None
+        The loss module; None on the plain cross-entropy path.
+    needs_features : bool
+        Whether the model must return its penultimate features (MR²).
+    drw_epoch : int or None
+        First 0-based epoch with class-balanced weights.
+    """
+
+    def __init__(self, module: Any, label_smoothing: float, drw: Any) -> None:
+        self.module, self.label_smoothing, self.drw = module, label_smoothing, drw
+        self.needs_features = bool(getattr(module, "needs_features", False))
+        self.drw_epoch = None if drw is None else drw.start_epoch
+
+    def drw_active(self, epoch: int) -> bool:
+        """Whether 0-based ``epoch`` trains with the re-weighted criterion."""
+        return self.drw is not None and self.drw.is_active(epoch)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Switch the DRW weights on at their epoch; let stateful losses (MR²) react."""
+        if self.module is None:
+            return
+        if self.drw is not None:
+            self.drw.apply(self.module, epoch)
+        self.module.on_epoch_start(epoch)
+
+    def __call__(self, logits: Tensor, targets: Tensor, features: Tensor | None = None) -> Tensor:
+        if self.module is None:
+            return loss_fn(logits, targets, label_smoothing=self.label_smoothing)
+        return self.module(logits, targets, features, validate=False)
+
+
+def build_criterion(config: Config, class_counts: Any, *,
+                    device: torch.device | str = "cpu") -> Criterion:
+    """The :class:`Criterion` of ``config`` for a training split with ``class_counts`` (K,)."""
+    lc, smoothing = config.loss, config.optim.label_smoothing
+    if lc.name == "ce" and lc.drw_epoch is None and not any(
+            getattr(lc, k) is not None for k in LOSS_PARAMS):
+        return Criterion(None, smoothing, None)
+    from classgap.losses import DRW, create_loss
+
+    counts = torch.as_tensor(list(class_counts), dtype=torch.int64)
+    module = create_loss(lc.name, class_counts=counts, num_classes=len(counts),
+                         **loss_params(lc, smoothing)).to(device)
+    drw = DRW(counts, start_epoch=lc.drw_epoch, beta=lc.drw_beta) \
+        if lc.drw_epoch is not None else None
+    return Criterion(module, smoothing, drw)

@@ -83,3 +83,4 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 from classgap.cli import study_cmds  # noqa: E402,F401,I001  (registers study/report)
 from classgap.cli import train_cmds  # noqa: E402,F401  (registers train/list)
+from classgap.cli import diag_cmds  # noqa: E402,F401  (registers hessian)

@@ -43,7 +43,7 @@ __all__ = ["HISTORY_COLUMNS", "RUN_FILES", "atomic_write", "git_hash", "prepare_
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "val_loss",
                    "epoch_time", "test_acc")  # test_acc only with train.track_test
 RUN_FILES = ("config.json", "provenance.json", "history.csv", "metrics.json", "val.npz",
-             "test.npz", "model.pt")
+             "test.npz", "model.pt", "train_counts.json")
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> Path:
@@ -195,6 +195,9 @@ def write_run(out: Path, config: Any, *, splits: Any, history: Sequence[Mapping[
     prov.update(extra_provenance or {})
     paths["provenance"] = write_json(out / "provenance.json", prov)
     paths["history"] = write_history(out / "history.csv", history)
+    # what `classgap audit --train-counts` reads: many/medium/few groups of long-tailed runs
+    paths["train_counts"] = write_json(out / "train_counts.json",
+                                       [int(n) for n in splits.train.class_counts()])
     classes = list(splits.train.classes)
     for name, result in (("val", val), ("test", test)):
         if result is not None:

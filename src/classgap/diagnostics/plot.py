@@ -1,0 +1,86 @@
+"""Figure of a :class:`~classgap.diagnostics.perclass.HessianResult`: curvature per class.
+
+Built like :mod:`classgap.report.plots`: a fresh ``Figure`` on the Agg canvas, nothing
+registered with ``pyplot``, no ``rcParams`` touched.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from classgap._validation import fail
+from classgap.diagnostics.perclass import HessianResult
+
+__all__ = ["per_class_hessian_figure", "plot_per_class_hessian"]
+
+# Above this many classes per-class tick labels and legend entries are unreadable.
+MANY_CLASSES = 20
+# Densities are drawn on a log axis down to this share of the highest peak; lower values
+# (Gaussian tails, which underflow to 0) are clipped to it so the curves stay continuous.
+DENSITY_RANGE = 1e-6
+
+
+def _text(value: object) -> str:
+    return str(value).replace("$", r"\$")  # a '$' in a class name must not start mathtext
+
+
+def per_class_hessian_figure(result: HessianResult) -> Figure:
+    """(a) λ_max and λ_min per class (symlog y: both signs, many decades); (b) each class's
+    spectral density (log y), coloured from head (first class) to tail (last)."""
+    if not isinstance(result, HessianResult):
+        raise fail("result", "be a HessianResult", type(result).__name__)
+    grid, densities = result.grid, result.densities
+    has_density = grid is not None and densities is not None
+    fig = Figure(figsize=(11 if has_density else 6, 4), layout="constrained", dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2 if has_density else 1, squeeze=False)[0]
+
+    ax = axes[0]
+    x = np.arange(len(result.classes))
+    ax.axhline(0.0, color="#999999", lw=0.8)
+    ax.plot(x, result.top_eigenvalue, "o-", color="#1f77b4", label="λ_max", gid="top")
+    ax.plot(x, result.bottom_eigenvalue, "s-", color="#d62728", label="λ_min", gid="bottom")
+    scale = np.nanmax(np.abs(np.r_[result.top_eigenvalue, result.bottom_eigenvalue, 0.0]))
+    ax.set_yscale("symlog", linthresh=max(1e-3 * float(scale), 1e-12))
+    step = max(1, len(x) // MANY_CLASSES)
+    ax.set_xticks(x[::step], [_text(n) for n in result.names[::step]], rotation=45,
+                  ha="right")
+    ax.set_xlabel("class")
+    ax.set_ylabel("Hessian eigenvalue")
+    ax.set_title("(a) extreme eigenvalues per class")
+    ax.legend(loc="best")
+
+    if grid is not None and densities is not None:
+        ax = axes[1]
+        colors = matplotlib.colormaps["viridis"](np.linspace(0, 1, max(len(x), 2)))
+        floor = DENSITY_RANGE * float(np.max(densities)) or DENSITY_RANGE
+        for i, (name, rho) in enumerate(zip(result.names, densities, strict=True)):
+            label = _text(name) if len(x) <= MANY_CLASSES else None
+            ax.plot(grid, np.maximum(rho, floor), color=colors[i], lw=1.0,
+                    label=label, gid=f"density:{name}")
+        ax.set_yscale("log")
+        ax.set_xlabel("eigenvalue")
+        ax.set_ylabel("density")
+        ax.set_title("(b) spectral density (SLQ)")
+        if len(x) <= MANY_CLASSES:
+            ax.legend(loc="best", fontsize="small", ncols=2)
+    return fig
+
+
+def plot_per_class_hessian(result: HessianResult, path: str | os.PathLike[str]) -> Path:
+    """Write :func:`per_class_hessian_figure` to ``path`` (format from its suffix, e.g. .png).
+
+    Returns
+    -------
+    Path
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    per_class_hessian_figure(result).savefig(path)
+    return path

@@ -49,6 +49,15 @@ def test_end_to_end_summary_and_report(study: tuple[Path, dict]) -> None:
         assert row["verdict"] in ("drop", "gain", "none")
     with Store(out) as store:
         assert store.counts()["done"] == 4
+    rows = summary["by_strength"]  # every strength against the reference
+    assert [r["strength"] for r in rows] == [0.0, 0.5]
+    assert rows[0]["delta"] is None and rows[0]["n_drop"] == 0
+    other = rows[1]
+    assert other["delta_low"] <= other["delta"] <= other["delta_high"]
+    by_class = {r["class"]: r for r in summary["classes"]}
+    if summary["selected"] == 0.5:  # then the selected row is this comparison itself
+        assert other["n_drop"] == sum(r["verdict"] == "drop" for r in by_class.values())
+    assert 'id="by-strength"' in (out / "report.html").read_text()
 
 
 def test_rerun_resumes_and_reproduces(study: tuple[Path, dict]) -> None:

@@ -266,6 +266,8 @@ def _render(result: StudyResult, images: Mapping[str, bytes], title: str) -> str
         )
     body.append(_selection_summary(result))
 
+    body.append(_strength_section(result))
+
     body.append("<h2>Who pays</h2>")
     for name in ("per_class_vs_strength", "delta_at_selected", "confusion_shifts"):
         body.append(_figure(name, images, axis))
@@ -385,6 +387,33 @@ def _selection_summary(result: StudyResult) -> str:
     else:
         table = ""
     return f'<ul id="selection">{"".join(lines)}</ul>{table}'
+
+
+def _strength_section(result: StudyResult) -> str:
+    """Every strength against the reference: who pays even where validation keeps it."""
+    t = result.by_strength
+    if t is None or t.empty:
+        return ""
+    rows = []
+    for _, r in t.iterrows():
+        ref = _s(r["strength"]) == _s(result.reference)
+        delta = "reference" if ref else (f"{_pts(r['delta'])} [{_pts(r['delta_low'])}, "
+                                         f"{_pts(r['delta_high'])}]")
+        worst = "–" if ref or r["worst_class"] is None else \
+            f"{r['worst_class']} ({_pts(r['worst_delta'])})"
+        mark = " (selected)" if r["selected"] else ""
+        rows.append(f"<tr><td>{_e(_s(r['strength']) + mark)}</td><td>{_e(_pct(r['val_mean']))}"
+                    f"</td><td>{_e(_pct(r['test_mean']))}</td><td>{_e(delta)}</td>"
+                    f"<td>{_e('–' if ref else str(int(r['n_drop'])))}</td>"
+                    f"<td>{_e('–' if ref else str(int(r['n_gain'])))}</td>"
+                    f"<td>{_e(worst)}</td></tr>")
+    return ("<h2>Every strength against the reference</h2><p>Mean test change in points with "
+            "its 95% interval; classes whose change is significant (BH); the class that "
+            "changes most for the worse.</p>"
+            '<table id="by-strength"><thead><tr><th>strength</th><th>val mean %</th>'
+            "<th>test mean %</th><th>Δ mean pts</th><th>classes dropping</th>"
+            "<th>classes gaining</th><th>worst class (Δ pts)</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
 
 
 def _class_aware_section(result: StudyResult) -> str:

@@ -97,6 +97,25 @@ def print_summary(
             )
         console.print(table)
 
+    sweep = result.by_strength
+    if sweep is not None and len(sweep) > 2:  # more than reference + selected: the whole sweep
+        table = Table(title="Every strength against the reference")
+        for col in ("strength", "val %", "test %", "Δ mean pts", "drops", "worst class"):
+            table.add_column(col, justify="left" if col in ("strength", "worst class")
+                             else "right")
+        for _, row in sweep.iterrows():
+            ref = _s(row["strength"]) == _s(result.reference)
+            table.add_row(
+                Text(_s(row["strength"]) + (" *" if row["selected"] else "")),
+                _pct(row["val_mean"]), _pct(row["test_mean"]),
+                "reference" if ref else f"{_pts(row['delta'])} [{_pts(row['delta_low'])}, "
+                                        f"{_pts(row['delta_high'])}]",
+                "–" if ref else str(int(row["n_drop"])),
+                Text("–" if ref or row["worst_class"] is None
+                     else f"{row['worst_class']} ({_pts(row['worst_delta'])})"))
+        table.caption = "* selected on validation; drops: significant (q < alpha) class drops"
+        console.print(table)
+
     if result.notes:
         notes = Text("\n").join(Text(f"• {n}") for n in result.notes)
         console.print(Panel(notes, title="Notes", border_style="yellow"))

@@ -199,6 +199,39 @@ def _notes(sweep: _Sweep, validation: pd.DataFrame, classes: pd.DataFrame, ref: 
     return notes
 
 
+def strength_table(strengths: tuple[Any, ...], validation: pd.DataFrame,
+                   comparisons: Mapping[int, Comparison], ref: int, sel: int) -> pd.DataFrame:
+    """One row per strength against the reference: the whole sweep's who-pays at a glance.
+
+    Columns ``strength, selected, val_mean, test_mean, delta, delta_low, delta_high, n_drop,
+    n_gain, worst_class, worst_delta``: the mean test change with its interval, how many
+    classes drop / gain significantly, and the class with the most negative change (whether
+    significant or not). The reference row compares with itself and has no deltas.
+    """
+    rows = []
+    for m, strength in enumerate(strengths):
+        row: dict[str, Any] = {"strength": strength, "selected": m == sel,
+                               "val_mean": float(validation["val_mean"].iloc[m]),
+                               "test_mean": float(validation["test_mean"].iloc[m]),
+                               "delta": np.nan, "delta_low": np.nan, "delta_high": np.nan,
+                               "n_drop": 0, "n_gain": 0, "worst_class": None,
+                               "worst_delta": np.nan}
+        if m != ref and m in comparisons:
+            comp = comparisons[m]
+            t = comp.classes
+            worst = int(np.nanargmin(t["delta"].to_numpy()))
+            row.update(delta=comp.overall["delta"], delta_low=comp.overall["delta_low"],
+                       delta_high=comp.overall["delta_high"],
+                       n_drop=int((t["verdict"] == "drop").sum()),
+                       n_gain=int((t["verdict"] == "gain").sum()),
+                       worst_class=str(t["class"].iloc[worst]),
+                       worst_delta=float(t["delta"].iloc[worst]))
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out["strength"] = pd.Series(list(strengths), dtype=object)
+    return out
+
+
 def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: float = 0.05,
             correction: str = "bh", max_drop: float = 2.0, n_boot: int = 1000,
             random_state: int = 0, multi_label: Sequence[Sequence[int]] | None = None,
@@ -275,6 +308,7 @@ def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: f
            for m in (ref, sel)]
     ensemble, ensemble_overall = ensemble_table(y_test, ens[0], ens[1], k, **kw)
 
+    by_strength = strength_table(strengths, validation, comparisons, ref, sel)
     notes = _notes(sweep, validation, classes, ref, sel, mean_gain, class_aware, alpha,
                    multi_label is not None)
     meta = {"n_classes": k, "n_val": len(sweep.y_val), "n_test": len(y_test),
@@ -289,4 +323,4 @@ def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: f
                                                          sweep.test[sel], k, sweep.names,
                                                          top=TOP_PAIRS),
                        class_aware=class_aware, notes=tuple(notes), meta=meta,
-                       ensemble=ensemble)
+                       ensemble=ensemble, by_strength=by_strength)

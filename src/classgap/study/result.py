@@ -57,6 +57,10 @@ class StudyResult:
         The seed ensembles (mean softmax over seeds, FAIR-Ensemble) at ``selected`` versus
         ``reference``, one row per class: ``class, acc_reference, acc_selected, delta,
         delta_low, delta_high, p_value, q_value, verdict`` (exact McNemar, one run per side).
+    by_strength : pd.DataFrame or None
+        Every strength against the reference, one row each (see
+        :func:`classgap.study.analysis.strength_table`): what the sweep costs per class even
+        where validation keeps the reference.
     """
 
     axis: str
@@ -73,6 +77,7 @@ class StudyResult:
     notes: tuple[str, ...] = ()
     meta: Mapping[str, Any] = field(default_factory=dict)
     ensemble: pd.DataFrame | None = None
+    by_strength: pd.DataFrame | None = None
 
     def drops(self) -> pd.DataFrame:
         """The rows of ``classes`` whose verdict is a significant drop, worst first."""

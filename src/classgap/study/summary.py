@@ -40,7 +40,9 @@ def summary_dict(result: StudyResult) -> dict[str, Any]:
 
     Keys: ``axis, strengths, reference, selected, mean_gain, notes, class_aware, validation,
     classes`` (records with at least ``class, acc_reference, acc_selected, delta, delta_low,
-    delta_high, q_value, verdict``), ``ensemble`` and ``transfer`` (the same dict or None).
+    delta_high, q_value, verdict``), ``by_strength`` (every strength against the reference:
+    mean change with its interval, significant drops / gains, worst class), ``ensemble`` and
+    ``transfer`` (the same dict or None).
     """
     classes = result.classes
     first = [c for c in SUMMARY_CLASS_COLUMNS if c in classes.columns]
@@ -51,6 +53,7 @@ def summary_dict(result: StudyResult) -> dict[str, Any]:
         "mean_gain": dict(result.mean_gain), "notes": list(result.notes),
         "class_aware": dict(result.class_aware), "validation": result.validation,
         "classes": classes,
+        "by_strength": result.by_strength,
         "ensemble": {"classes": result.ensemble,
                      "overall": result.meta.get("ensemble")} if result.ensemble is not None
         else None,

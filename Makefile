@@ -33,8 +33,10 @@ data:
 		 || echo "warning: could not install dataset-fashion-mnist; tests that need it are skipped"; \
 	fi
 
+# The main job: the default study (Fashion-MNIST small-data regime, mixup alpha 0/1/2, 3 seeds;
+# under 10 minutes on 2 CPU cores). Rerunning resumes: finished runs are not trained again.
 demo: $(STAMP) data
-	$(BIN)/python -m classgap.demo
+	$(BIN)/classgap study
 
 test: $(STAMP) data
 	$(BIN)/python -m pytest -q

@@ -1,4 +1,4 @@
-"""`make demo` runs `python -m classgap.demo`: it trains both recipes and prints a comparison."""
+"""`python -m classgap.demo` trains both recipes and prints a comparison."""
 
 from __future__ import annotations
 

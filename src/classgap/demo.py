@@ -1,4 +1,4 @@
-"""``make demo``: a quick, real audit of the seed paper's claim on bundled data.
+"""A one-minute audit demo on bundled data (``make demo`` runs the main job, ``classgap study``).
 
 Logistic regression on scikit-learn's ``digits``, with weak L2 regularization (C = 1e4) versus
 the strength chosen the usual way, by 5-fold cross-validation of *average* accuracy. One fixed,

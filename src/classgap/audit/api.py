@@ -13,7 +13,7 @@ from classgap._validation import fail
 from classgap.audit.compare import Comparison, compare_predictions
 from classgap.audit.disparity import difficulty_tertiles
 from classgap.audit.frame import ClassAudit, audit_predictions
-from classgap.audit.io import align_runs, load_runs, read_class_names
+from classgap.audit.io import Predictions, align_runs, load_runs, read_class_names
 from classgap.audit.perclass import class_counts
 from classgap.errors import DataFormatError
 
@@ -50,7 +50,7 @@ def read_class_counts(path: PathLike) -> np.ndarray:
 def audit_files(paths: Sequence[PathLike], *, classes: PathLike | Sequence[str] | None = None,
                 train_counts: PathLike | Sequence[int] | None = None,
                 reference: Sequence[PathLike] | None = None, top_k: int | None = None,
-                **kwargs: Any) -> ClassAudit:
+                posthoc_tau: float | None = None, **kwargs: Any) -> ClassAudit:
     """Audit one model from its prediction files (several files = several seeds).
 
     Parameters
@@ -62,6 +62,9 @@ def audit_files(paths: Sequence[PathLike], *, classes: PathLike | Sequence[str] 
     reference : prediction files of a reference model on the same test set; adds
         easy / medium / hard group accuracies (tertiles of the reference's per-class accuracy).
     top_k : also report per-class top-k accuracy (needs scores in the files).
+    posthoc_tau : audit post-hoc logit-adjusted predictions ``argmax(z - τ log π)`` (Menon et
+        al. 2021) instead of the files' own: needs logits in the files and ``train_counts``
+        (π = the training class frequencies).
     **kwargs : passed to :func:`classgap.audit.audit` (``n_boot``, ``confidence``, ...).
     """
     names = _class_names(classes)
@@ -77,12 +80,30 @@ def audit_files(paths: Sequence[PathLike], *, classes: PathLike | Sequence[str] 
             raise DataFormatError(f"{train_counts}: must hold one count per class "
                                   f"({n_classes}); got {len(counts)} counts")
         groups["frequency"] = frequency_groups(counts)
+        if posthoc_tau is not None:
+            runs = [_posthoc(r, counts, posthoc_tau) for r in runs]
+    elif posthoc_tau is not None:
+        raise fail("posthoc_tau", "come with train_counts (the prior it removes)", posthoc_tau)
     if reference is not None:
         (runs, ref), n_classes, _ = align_runs(runs, load_runs(reference, classes=names))
         accuracy = np.mean([_accuracy(r.y_true, r.y_pred, n_classes) for r in ref], axis=0)
         groups["difficulty"] = difficulty_tertiles(accuracy)
     return audit_predictions(runs, class_names=names, groups=groups or None, top_k=top_k,
                              **kwargs)
+
+
+def _posthoc(run: Predictions, counts: np.ndarray, tau: float) -> Predictions:
+    """``run`` with predictions ``argmax(logits - tau * log(prior))``."""
+    if run.scores is None or run.score_kind != "logits":
+        raise fail("posthoc_tau", "be used with prediction files holding logits", tau,
+                   source=run.source)
+    if (counts <= 0).any():
+        raise fail("train_counts", "be > 0 for every class (log prior)", counts.tolist())
+    log_prior = np.log(counts / counts.sum())
+    adjusted = run.scores - float(tau) * log_prior  # (N, K)
+    return Predictions(y_true=run.y_true, y_pred=adjusted.argmax(axis=1), scores=adjusted,
+                       score_kind="logits", sample_id=run.sample_id, seed=run.seed,
+                       classes=run.classes, source=run.source)
 
 
 def _accuracy(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:

@@ -104,6 +104,9 @@ def audit_cmd(
         "hard group accuracies (tertiles of its per-class accuracy)."),
     top_k: int | None = typer.Option(None, "--top-k", help="Also report per-class top-k "
                                      "accuracy (needs logits or probs)."),
+    posthoc_tau: float | None = typer.Option(None, "--posthoc-tau", help="Audit post-hoc "
+                                             "logit-adjusted predictions argmax(z - τ log π) "
+                                             "(needs logits and --train-counts)."),
     fmt: Format = FORMAT_OPT,
     out: Path | None = OUT_OPT,
 ) -> None:
@@ -111,7 +114,8 @@ def audit_cmd(
     from classgap.audit.api import audit_files
 
     result = audit_files(predictions, classes=classes, train_counts=train_counts,
-                         reference=reference or None, top_k=top_k, n_boot=n_boot,
+                         reference=reference or None, top_k=top_k, posthoc_tau=posthoc_tau,
+                         n_boot=n_boot,
                          confidence=confidence,
                          interval=interval.value, method=method.value, k=worst_k,
                          random_state=seed)

@@ -116,3 +116,14 @@ def test_cli_recipe_with_overrides(capsys: pytest.CaptureFixture[str], tmp_path)
     assert '"ldam"' in saved and '"sam"' in saved
     assert run(["list", "recipes"]) == 0 and "ldam-drw-sam" in capsys.readouterr().out
     assert run(["list", "losses"]) == 0 and "balanced_softmax" in capsys.readouterr().out
+
+
+def test_vmap_engine_refuses_class_aware_losses_and_auto_falls_back() -> None:
+    from classgap.errors import InputError
+    from classgap.train import train_ensemble
+
+    configs = [tiny("loss.name=focal", f"train.seed={s}") for s in range(2)]
+    with pytest.raises(InputError, match=r"loss\.name"):
+        train_ensemble(configs, engine="vmap")
+    results = train_ensemble(configs, engine="auto")  # sequential: the focal loss is honoured
+    assert np.array_equal(results[0].test_logits, train(configs[0]).test_logits)

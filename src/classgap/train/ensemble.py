@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from classgap._validation import check_choice, fail
-from classgap.config import Config
+from classgap.config import Config, LossConfig
 from classgap.data.loader import DeviceLoader, channel_stats, make_splits
 from classgap.errors import InputError
 from classgap.train import rundir
@@ -100,9 +100,10 @@ def train_ensemble(configs: Sequence[Config], out_dirs: Sequence[PathLike | None
     out_dirs : sequence of path or None, length M, optional
         Run directory of each member (None: not written), as ``train(config, out_dir)``.
     engine : {"auto", "vmap", "sequential"}
-        ``"vmap"``: one stacked model (SGD only; float32, no channels_last: see
-        :mod:`classgap.train.stacked`). ``"sequential"``: :func:`~classgap.train.train` per
-        config. ``"auto"``: vmap on CUDA, sequential elsewhere.
+        ``"vmap"``: one stacked model (SGD and plain cross-entropy only; float32, no
+        channels_last: see :mod:`classgap.train.stacked`). ``"sequential"``:
+        :func:`~classgap.train.train` per config. ``"auto"``: vmap on CUDA, sequential
+        elsewhere and for SAM, AdamW or a class-aware loss.
     overwrite, progress
         As :func:`~classgap.train.train`.
     compile : bool
@@ -119,12 +120,16 @@ def train_ensemble(configs: Sequence[Config], out_dirs: Sequence[PathLike | None
     if len(dirs) != len(configs):
         raise fail("out_dirs", f"hold one entry per config ({len(configs)})", len(dirs))
     device = resolve_device(configs[0].train.device)
-    if resolve_engine(engine, device) == "sequential":
+    first = configs[0]
+    plain = first.optim.name == "sgd" and first.loss == LossConfig()
+    if resolve_engine(engine, device) == "sequential" or (engine == "auto" and not plain):
         return [train(c, d, overwrite=overwrite, progress=progress)
                 for c, d in zip(configs, dirs, strict=True)]
-    first = configs[0]
     if first.optim.name != "sgd":
         raise fail("optim.name", "be 'sgd' for the vmap engine", first.optim.name)
+    if first.loss != LossConfig():
+        raise fail("loss.name", "be plain 'ce' without DRW or loss parameters for the vmap "
+                   "engine (engine='sequential' trains any loss)", first.loss.name)
     if first.train.precision == "bf16":
         raise fail("train.precision", "be 'auto' or 'fp32' for the vmap engine (bf16 autocast "
                    "breaks BatchNorm under vmap)", "bf16")

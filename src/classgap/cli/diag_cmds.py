@@ -53,7 +53,7 @@ def hessian_cmd(
     frame = result.to_frame()
     frame.to_csv(folder / "hessian.csv", index=False)
     written = [folder / "hessian.csv"]
-    if density and result.densities is not None:
+    if density and result.densities is not None and result.grid is not None:
         np.savez(folder / "hessian_density.npz", grid=result.grid, densities=result.densities,
                  classes=frame["class"].to_numpy())
         written.append(folder / "hessian_density.npz")

@@ -58,7 +58,8 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     """
     groups = param_groups(model, cfg.weight_decay, exempt_norm_bias=cfg.wd_exempt_norm_bias)
     # Nesterov needs momentum > 0 in torch; with momentum 0 it is plain SGD anyway.
-    sgd = {"lr": cfg.lr, "momentum": cfg.momentum, "nesterov": cfg.nesterov and cfg.momentum > 0}
+    sgd: dict[str, Any] = {"lr": cfg.lr, "momentum": cfg.momentum,
+                           "nesterov": cfg.nesterov and cfg.momentum > 0}
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, **sgd)
     if cfg.name == "sam":  # SAM around the same SGD: weight decay inside SGD, as the reference

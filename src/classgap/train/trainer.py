@@ -144,6 +144,11 @@ def _forward_backward(model: torch.nn.Module, criterion: Criterion, x: torch.Ten
     return loss, logits
 
 
+def _first(fn: Any) -> Any:
+    """``fn()[0]``: the loss of :func:`_forward_backward`, as SAM's closure returns it."""
+    return fn()[0]
+
+
 def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None = None, *,
           overwrite: bool = False, progress: bool | None = None) -> RunResult:
     """Train ``config.model`` on ``config.data`` and evaluate it on val and test.
@@ -234,7 +239,7 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
                 optimizer.zero_grad(set_to_none=True)
                 loss, logits = step()
                 if rho_schedule is not None:  # SAM: the same batch and criterion at w + eps
-                    optimizer.step(lambda step=step: step()[0])
+                    optimizer.step(functools.partial(_first, step))
                 else:
                     optimizer.step()
                 scheduler.step()  # per step: warm-up and cosine resolve within an epoch

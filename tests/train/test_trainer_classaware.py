@@ -110,6 +110,7 @@ def test_unknown_recipe_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_recipe_with_overrides(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
     code = run(["train", "--recipe", "ldam-drw-sam@fmnist", "--dataset", "digits", "--model",
                 "mlp", "--epochs", "2", "--set", "loss.drw_epoch=1", "--set", "train.threads=1",
+                "--set", "data.train_subset=none",
                 "--out", str(tmp_path / "r")])
     assert code == 0, capsys.readouterr().err
     saved = (tmp_path / "r" / "config.json").read_text()

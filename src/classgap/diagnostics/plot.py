@@ -6,6 +6,7 @@ registered with ``pyplot``, no ``rcParams`` touched.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -47,7 +48,12 @@ def per_class_hessian_figure(result: HessianResult) -> Figure:
     ax.plot(x, result.top_eigenvalue, "o-", color="#1f77b4", label="λ_max", gid="top")
     ax.plot(x, result.bottom_eigenvalue, "s-", color="#d62728", label="λ_min", gid="bottom")
     scale = np.nanmax(np.abs(np.r_[result.top_eigenvalue, result.bottom_eigenvalue, 0.0]))
-    ax.set_yscale("symlog", linthresh=max(1e-3 * float(scale), 1e-12))
+    linthresh = max(1e-2 * float(scale), 1e-12)
+    ax.set_yscale("symlog", linthresh=linthresh, linscale=2.0)
+    # Label 0 and whole decades beyond the linear band only: ticks inside it collide.
+    decades = range(math.floor(math.log10(linthresh)) + 1,
+                    math.ceil(math.log10(max(float(scale), linthresh))) + 1)
+    ax.set_yticks(sorted([0.0, *(10.0 ** d for d in decades), *(-(10.0 ** d) for d in decades)]))
     step = max(1, len(x) // MANY_CLASSES)
     ax.set_xticks(x[::step], [_text(n) for n in result.names[::step]], rotation=45,
                   ha="right")

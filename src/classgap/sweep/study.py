@@ -126,7 +126,7 @@ def plan_study(preset: str | None = None, *, axes: Sequence[str | Axis] = (),
     layer = list(chosen.overrides) if chosen else []
     if quick:
         layer += list(QUICK_OVERRIDES)
-    if grid_file:
+    if grid_file and config_file is not None:
         from classgap.sweep.grid import load_grid_toml
 
         file_grid = load_grid_toml(config_file)  # validates the file's tables and axes
@@ -203,8 +203,8 @@ def _analyse_axis(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis:
         if s.run_id in done:
             run_dir = done[s.run_id]
             records.append(RunRecord(s.point, s.point[axis.key], s.seed,
-                                     read_predictions(find_predictions(run_dir, "val")),
-                                     read_predictions(find_predictions(run_dir, "test"))))
+                                     read_predictions(_predictions(run_dir, "val")),
+                                     read_predictions(_predictions(run_dir, "test"))))
     labels = None
     if opts.get("multi_label") is not None:
         first = records[0].test
@@ -328,3 +328,13 @@ def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResul
             **last.get("analysis", {}), **{k: v for k, v in analysis.items() if v is not None}}
     with Store(path) as store:
         return _analyse_all(store, plan, opts)
+
+
+def _predictions(run_dir: str | os.PathLike[str], split: str) -> Path:
+    """The ``split`` prediction file of a finished run, or a StudyError saying it is gone."""
+    path = find_predictions(run_dir, split)
+    if path is None:
+        raise StudyError(f"{run_dir}: the run is recorded as done but its {split} "
+                         "predictions (npz, csv, parquet or pt) are missing; was the study "
+                         "directory changed by hand?")
+    return path

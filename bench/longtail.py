@@ -94,7 +94,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("bench/runs/longtail"),
                         help="root of the run directories (OUT/<setting>/<method>/seed<k>)")
     parser.add_argument("--methods", default=DEFAULT_METHODS,
-                        help="comma-separated recipe methods on fmnist-lt (ce is always run)")
+                        help="comma-separated recipe methods on fmnist-lt (ce is always run); "
+                             "METHOD:rho=R is a SAM method at another radius")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=None,
                         help="override train.epochs (default: the setting's 16); DRW stays at "
@@ -116,20 +117,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def split_method(method: str) -> tuple[str, list[str]]:
+    """``"ldam-drw-sam:rho=0.1"`` → ``("ldam-drw-sam", ["optim.rho=0.1"])``: a recipe method
+    and SAM radius variant (``:rho=R``), so one bench can hold several ρ of one method."""
+    name, _, variant = method.partition(":")
+    if not variant:
+        return name, []
+    key, _, value = variant.partition("=")
+    if key != "rho" or not value:
+        raise ConfigError(f"--methods: a variant must be ':rho=VALUE'; got {method!r}")
+    return name, [f"optim.rho={value}"]
+
+
 def method_list(text: str) -> list[str]:
     """The methods of ``--methods``, CE first, each checked to be a recipe method."""
     methods = [m.strip().lower() for m in text.split(",") if m.strip()]
     for m in methods:
-        recipe_overrides(m)  # ConfigError (with a did-you-mean hint) for an unknown method
+        recipe_overrides(split_method(m)[0])  # ConfigError (did-you-mean) for an unknown one
     return list(dict.fromkeys([BASELINE, *methods]))
 
 
 def run_config(setting: str, method: str, seed: int, args: argparse.Namespace) -> Config:
-    overrides = [*recipe_overrides(f"{method}@{setting}"), f"train.seed={seed}",
+    name, variant = split_method(method)
+    overrides = [*recipe_overrides(f"{name}@{setting}"), *variant, f"train.seed={seed}",
                  "train.progress=false"]
     if args.epochs is not None:
         overrides.append(f"train.epochs={args.epochs}")
-        if METHODS[method].drw:  # DRW at 75% of training, as 12 of the setting's 16 epochs
+        if METHODS[name].drw:  # DRW at 75% of training, as 12 of the setting's 16 epochs
             overrides.append(f"loss.drw_epoch={min(round(0.75 * args.epochs), args.epochs - 1)}")
     if args.data_dir is not None:
         overrides.append(f"data.data_dir={args.data_dir}")
@@ -142,7 +156,8 @@ def plan(args: argparse.Namespace) -> dict[str, dict[str, list[Run]]]:
     if args.mr2:
         settings[BALANCED] = [BASELINE, "mr2"]
     return {setting: {method: [Run(setting, method, seed,
-                                   args.out / setting / method / f"seed{seed}",
+                                   args.out / setting / method.replace(":", "_")
+                                   .replace("=", "") / f"seed{seed}",
                                    run_config(setting, method, seed, args))
                                for seed in range(args.seeds)]
                       for method in methods}

@@ -83,3 +83,11 @@ def test_unknown_method_is_a_config_error_before_training(bench: ModuleType,
     with pytest.raises(ConfigError, match=r"unknown recipe method 'ldam-drw-sma'.*ldam-drw-sam"):
         bench.main([*TINY, "--methods", "ce,ldam-drw-sma", "--out", str(tmp_path / "r")])
     assert not (tmp_path / "r").exists()
+
+
+def test_sam_radius_variants(bench: ModuleType) -> None:
+    assert bench.split_method("ldam-drw-sam:rho=0.1") == ("ldam-drw-sam", ["optim.rho=0.1"])
+    assert bench.split_method("ce") == ("ce", [])
+    with pytest.raises(ConfigError, match="rho=VALUE"):
+        bench.split_method("ldam-drw-sam:lr=1")
+    assert bench.method_list("ldam-drw-sam:rho=0.1") == ["ce", "ldam-drw-sam:rho=0.1"]

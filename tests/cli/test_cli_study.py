@@ -73,7 +73,7 @@ def test_own_training_command(capsys, tmp_path: Path) -> None:
 def test_processes_backend_and_transfer(capsys, tmp_path: Path) -> None:
     # The whole command with two worker processes and a linear probe of every backbone on a
     # downstream dataset (digits again here: what matters is the path, not the task).
-    code, _out, err = invoke(capsys, "study", *TINY, "--axis", "aug.flip=0,0.5", "--seeds", "2",
+    code, out, err = invoke(capsys, "study", *TINY, "--axis", "aug.flip=0,0.5", "--seeds", "2",
                             "--backend", "processes", "--workers", "2",
                             "--transfer-to", "digits", "--out", tmp_path / "p")
     assert code == 0, err
@@ -82,3 +82,9 @@ def test_processes_backend_and_transfer(capsys, tmp_path: Path) -> None:
     assert "transfer" in summary and len(summary["transfer"]["classes"]) == 10
     html = (tmp_path / "p" / "report.html").read_text()
     assert "Transfer" in html
+    # a re-report keeps the transfer analysis (nothing already written is lost)
+    code, out, err = invoke(capsys, "report", tmp_path / "p")
+    assert code == 0, err
+    again = json.loads((tmp_path / "p" / "summary.json").read_text())
+    assert again["transfer"] == summary["transfer"]
+    assert "Transfer (frozen backbones" in out

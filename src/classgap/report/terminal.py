@@ -116,6 +116,17 @@ def print_summary(
         table.caption = "* selected on validation; drops: significant (q < alpha) class drops"
         console.print(table)
 
+    if result.transfer is not None:  # the same analysis on the downstream linear probe
+        down = result.transfer
+        dgain = down.mean_gain or {}
+        console.print(Text.assemble(
+            ("Transfer (frozen backbones, linear probe): selected ", ""),
+            (f"{_s(down.selected)}", "bold"),
+            (f", mean {_pts(dgain.get('delta'))} pts [{_pts(dgain.get('low'))}, "
+             f"{_pts(dgain.get('high'))}], ", ""),
+            (f"{len(down.drops())} class(es) drop significantly", "bold"),
+        ))
+
     if result.notes:
         notes = Text("\n").join(Text(f"• {n}") for n in result.notes)
         console.print(Panel(notes, title="Notes", border_style="yellow"))

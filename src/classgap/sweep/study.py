@@ -281,23 +281,32 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
         trainer.check(specs)  # a bad placeholder fails before the directory is created
     with Store(out_dir) as store:
         store.write_study({**grid.to_dict(), "references": plan.references,
-                           "preset": plan.preset, "notes": list(plan.notes), "analysis": opts})
+                           "preset": plan.preset, "notes": list(plan.notes), "analysis": opts,
+                           "downstream": {"transfer_to": transfer_to, "refit": refit}})
         run_study(store, specs, backend=backend, workers=workers,
                   threads_per_worker=threads_per_worker, retry_failed=retry_failed,
                   address=address, progress=progress, train_fn=trainer)
         result = _analyse_all(store, plan, opts)
-        if transfer_to is not None or refit:
-            from classgap.study.downstream import refit_study, transfer_study
+        result = _downstream(store, result, opts, transfer_to=transfer_to, refit=refit)
+    return result
 
-            if transfer_to is not None:
-                probe = transfer_study(
-                    store, axis=result.axis, reference=result.reference, downstream=transfer_to,
-                    alpha=alpha, correction=correction, max_drop=max_drop)
-                result = replace(result, transfer=probe)
-            if refit:
-                outcome = refit_study(store, result, out_dir=store.path)
-                result = replace(result, class_aware={**result.class_aware, "refit": outcome})
-            _write(result, store.path)
+
+def _downstream(store: Store, result: StudyResult, opts: dict[str, Any], *,
+                transfer_to: str | None, refit: bool) -> StudyResult:
+    """Add the transfer probe and the class-conditional refit, then rewrite the report."""
+    if transfer_to is None and not refit:
+        return result
+    from classgap.study.downstream import refit_study, transfer_study
+
+    if transfer_to is not None:
+        probe = transfer_study(store, axis=result.axis, reference=result.reference,
+                               downstream=transfer_to, alpha=opts["alpha"],
+                               correction=opts["correction"], max_drop=opts["max_drop"])
+        result = replace(result, transfer=probe)
+    if refit:  # finished refit runs are reused, so a second call trains nothing
+        outcome = refit_study(store, result, out_dir=store.path)
+        result = replace(result, class_aware={**result.class_aware, "refit": outcome})
+    _write(result, store.path)
     return result
 
 
@@ -326,8 +335,12 @@ def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResul
                      tuple(last.get("notes", ())))
     opts = {"alpha": 0.05, "correction": "bh", "max_drop": 2.0, "multi_label": None,
             **last.get("analysis", {}), **{k: v for k, v in analysis.items() if v is not None}}
+    downstream = last.get("downstream") or {}
     with Store(path) as store:
-        return _analyse_all(store, plan, opts)
+        result = _analyse_all(store, plan, opts)
+        # the transfer probe and the refit are part of the study: a re-report keeps them
+        return _downstream(store, result, opts, transfer_to=downstream.get("transfer_to"),
+                           refit=bool(downstream.get("refit")))
 
 
 def _predictions(run_dir: str | os.PathLike[str], split: str) -> Path:

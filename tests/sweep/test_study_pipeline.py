@@ -54,6 +54,7 @@ def test_end_to_end_summary_and_report(study: tuple[Path, dict]) -> None:
     assert rows[0]["delta"] is None and rows[0]["n_drop"] == 0
     other = rows[1]
     assert other["delta_low"] <= other["delta"] <= other["delta_high"]
+    assert len(other["drop_classes"]) == other["n_drop"]
     by_class = {r["class"]: r for r in summary["classes"]}
     if summary["selected"] == 0.5:  # then the selected row is this comparison itself
         assert other["n_drop"] == sum(r["verdict"] == "drop" for r in by_class.values())

@@ -389,6 +389,11 @@ def _selection_summary(result: StudyResult) -> str:
     return f'<ul id="selection">{"".join(lines)}</ul>{table}'
 
 
+def _drop_text(row: Any) -> str:
+    names = list(row.get("drop_classes") or [])
+    return str(int(row["n_drop"])) + (f" ({', '.join(names)})" if names else "")
+
+
 def _strength_section(result: StudyResult) -> str:
     """Every strength against the reference: who pays even where validation keeps it."""
     t = result.by_strength
@@ -404,7 +409,7 @@ def _strength_section(result: StudyResult) -> str:
         mark = " (selected)" if r["selected"] else ""
         rows.append(f"<tr><td>{_e(_s(r['strength']) + mark)}</td><td>{_e(_pct(r['val_mean']))}"
                     f"</td><td>{_e(_pct(r['test_mean']))}</td><td>{_e(delta)}</td>"
-                    f"<td>{_e('–' if ref else str(int(r['n_drop'])))}</td>"
+                    f"<td>{_e('–' if ref else _drop_text(r))}</td>"
                     f"<td>{_e('–' if ref else str(int(r['n_gain'])))}</td>"
                     f"<td>{_e(worst)}</td></tr>")
     return ("<h2>Every strength against the reference</h2><p>Mean test change in points with "

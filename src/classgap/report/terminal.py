@@ -39,6 +39,13 @@ def _pct(x: Any) -> str:
     return f"{100 * value:.2f}" if math.isfinite(value) else "n/a"
 
 
+def _drops(row: Any) -> str:
+    """``"2: Shirt, Coat"``: the count of significant drops and the first few classes."""
+    names = list(row.get("drop_classes") or [])
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    return f"{int(row['n_drop'])}" + (f": {shown}" if names else "")
+
+
 def print_summary(
     result: StudyResult,
     console: Console | None = None,
@@ -101,7 +108,7 @@ def print_summary(
     if sweep is not None and len(sweep) > 2:  # more than reference + selected: the whole sweep
         table = Table(title="Every strength against the reference")
         for col in ("strength", "val %", "test %", "Δ mean pts", "drops", "worst class"):
-            table.add_column(col, justify="left" if col in ("strength", "worst class")
+            table.add_column(col, justify="left" if col in ("strength", "drops", "worst class")
                              else "right")
         for _, row in sweep.iterrows():
             ref = _s(row["strength"]) == _s(result.reference)
@@ -110,7 +117,7 @@ def print_summary(
                 _pct(row["val_mean"]), _pct(row["test_mean"]),
                 "reference" if ref else f"{_pts(row['delta'])} [{_pts(row['delta_low'])}, "
                                         f"{_pts(row['delta_high'])}]",
-                "–" if ref else str(int(row["n_drop"])),
+                "–" if ref else Text(_drops(row)),
                 Text("–" if ref or row["worst_class"] is None
                      else f"{row['worst_class']} ({_pts(row['worst_delta'])})"))
         table.caption = "* selected on validation; drops: significant (q < alpha) class drops"

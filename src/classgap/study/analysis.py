@@ -204,9 +204,10 @@ def strength_table(strengths: tuple[Any, ...], validation: pd.DataFrame,
     """One row per strength against the reference: the whole sweep's who-pays at a glance.
 
     Columns ``strength, selected, val_mean, test_mean, delta, delta_low, delta_high, n_drop,
-    n_gain, worst_class, worst_delta``: the mean test change with its interval, how many
-    classes drop / gain significantly, and the class with the most negative change (whether
-    significant or not). The reference row compares with itself and has no deltas.
+    n_gain, drop_classes, worst_class, worst_delta``: the mean test change with its interval,
+    how many classes drop / gain significantly and which drop (worst first), and the class
+    with the most negative change (whether significant or not). The reference row compares
+    with itself and has no deltas.
     """
     rows = []
     for m, strength in enumerate(strengths):
@@ -214,16 +215,18 @@ def strength_table(strengths: tuple[Any, ...], validation: pd.DataFrame,
                                "val_mean": float(validation["val_mean"].iloc[m]),
                                "test_mean": float(validation["test_mean"].iloc[m]),
                                "delta": np.nan, "delta_low": np.nan, "delta_high": np.nan,
-                               "n_drop": 0, "n_gain": 0, "worst_class": None,
-                               "worst_delta": np.nan}
+                               "n_drop": 0, "n_gain": 0, "drop_classes": [],
+                               "worst_class": None, "worst_delta": np.nan}
         if m != ref and m in comparisons:
             comp = comparisons[m]
             t = comp.classes
             worst = int(np.nanargmin(t["delta"].to_numpy()))
+            drops = t[t["verdict"] == "drop"].sort_values("delta")
             row.update(delta=comp.overall["delta"], delta_low=comp.overall["delta_low"],
                        delta_high=comp.overall["delta_high"],
                        n_drop=int((t["verdict"] == "drop").sum()),
                        n_gain=int((t["verdict"] == "gain").sum()),
+                       drop_classes=[str(c) for c in drops["class"]],
                        worst_class=str(t["class"].iloc[worst]),
                        worst_delta=float(t["delta"].iloc[worst]))
         rows.append(row)

@@ -26,7 +26,7 @@ import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, ClassVar, Union
 
 from classgap._validation import fail, fmt_value
 from classgap.errors import ConfigError
@@ -94,6 +94,14 @@ class LossConfig:
     reset_every_epoch: bool | None = None  # mr2: forget the statistics each epoch (False)
     drw_epoch: int | None = None  # deferred re-weighting: class-balanced weights from this epoch
     drw_beta: float = 0.9999  # beta of the DRW weights
+
+    #: The fields that are parameters of the loss itself (the rest configure DRW).
+    PARAMS: ClassVar[tuple[str, ...]] = ("gamma", "beta", "max_m", "s", "tau", "c_bar", "lam",
+                                         "ema", "p", "temperature", "reset_every_epoch")
+
+    def params(self) -> dict[str, Any]:
+        """The loss parameters set here (``None`` = the loss's default), for ``create_loss``."""
+        return {k: v for k in self.PARAMS if (v := getattr(self, k)) is not None}
 
 
 @dataclass(frozen=True)
@@ -421,10 +429,6 @@ def _check_rho(c: Config) -> None:
         raise ConfigError(f"optim (sam): {err}") from None
 
 
-_LOSS_PARAMS = ("gamma", "beta", "max_m", "s", "tau", "c_bar", "lam", "ema", "p", "temperature",
-                "reset_every_epoch")
-
-
 def _check_loss(c: Config) -> None:
     """The loss exists, takes the parameters set, and fits the augmentation and DRW epoch."""
     lc = c.loss
@@ -434,18 +438,17 @@ def _check_loss(c: Config) -> None:
     if not 0 <= lc.drw_beta < 1:
         raise fail("loss.drw_beta", "be in [0, 1)", lc.drw_beta, error=ConfigError)
     try:
-        from classgap.losses import list_losses, loss_info
+        from classgap.losses import create_loss, list_losses, loss_info
     except ImportError:  # pragma: no cover - losses ship with classgap
         return
     _choice("loss.name", lc.name, list_losses())
     takes = loss_info(lc.name)["params"]
-    for key in _LOSS_PARAMS:
-        if getattr(lc, key) is not None and key not in takes:
+    params = lc.params()
+    for key in params:
+        if key not in takes:
             raise ConfigError(f"'loss.{key}' is not a parameter of loss {lc.name!r} (it takes "
                               f"{', '.join(k for k in takes if k != 'weight') or 'none'}); "
                               f"got {fmt_value(getattr(lc, key))}")
-    from classgap.losses import create_loss
-    params = {k: v for k in _LOSS_PARAMS if (v := getattr(lc, k)) is not None}
     try:  # ranges, checked once here (on two dummy classes) rather than at the first step
         create_loss(lc.name, class_counts=[2, 1], **params)
     except ConfigError as err:

@@ -335,17 +335,14 @@ def per_class_hessian(
     groups = [(int(c), str(class_names[c]) if class_names is not None else str(c),
                _subsample(np.flatnonzero(y == c), max_per_class, seed, int(c) + 1))
               for c in wanted]
-    settings = {"scope": "per_class", "max_per_class": max_per_class, "batch_size": batch_size,
-                "k": k, "lanczos_steps": lanczos_steps, "tol": tol,
-                "trace_samples": trace_samples, "density": density,
-                "density_steps": density_steps, "density_vectors": density_vectors,
-                "grid": grid, "label_smoothing": label_smoothing, "seed": seed}
-    return _analyse(model, x, torch.from_numpy(y), groups, transform=transform,
-                    batch_size=batch_size, k=k, lanczos_steps=lanczos_steps, tol=tol,
-                    trace_samples=trace_samples, density=density,
-                    density_steps=density_steps, density_vectors=density_vectors, grid=grid,
-                    sigma=sigma, label_smoothing=label_smoothing, seed=seed, device=device,
-                    progress=progress, settings=settings)
+    options: dict[str, Any] = {
+        "batch_size": batch_size, "k": k, "lanczos_steps": lanczos_steps, "tol": tol,
+        "trace_samples": trace_samples, "density": density, "density_steps": density_steps,
+        "density_vectors": density_vectors, "grid": grid, "label_smoothing": label_smoothing,
+        "seed": seed}
+    return _analyse(model, x, torch.from_numpy(y), groups, transform=transform, sigma=sigma,
+                    device=device, progress=progress, **options,
+                    settings={"scope": "per_class", "max_per_class": max_per_class, **options})
 
 
 def overall_hessian(
@@ -370,14 +367,11 @@ def overall_hessian(
     if y.size == 0:
         raise fail("labels", "hold at least one sample", "an empty array")
     groups = [(ALL_CLASSES, "all", _subsample(np.arange(len(y)), max_samples, seed, 0))]
-    settings = {"scope": "overall", "max_samples": max_samples, "batch_size": batch_size,
-                "k": k, "lanczos_steps": lanczos_steps, "tol": tol,
-                "trace_samples": trace_samples, "density": density,
-                "density_steps": density_steps, "density_vectors": density_vectors,
-                "grid": grid, "label_smoothing": label_smoothing, "seed": seed}
-    return _analyse(model, x, torch.from_numpy(y), groups, transform=transform,
-                    batch_size=batch_size, k=k, lanczos_steps=lanczos_steps, tol=tol,
-                    trace_samples=trace_samples, density=density,
-                    density_steps=density_steps, density_vectors=density_vectors, grid=grid,
-                    sigma=sigma, label_smoothing=label_smoothing, seed=seed, device=device,
-                    progress=progress, settings=settings)
+    options: dict[str, Any] = {
+        "batch_size": batch_size, "k": k, "lanczos_steps": lanczos_steps, "tol": tol,
+        "trace_samples": trace_samples, "density": density, "density_steps": density_steps,
+        "density_vectors": density_vectors, "grid": grid, "label_smoothing": label_smoothing,
+        "seed": seed}
+    return _analyse(model, x, torch.from_numpy(y), groups, transform=transform, sigma=sigma,
+                    device=device, progress=progress, **options,
+                    settings={"scope": "overall", "max_samples": max_samples, **options})

@@ -20,13 +20,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from classgap.config import _LOSS_PARAMS, Config, LossConfig
+from classgap.config import Config, LossConfig
 from classgap.train.evaluate import loss_fn
 
 __all__ = ["Criterion", "build_criterion", "loss_params"]
-
-#: ``config.loss`` fields that are parameters of the loss itself (the rest configure DRW).
-LOSS_PARAMS = _LOSS_PARAMS
 
 
 def loss_params(cfg: LossConfig, label_smoothing: float = 0.0) -> dict[str, Any]:
@@ -34,7 +31,7 @@ def loss_params(cfg: LossConfig, label_smoothing: float = 0.0) -> dict[str, Any]
 
     ``optim.label_smoothing`` is cross-entropy's ``label_smoothing`` when the loss is ``ce``.
     """
-    params = {k: v for k in LOSS_PARAMS if (v := getattr(cfg, k)) is not None}
+    params = cfg.params()
     if cfg.name == "ce" and label_smoothing:
         params["label_smoothing"] = label_smoothing
     return params
@@ -80,8 +77,7 @@ def build_criterion(config: Config, class_counts: Any, *,
                     device: torch.device | str = "cpu") -> Criterion:
     """The :class:`Criterion` of ``config`` for a training split with ``class_counts`` (K,)."""
     lc, smoothing = config.loss, config.optim.label_smoothing
-    if lc.name == "ce" and lc.drw_epoch is None and not any(
-            getattr(lc, k) is not None for k in LOSS_PARAMS):
+    if lc.name == "ce" and lc.drw_epoch is None and not lc.params():
         return Criterion(None, smoothing, None)
     from classgap.losses import DRW, create_loss
 

@@ -14,6 +14,7 @@ from statsmodels.stats.multitest import multipletests
 from classgap.audit.compare import (
     Comparison,
     compare_predictions,
+    crossed_test,
     effect_size,
     mcnemar_exact,
     paired_bootstrap_delta,
@@ -243,18 +244,22 @@ def test_compare_drops_filter():
     assert res.overall["correction"] == "holm"
 
 
-def test_compare_several_seeds_uses_welch():
+def test_compare_several_seeds_uses_the_crossed_test():
     y, a, b = _planted(3)
     rng = np.random.default_rng(0)
     runs_a = [np.where(rng.random(len(y)) < 0.03, (a + 1) % 6, a) for _ in range(3)]
     runs_b = [np.where(rng.random(len(y)) < 0.03, (b + 1) % 6, b) for _ in range(4)]
-    res = compare_predictions(y, runs_a, runs_b, 6, random_state=0, n_boot=300)
+    res = compare_predictions(y, runs_a, runs_b, 6, random_state=0)
     t = res.classes
-    assert (t["test"] == "welch").all() and res.overall["test"] == "welch"
+    assert (t["test"] == "crossed").all() and res.overall["test"] == "crossed"
     acc = lambda runs: np.array([np.bincount(y[r == y], minlength=6) / np.bincount(y)  # noqa: E731
                                  for r in runs])
+    direct = crossed_test(y, np.array(runs_a) == y, np.array(runs_b) == y, 6)
+    np.testing.assert_allclose(t["p_value"], direct["p_value"])
+    np.testing.assert_allclose(t["delta_low"], direct["low"])
+    welch = compare_predictions(y, runs_a, runs_b, 6, test="welch")
     ref = stats.ttest_ind(acc(runs_b), acc(runs_a), equal_var=False, axis=0)
-    np.testing.assert_allclose(t["p_value"], ref.pvalue)
+    np.testing.assert_allclose(welch.classes["p_value"], ref.pvalue)
     np.testing.assert_allclose(t["acc_baseline_std"], acc(runs_a).std(0, ddof=1))
     np.testing.assert_allclose(t["effect_size"], effect_size(acc(runs_a), acc(runs_b)))
     assert t.loc[1, "verdict"] == "drop" and t.loc[1, "delta_high"] < 0
@@ -263,8 +268,7 @@ def test_compare_several_seeds_uses_welch():
     right_a = sum((r == y).astype(int) for r in runs_a)
     right_b = sum((r == y).astype(int) for r in runs_b)
     assert t["b"].sum() == int(np.sum(right_a * (4 - right_b)))
-    perm = compare_predictions(y, runs_a, runs_b, 6, test="permutation", random_state=0,
-                               n_boot=300)
+    perm = compare_predictions(y, runs_a, runs_b, 6, test="permutation", random_state=0)
     np.testing.assert_allclose(perm.classes["p_value"],
                                permutation_test(acc(runs_a), acc(runs_b)))
 
@@ -272,8 +276,8 @@ def test_compare_several_seeds_uses_welch():
 def test_compare_unequal_runs_uses_mcnemar_on_average_pair():
     y, a, b = _planted(4)
     runs_b = [b, b, b]
-    res = compare_predictions(y, a, runs_b, 6, random_state=0, n_boot=200)
-    single = compare_predictions(y, [a], [b], 6, random_state=0, n_boot=200)
+    res = compare_predictions(y, a, runs_b, 6, random_state=0)
+    single = compare_predictions(y, [a], [b], 6, random_state=0)
     assert (res.classes["test"] == "mcnemar").all()
     np.testing.assert_allclose(res.classes["p_value"], single.classes["p_value"])
     np.testing.assert_array_equal(res.classes["b"], 3 * single.classes["b"])
@@ -283,11 +287,11 @@ def test_compare_unequal_runs_uses_mcnemar_on_average_pair():
     ("kwargs", "match"),
     [
         ({"correction": "fdr"}, r"'correction' must be one of 'bh', 'holm', 'none'; got 'fdr'"),
-        ({"test": "ttest"}, r"'test' must be one of 'auto', 'mcnemar', 'welch', 'permutation'"),
+        ({"test": "ttest"}, r"'test' must be one of 'auto', 'crossed', 'mcnemar', 'welch', "
+                            r"'permutation'"),
         ({"test": "welch"}, r"'test' must be 'mcnemar' or 'auto' when a side has a single run"),
         ({"alpha": 1.0}, r"'alpha' must be in \(0, 1\); got 1.0"),
         ({"confidence": 1.2}, r"'confidence' must be in \(0, 1\); got 1.2"),
-        ({"n_boot": 0}, r"'n_boot' must be an integer >= 1; got 0"),
         ({"class_names": ["x"]}, r"'class_names' must have one name per class"),
     ],
 )

@@ -97,7 +97,7 @@ def test_compare_flags_the_dropping_class(capsys, runs) -> None:
 def test_compare_seeds_table(capsys, runs) -> None:
     code, out, _ = invoke(capsys, "compare", "-b", *runs["base"], "-c", *runs["cand"])
     assert code == 0
-    assert "cat" in out and "drop" in out and "welch" in out
+    assert "cat" in out and "drop" in out and "crossed" in out
 
 
 def test_fail_on_drop_is_a_gate(capsys, runs) -> None:

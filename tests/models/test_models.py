@@ -41,7 +41,7 @@ def _batch(input_key: str = "rgb32", n: int = 4, seed: int = 1) -> torch.Tensor:
 
 
 def test_registry_names() -> None:
-    assert MODELS == ["cnn", "mlp", "resnet18", "resnet20", "resnet32"]
+    assert MODELS == ["cnn", "cnn_small", "mlp", "resnet18", "resnet20", "resnet32"]
     assert list_heads() == ["cosine", "linear"]
 
 
@@ -119,6 +119,15 @@ def test_parameter_counts() -> None:
     assert count("resnet32", 3, (32, 32)) == 464_154
     assert count("resnet20", 3, (32, 32)) == 269_722
     assert count("resnet18", 3, (32, 32)) == 11_173_962
+    assert count("cnn_small", 1, (28, 28)) == 119_626  # the study spec's pilot net
+
+
+def test_macs_per_image_by_hand() -> None:
+    # cnn_small at 28×28: conv 1→32 (28²·32·9) + conv 32→64 (14²·64·32·9) + fc 3136→32 + 32→10
+    assert model_info("cnn_small")["macs"] == 28 * 28 * 32 * 9 + 14 * 14 * 64 * 32 * 9 \
+        + 3136 * 32 + 32 * 10
+    assert model_info("mlp")["macs"] == 784 * 256 + 256 * 128 + 128 * 10
+    assert model_info("cnn")["macs"] > 5 * model_info("cnn_small")["macs"]
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -127,7 +136,7 @@ def test_model_info(name: str) -> None:
     info = model_info(name)
     assert torch.equal(rng, torch.random.get_rng_state())  # built on meta: RNG untouched
     assert set(info) == {"name", "description", "default_input", "min_image_size",
-                         "feature_dim", "params", "reference", "options"}
+                         "feature_dim", "params", "macs", "reference", "options"}
     c, h, w = info["default_input"]
     model = create_model(name, num_classes=10, in_channels=c, image_size=(h, w))
     assert info["params"] == sum(p.numel() for p in model.parameters())

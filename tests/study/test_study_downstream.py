@@ -37,7 +37,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, StudyResult]:
         records = [RunRecord(spec.point, spec.point[AXIS], spec.seed,
                              read_predictions(d / "val.npz"), read_predictions(d / "test.npz"))
                    for spec, d in store.done_runs()]
-    return path, analyze(records, axis=AXIS, reference=0, n_boot=50)
+    return path, analyze(records, axis=AXIS, reference=0)
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +57,8 @@ def test_transfer_one_row_per_downstream_class_and_deterministic(
         study: tuple[Path, StudyResult], rgb_npz: str) -> None:
     path, source = study
     with Store(path) as store:
-        first = transfer_study(store, axis=AXIS, reference=0, downstream=rgb_npz, n_boot=50)
-        again = transfer_study(store, axis=AXIS, reference=0, downstream=rgb_npz, n_boot=50)
+        first = transfer_study(store, axis=AXIS, reference=0, downstream=rgb_npz)
+        again = transfer_study(store, axis=AXIS, reference=0, downstream=rgb_npz)
     assert isinstance(first, StudyResult)
     assert first.classes["class"].tolist() == ["ring", "bar", "dot"]
     assert first.strengths == source.strengths and first.reference == 0

@@ -67,7 +67,7 @@ def test_bad_axis_names_the_axis_and_value(spec: str, needles: list[str]) -> Non
 
 
 def test_grid_rejects_bad_arguments() -> None:
-    with pytest.raises(ConfigError, match="'seeds' must be an integer >= 1"):
+    with pytest.raises(ConfigError, match="'seeds' must be a count S >= 1, a range A-B"):
         Grid(base(), [parse_axis("aug.mixup=0")], seeds=0)
     with pytest.raises(ConfigError, match="'mode' must be one of"):
         Grid(base(), [parse_axis("aug.mixup=0")], mode="zip")

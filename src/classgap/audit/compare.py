@@ -1,9 +1,18 @@
 """Per-class comparison of a baseline (A) and a candidate (B) on the same test set.
 
-Tests: exact McNemar on the discordant pairs of one run per side; Welch t-test and a
-permutation test over seed labels when both sides have several runs. Intervals: paired
-class-stratified bootstrap (one run per side) or two-level bootstrap (seeds, then samples).
-q-values across classes by Benjamini-Hochberg (default) or Holm. Sign convention everywhere:
+**One inferential target per design, one procedure for verdict, p, q and interval**:
+
+* several runs (seeds) per side: a drop that would reappear with new seeds on new test images
+  from the same distribution; the crossed seeds × images test
+  (:func:`~classgap.audit.paired.crossed_test`) and the t-interval it inverts;
+* one run per side: a drop of these two trained models that would reappear on new test images;
+  the exact McNemar test and the conditional Clopper-Pearson interval that inverts it
+  (:func:`~classgap.audit.paired.mcnemar_interval`).
+
+So ``p < 1 - confidence`` exactly when the interval excludes 0 (``confidence`` defaults to
+``1 - alpha``). On request, ``test="welch"`` or ``"permutation"`` tests across seeds on *fixed*
+test images (a narrower target: Welch's t-interval goes with both). q-values across classes by
+Benjamini-Hochberg (default) or Holm. Sign convention everywhere:
 ``delta = acc_B - acc_A``, so a negative delta is a drop caused by the candidate. The tests
 themselves live in :mod:`classgap.audit.paired`; their public names are re-exported here.
 """
@@ -17,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from classgap._validation import (
     check_choice,
@@ -26,20 +36,14 @@ from classgap._validation import (
     check_random_state,
     fail,
 )
-from classgap.audit.intervals import (
-    bootstrap_interval,
-    check_confidence,
-    quiet,
-    two_level_bootstrap_accuracy,
-)
+from classgap.audit.intervals import check_confidence, quiet
 from classgap.audit.multiplicity import CORRECTIONS, adjust_pvalues
 from classgap.audit.paired import (
-    cell_counts,
-    delta_from_cells,
+    crossed_test,
     effect_size,
     mcnemar_exact,
+    mcnemar_interval,
     paired_bootstrap_delta,
-    paired_replicates,
     permutation_test,
     welch_test,
 )
@@ -48,14 +52,16 @@ from classgap.audit.perclass import check_class_names, check_n_classes, warn_abs
 __all__ = [
     "Comparison",
     "compare_predictions",
+    "crossed_test",
     "effect_size",
     "mcnemar_exact",
+    "mcnemar_interval",
     "paired_bootstrap_delta",
     "permutation_test",
     "welch_test",
 ]
 
-TESTS = ("auto", "mcnemar", "welch", "permutation")
+TESTS = ("auto", "crossed", "mcnemar", "welch", "permutation")
 CLASS_COLUMNS = ("class", "support", "acc_baseline", "acc_candidate", "delta", "delta_low",
                  "delta_high", "p_value", "q_value", "verdict", "test", "b", "c", "effect_size",
                  "acc_baseline_std", "acc_candidate_std")
@@ -134,20 +140,50 @@ def _run_counts(yt: np.ndarray, correct: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(cell, minlength=s * k).reshape(s, k)
 
 
-def _pvalues(test: str, acc_a: np.ndarray, acc_b: np.ndarray, b: np.ndarray, c: np.ndarray,
-             pairs: int, rng: np.random.Generator) -> np.ndarray:
-    if test == "welch":
-        return welch_test(acc_a, acc_b)[1]
-    if test == "permutation":
-        return permutation_test(acc_a, acc_b, random_state=rng)
-    # McNemar on the per-pair average discordant counts (see compare_predictions).
-    return mcnemar_exact(np.rint(b / pairs), np.rint(c / pairs))
+def _welch_interval(acc_a: np.ndarray, acc_b: np.ndarray,
+                    confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Welch's t-interval of ``mean(B) - mean(A)`` across runs (fixed test images), per column."""
+    sa, sb = acc_a.shape[0], acc_b.shape[0]
+    with quiet():
+        va, vb = acc_a.var(axis=0, ddof=1) / sa, acc_b.var(axis=0, ddof=1) / sb
+        df = (va + vb) ** 2 / (va**2 / (sa - 1) + vb**2 / (sb - 1))
+        half = stats.t.ppf(0.5 + confidence / 2.0, np.where(va + vb > 0, df, np.inf)) \
+            * np.sqrt(va + vb)
+    delta = acc_b.mean(axis=0) - acc_a.mean(axis=0)
+    return delta - half, delta + half
+
+
+def _test(test: str, yt: np.ndarray, ok_a: np.ndarray, ok_b: np.ndarray, k: int,
+          confidence: float, rng: np.random.Generator,
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(p, low, high)`` per class of ``y`` (K = ``k``) under ``test``; all from one procedure."""
+    if test == "crossed":
+        res = crossed_test(yt, ok_a, ok_b, k, confidence=confidence)
+        return res["p_value"], res["low"], res["high"]
+    support = np.bincount(yt, minlength=k)
+    if test == "mcnemar":
+        # The test of one typical run pair: per-pair average discordant counts. Pooling the
+        # counts of all Sa * Sb pairs would count the same test images several times.
+        right_a, right_b = ok_a.sum(axis=0), ok_b.sum(axis=0)  # (N,)
+        sa, sb = len(ok_a), len(ok_b)
+        b = np.bincount(yt, weights=right_a * (sb - right_b), minlength=k) / (sa * sb)
+        c = np.bincount(yt, weights=(sa - right_a) * right_b, minlength=k) / (sa * sb)
+        b, c = np.rint(b), np.rint(c)
+        low, high = mcnemar_interval(b, c, support, confidence=confidence)
+        return mcnemar_exact(b, c), low, high
+    with quiet():
+        acc_a = _run_counts(yt, ok_a, k) / support  # (Sa, K)
+        acc_b = _run_counts(yt, ok_b, k) / support
+    low, high = _welch_interval(acc_a, acc_b, confidence)
+    p = welch_test(acc_a, acc_b)[1] if test == "welch" else \
+        permutation_test(acc_a, acc_b, random_state=rng)
+    return p, low, high
 
 
 def compare_predictions(y_true: Any, preds_a: Sequence[np.ndarray], preds_b: Sequence[np.ndarray],
                         n_classes: int, *, class_names: Sequence[Any] | None = None,
                         alpha: float = 0.05, correction: str = "bh", test: str = "auto",
-                        n_boot: int = 1000, confidence: float = 0.95,
+                        confidence: float | None = None,
                         random_state: int | np.random.Generator | None = None) -> Comparison:
     """Compare a baseline (``preds_a``) and a candidate (``preds_b``) per class.
 
@@ -164,22 +200,25 @@ def compare_predictions(y_true: Any, preds_a: Sequence[np.ndarray], preds_b: Seq
         Level at which a q-value makes a verdict.
     correction : {"bh", "holm", "none"}
         Multiple-comparison adjustment across classes.
-    test : {"auto", "mcnemar", "welch", "permutation"}
-        ``"auto"``: Welch across seeds when both sides have >= 2 runs, else McNemar.
-        ``"welch"`` and ``"permutation"`` need >= 2 runs per side. McNemar with several
-        runs uses the per-pair average discordant counts ``round(b / (Sa Sb))`` and
-        ``round(c / (Sa Sb))``, i.e. the test of one typical run pair: pooling the counts of
-        all pairs would count the same test images several times as independent evidence.
-    n_boot, confidence, random_state
-        Bootstrap of the delta: paired class-stratified bootstrap with one run per side,
-        otherwise a two-level bootstrap (seeds, then samples) of the difference of seed means,
-        drawn independently for the two sides (which ignores the positive correlation through
-        the shared test set, so is conservative). Percentile intervals.
+    test : {"auto", "crossed", "mcnemar", "welch", "permutation"}
+        ``"auto"``: ``"crossed"`` (seeds and test images random) when both sides have >= 2
+        runs, else ``"mcnemar"``. ``"crossed"``, ``"welch"`` and ``"permutation"`` need >= 2
+        runs per side. McNemar with several runs uses the per-pair average discordant counts
+        ``round(b / (Sa Sb))`` and ``round(c / (Sa Sb))``, i.e. the test of one typical run
+        pair: pooling the counts of all pairs would count the same test images several times
+        as independent evidence.
+    confidence : float, optional
+        Level of the interval of ``delta``; default ``1 - alpha``, at which an interval that
+        excludes 0 and ``p < alpha`` are the same statement (the verdict uses the q-value).
+    random_state
+        Seed of the permutation test's random relabellings (the other tests are exact or
+        analytic).
 
     Returns
     -------
     Comparison
-        ``verdict`` is ``"drop"`` when ``q < alpha`` and ``delta < 0``, ``"gain"`` when
+        ``p_value`` and ``delta_low``/``delta_high`` come from one procedure (module
+        docstring); ``verdict`` is ``"drop"`` when ``q < alpha`` and ``delta < 0``, ``"gain"`` when
         ``q < alpha`` and ``delta > 0``, else ``"none"``. Classes absent from ``y_true`` get
         NaN (one ``UserWarning``) and verdict ``"none"``.
 
@@ -203,12 +242,11 @@ def compare_predictions(y_true: Any, preds_a: Sequence[np.ndarray], preds_b: Seq
     alpha = float(check_in_range(alpha, "alpha", 0, 1, inclusive=(False, False)))
     correction = check_choice(correction, "correction", CORRECTIONS)
     test = check_choice(test, "test", TESTS)
-    n_boot = check_positive_int(n_boot, "n_boot")
-    confidence = check_confidence(confidence)
+    confidence = check_confidence(1.0 - alpha if confidence is None else confidence)
     rng = check_random_state(random_state)
     sa, sb = len(runs_a), len(runs_b)
     if test == "auto":
-        test = "welch" if sa >= 2 and sb >= 2 else "mcnemar"
+        test = "crossed" if sa >= 2 and sb >= 2 else "mcnemar"
     elif test != "mcnemar" and min(sa, sb) < 2:
         raise fail("test", "be 'mcnemar' or 'auto' when a side has a single run",
                    f"{test!r} with {sa} baseline and {sb} candidate run(s)")
@@ -216,7 +254,6 @@ def compare_predictions(y_true: Any, preds_a: Sequence[np.ndarray], preds_b: Seq
     ok_a, ok_b = runs_a == yt, runs_b == yt  # (S, N) bool
     support = np.bincount(yt, minlength=k)
     warn_absent(support, names)
-    n_total = support.sum()
     with quiet():
         acc_a = _run_counts(yt, ok_a, k) / support  # (Sa, K), NaN for absent classes
         acc_b = _run_counts(yt, ok_b, k) / support
@@ -225,29 +262,13 @@ def compare_predictions(y_true: Any, preds_a: Sequence[np.ndarray], preds_b: Seq
     right_a, right_b = ok_a.sum(axis=0), ok_b.sum(axis=0)  # (N,)
     b = np.bincount(yt, weights=right_a * (sb - right_b), minlength=k).round().astype(np.int64)
     c = np.bincount(yt, weights=(sa - right_a) * right_b, minlength=k).round().astype(np.int64)
-    pairs = sa * sb
 
-    p = _pvalues(test, acc_a, acc_b, b, c, pairs, rng)
+    p, low, high = _test(test, yt, ok_a, ok_b, k, confidence, rng)
     p = np.where(support > 0, p, np.nan)
-    p_all = _pvalues(test, overall_a[:, None], overall_b[:, None], b.sum(keepdims=True),
-                     c.sum(keepdims=True), pairs, rng)[0]
-
+    # The whole test set as one class: the same procedure for the mean accuracy.
+    p_all, low_all, high_all = (float(v[0]) for v in
+                                _test(test, np.zeros_like(yt), ok_a, ok_b, 1, confidence, rng))
     delta = acc_b.mean(axis=0) - acc_a.mean(axis=0)
-    if sa == 1 and sb == 1:
-        cells = cell_counts(yt, ok_a[0], ok_b[0], k)
-        rep_cells = paired_replicates(cells, n_boot, rng)  # (B, K, 4)
-        reps = delta_from_cells(rep_cells, support)  # (B, K)
-        reps_all = (rep_cells[..., 2] - rep_cells[..., 1]).sum(axis=1) / n_total  # (B,)
-    else:
-        ca, cb = _run_counts(yt, ok_a, k), _run_counts(yt, ok_b, k)
-        boot_a = two_level_bootstrap_accuracy(ca, support, n_boot=n_boot, random_state=rng)
-        boot_b = two_level_bootstrap_accuracy(cb, support, n_boot=n_boot, random_state=rng)
-        reps = boot_b - boot_a
-        with quiet():
-            reps_all = np.nansum(reps * support, axis=1) / n_total
-    low, high = bootstrap_interval(delta, reps, confidence=confidence)
-    low_all, high_all = bootstrap_interval(overall_b.mean() - overall_a.mean(), reps_all,
-                                           confidence=confidence)
 
     q = adjust_pvalues(p, correction)
     significant = q < alpha

@@ -1,8 +1,10 @@
 """Per-class paired tests of a baseline (A) against a candidate (B) on the same test set.
 
-Exact McNemar on the discordant pairs of one run per side, the paired class-stratified
-bootstrap of the accuracy difference, and, when both sides have several runs (seeds), the
-Welch t-test, a permutation test over seed labels and Hedges' g. Sign convention everywhere:
+Exact McNemar on the discordant pairs of one run per side with the interval that inverts it
+(:func:`mcnemar_interval`), the paired class-stratified bootstrap of the accuracy difference,
+and, when both sides have several runs (seeds), the crossed seeds × images test
+(:func:`crossed_test`, the default), the Welch t-test, a permutation test over seed labels and
+Hedges' g. Sign convention everywhere:
 ``delta = acc_B - acc_A``, so a negative delta is a drop caused by the candidate.
 :func:`classgap.audit.compare.compare_predictions` combines them into one report.
 """
@@ -27,8 +29,10 @@ from classgap.audit.intervals import METHODS, bootstrap_interval, check_confiden
 from classgap.audit.perclass import check_n_classes, warn_absent
 
 __all__ = [
+    "crossed_test",
     "effect_size",
     "mcnemar_exact",
+    "mcnemar_interval",
     "paired_bootstrap_delta",
     "permutation_test",
     "welch_test",
@@ -71,6 +75,43 @@ def mcnemar_exact(b: Any, c: Any, *, mid_p: bool = False) -> np.ndarray:
     if mid_p:
         p = p - stats.binom.pmf(low, n, 0.5)
     return np.where(n == 0, 1.0, np.minimum(p, 1.0))
+
+
+def mcnemar_interval(b: Any, c: Any, n: Any, *, confidence: float = 0.95,
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The interval of ``delta = (c - b) / n`` that inverts the exact McNemar test.
+
+    Conditional on the ``m = b + c`` discordant pairs, ``c ~ Binomial(m, pi)`` and
+    ``delta = m (2 pi - 1) / n``; the central Clopper-Pearson interval of ``pi`` maps to
+    ``[m (2 pi_lo - 1) / n, m (2 pi_hi - 1) / n]``. It excludes 0 (``pi = 1/2``) exactly when
+    :func:`mcnemar_exact` gives ``p < 1 - confidence``, so the interval and the test never
+    disagree. ``[0, 0]`` when ``m = 0``; NaN when ``n = 0``.
+
+    Parameters
+    ----------
+    b, c : array of int
+        Discordant pairs (A right & B wrong, A wrong & B right).
+    n : array of int
+        Samples (the denominator of the accuracies), broadcastable with ``b``.
+
+    Examples
+    --------
+    >>> lo, hi = mcnemar_interval([10], [2], [100])
+    >>> bool(hi[0] < 0), float(mcnemar_exact([10], [2])[0]) < 0.05
+    (True, True)
+    """
+    bb, cc = np.broadcast_arrays(_nonneg_counts(b, "b"), _nonneg_counts(c, "c"))
+    nn = np.broadcast_to(_nonneg_counts(n, "n"), bb.shape).astype(np.float64)
+    confidence = check_confidence(confidence)
+    tail = (1.0 - confidence) / 2.0
+    m = bb + cc
+    with quiet():
+        pi_lo = np.where(cc > 0, stats.beta.ppf(tail, cc, m - cc + 1), 0.0)
+        pi_hi = np.where(cc < m, stats.beta.ppf(1.0 - tail, cc + 1, m - cc), 1.0)
+        low = np.where(m > 0, m * (2.0 * pi_lo - 1.0) / nn, 0.0)
+        high = np.where(m > 0, m * (2.0 * pi_hi - 1.0) / nn, 0.0)
+    bad = nn == 0
+    return np.where(bad, np.nan, low), np.where(bad, np.nan, high)
 
 
 def _check_correct(x: Any, name: str, n: int) -> np.ndarray:
@@ -219,6 +260,111 @@ def welch_test(acc_a: Any, acc_b: Any) -> tuple[np.ndarray, np.ndarray]:
     t = np.where(degenerate, np.where(diff == 0, 0.0, np.nan), t)
     p = np.where(degenerate, np.where(diff == 0, 1.0, np.nan), p)
     return t, p
+
+
+def _class_var(yt: np.ndarray, x: np.ndarray, n: np.ndarray, k: int) -> np.ndarray:
+    """(K,) sample variance (ddof 1) of the per-image values ``x`` within each class."""
+    s1 = np.bincount(yt, weights=x, minlength=k)
+    s2 = np.bincount(yt, weights=x * x, minlength=k)
+    with quiet():
+        return np.maximum(s2 - s1 * s1 / n, 0.0) / (n - 1)
+
+
+def _interaction_ms(yt: np.ndarray, ok: np.ndarray, n: np.ndarray, k: int) -> np.ndarray:
+    """(K,) run × image interaction mean square of the 0/1 correctness table of one side.
+
+    The two-way ANOVA without replication: ``SS = sum x - sum_i r_i^2 / S - sum_s c_s^2 / n +
+    C^2 / (S n)`` over the (S, n_k) table of class k, with ``r_i`` the runs right on image i,
+    ``c_s`` the images run s got right and ``C`` their total (``x^2 = x`` for 0/1), divided by
+    ``(S - 1)(n - 1)``.
+    """
+    s = ok.shape[0]
+    right = ok.sum(axis=0).astype(np.float64)  # (N,) runs right per image
+    counts = np.stack([np.bincount(yt[row], minlength=k) for row in ok])  # (S, K) correct
+    total = counts.sum(axis=0).astype(np.float64)
+    ss = (total - np.bincount(yt, weights=right * right, minlength=k) / s
+          - (counts.astype(np.float64) ** 2).sum(axis=0) / n + total * total / (s * n))
+    with quiet():
+        return np.maximum(ss, 0.0) / ((s - 1) * (n - 1))
+
+
+def crossed_test(y_true: Any, correct_a: Any, correct_b: Any, n_classes: int, *,
+                 confidence: float = 0.95) -> dict[str, np.ndarray]:
+    """Per-class test and interval of ``delta = mean acc_B - mean acc_A`` with seeds *and*
+    test images random: a drop that would reappear with new seeds on new test images.
+
+    Model: run s of a recipe gets image i of class k right with a probability made of a seed
+    effect, an image effect and their interaction (a crossed two-way random design, images
+    shared by both recipes, seeds not). The variance of ``delta`` is estimated by moments::
+
+        V = s2_A / S_A + s2_B / S_B + s2_d / n - MS_A / (S_A n) - MS_B / (S_B n)
+
+    with ``s2_A`` the variance over runs of the class accuracy (what Welch uses: seed noise on
+    fixed images), ``s2_d`` the variance over the n images of the class of ``d_i`` = (share of B
+    runs right on i) - (share of A runs right on i) (test-image noise, paired), and ``MS`` each
+    side's run × image interaction mean square, which both other terms contain and which is
+    counted once. ``V`` is floored at the larger of its two one-way parts (each of which is
+    below the true variance in expectation). The statistic ``delta / sqrt(V)`` is referred to a
+    t distribution with Welch-Satterthwaite degrees of freedom of the three positive parts;
+    the interval ``delta ± t sqrt(V)`` is the same computation inverted, so ``p < 1 -
+    confidence`` exactly when the interval excludes 0.
+
+    Parameters
+    ----------
+    y_true : array of int, shape (N,)
+    correct_a, correct_b : array of bool, shape (S_A, N) and (S_B, N)
+        Whether each run got each sample right; at least 2 runs per side.
+    n_classes : int
+    confidence : float
+        Level of the interval.
+
+    Returns
+    -------
+    dict of ndarray, shape (K,)
+        ``delta, se, df, statistic, p_value, low, high``; NaN for absent classes.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 500)
+    >>> a = rng.random((4, 1000)) < 0.8
+    >>> b = rng.random((4, 1000)) < np.where(y == 1, 0.6, 0.8)
+    >>> res = crossed_test(y, a, b, 2)
+    >>> bool(res["p_value"][1] < 0.001), bool(res["high"][1] < 0 < res["high"][0])
+    (True, True)
+    """
+    k = check_n_classes(n_classes)
+    yt = check_labels(y_true, "y_true", n_classes=k)
+    ok_a, ok_b = (np.asarray(x) for x in (correct_a, correct_b))
+    for name, ok in (("correct_a", ok_a), ("correct_b", ok_b)):
+        if ok.ndim != 2 or ok.shape[1] != len(yt) or ok.shape[0] < 2:
+            raise fail(name, f"be a (runs >= 2, {len(yt)}) boolean array", f"shape {ok.shape}")
+    ok_a, ok_b = ok_a.astype(bool), ok_b.astype(bool)
+    confidence = check_confidence(confidence)
+    sa, sb = ok_a.shape[0], ok_b.shape[0]
+    n = np.bincount(yt, minlength=k).astype(np.float64)  # (K,) images per class
+    with quiet():
+        acc_a = np.stack([np.bincount(yt[r], minlength=k) for r in ok_a]) / n  # (S_A, K)
+        acc_b = np.stack([np.bincount(yt[r], minlength=k) for r in ok_b]) / n
+        delta = acc_b.mean(axis=0) - acc_a.mean(axis=0)
+        v_a = acc_a.var(axis=0, ddof=1) / sa  # seed noise on these images
+        v_b = acc_b.var(axis=0, ddof=1) / sb
+        d = ok_b.mean(axis=0) - ok_a.mean(axis=0)  # (N,) paired per-image difference
+        v_img = np.nan_to_num(_class_var(yt, d, n, k) / n)  # one image: no image variance
+        v_int = np.nan_to_num(_interaction_ms(yt, ok_a, n, k) / (sa * n)
+                              + _interaction_ms(yt, ok_b, n, k) / (sb * n))
+        var = np.maximum(v_a + v_b + v_img - v_int, np.maximum(v_a + v_b, v_img))
+        se = np.sqrt(var)
+        parts = v_a**2 / (sa - 1) + v_b**2 / (sb - 1) + v_img**2 / np.maximum(n - 1, 1)
+        df = np.where(parts > 0, (v_a + v_b + v_img) ** 2 / parts, np.inf)
+        stat = np.where(se > 0, delta / se, np.where(delta == 0, 0.0, np.copysign(np.inf,
+                                                                                  delta)))
+        p = 2.0 * stats.t.sf(np.abs(stat), df)
+        half = stats.t.ppf(0.5 + confidence / 2.0, df) * se
+    absent = n == 0
+    out = {"delta": delta, "se": se, "df": df, "statistic": stat, "p_value": p,
+           "low": delta - half, "high": delta + half}
+    return {key: np.where(absent, np.nan, v) for key, v in out.items()}
 
 
 def _split_weights(splits: np.ndarray, s: int, sa: int) -> np.ndarray:

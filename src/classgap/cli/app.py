@@ -38,6 +38,7 @@ class Correction(StrEnum):
 
 class Test(StrEnum):
     auto = "auto"
+    crossed = "crossed"
     mcnemar = "mcnemar"
     welch = "welch"
     permutation = "permutation"
@@ -142,9 +143,11 @@ def compare_cmd(
     correction: Correction = typer.Option(Correction.bh, "--correction",
                                           help="Multiple-comparison correction over classes."),
     test: Test = typer.Option(Test.auto, "--test", help="auto: exact McNemar for one run per "
-                              "side, Welch t-test across seeds for several."),
-    n_boot: int = N_BOOT_OPT,
-    confidence: float = CONF_OPT,
+                              "side, the crossed seeds × test-images test for several; welch or "
+                              "permutation: across seeds on fixed test images."),
+    confidence: float | None = typer.Option(None, "--confidence", help="Interval level "
+                                            "(default 1 - alpha: the interval excludes 0 "
+                                            "exactly when p < alpha)."),
     seed: int = SEED_OPT,
     fmt: Format = FORMAT_OPT,
     out: Path | None = OUT_OPT,
@@ -159,7 +162,7 @@ def compare_cmd(
     if fail_on_drop is not None:
         check_in_range(fail_on_drop, "fail_on_drop", 0.0, 100.0)
     result = compare_files(baseline, candidate, classes=classes, alpha=alpha,
-                           correction=correction.value, test=test.value, n_boot=n_boot,
+                           correction=correction.value, test=test.value,
                            confidence=confidence, random_state=seed)
     if fmt is Format.json:
         _emit(render.to_json(result.to_dict()), out)

@@ -19,7 +19,10 @@ def study_cmd(
     axis: list[str] | None = typer.Option(None, "--axis", metavar="KEY=V1,V2",
                                           help="A swept config key and its strengths; "
                                                "repeatable. Replaces the preset's axis."),
-    seeds: int | None = typer.Option(None, "--seeds", help="Seeds per strength."),
+    seeds: str | None = typer.Option(None, "--seeds", metavar="S|A-B|A,B,...",
+                                     help="Seeds per strength: a count (seeds 0 .. S-1), a "
+                                          "range such as 8-15 or a list; a disjoint range "
+                                          "replicates a study."),
     mode: str | None = typer.Option(None, "--mode", help="Several axes: product or "
                                     "one-at-a-time (each axis alone, the others off)."),
     config: Path | None = typer.Option(None, "--config", help="Config TOML, or a grid TOML "
@@ -28,10 +31,13 @@ def study_cmd(
                                           help="Any config key of the base recipe; repeatable."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Study directory (default "
                                     "runs/study-<preset>[-quick]); rerunning resumes it."),
-    backend: str = typer.Option("local", "--backend", help="local, processes or ray."),
-    workers: int = typer.Option(1, "--workers", help="Parallel runs (processes, ray)."),
+    backend: str = typer.Option("auto", "--backend", help="auto (processes when --workers "
+                                "> 1, else local), local, processes or ray."),
+    workers: int | None = typer.Option(None, "--workers", help="Parallel runs (default: one "
+                                       "per usable core)."),
     threads_per_worker: int | None = typer.Option(None, "--threads-per-worker",
-                                                  help="Torch threads per run."),
+                                                  help="Torch threads per run, recorded in "
+                                                       "each run's config (default 1)."),
     address: str | None = typer.Option(None, "--address", help="Ray cluster address "
                                        "(default: a local Ray)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Train failed runs again."),
@@ -54,16 +60,22 @@ def study_cmd(
     from classgap.report import print_summary
     from classgap.sweep.study import plan_study, run_full_study
 
+    from classgap.train.pool import default_threads
+
     plan = plan_study(preset, axes=axis or (), seeds=seeds, config_file=config,
-                      overrides=set_ or (), quick=quick, mode=mode)
+                      overrides=set_ or (), quick=quick, mode=mode, threads=threads_per_worker)
     name = (plan.preset or "custom") + ("-quick" if quick and plan.preset != "quick" else "")
     out_dir = out if out is not None else Path("runs") / f"study-{name}"
     n_runs = len(plan.grid().runs())
+    if workers is None:  # one run per usable core, each with the plan's threads
+        workers = max(1, min(n_runs, default_threads(plan.base.train.threads or 1)))
     axes = "; ".join(f"{a.key}={','.join(map(str, a.values))}" for a in plan.axes)
-    console.print(f"study: {axes}, {plan.seeds} seed(s), {n_runs} runs → {out_dir}",
+    seed_text = (f"{plan.seeds} seed(s)" if isinstance(plan.seeds, int)
+                 else f"seeds {','.join(map(str, plan.seeds))}")
+    console.print(f"study: {axes}, {seed_text}, {n_runs} runs, {workers} worker(s) → {out_dir}",
                   style="dim", markup=False, highlight=False)
     result = run_full_study(plan, out_dir, backend=backend, workers=workers,
-                            threads_per_worker=threads_per_worker, retry_failed=retry_failed,
+                            retry_failed=retry_failed,
                             address=address, train_cmd=train_cmd, alpha=alpha,
                             correction=correction.value, max_drop=max_drop,
                             multi_label=multi_label, progress=True, transfer_to=transfer_to,

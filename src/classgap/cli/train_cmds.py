@@ -134,12 +134,14 @@ def list_cmd(
     if topic == "models":
         from classgap.models import list_models, model_info
 
-        table = Table(title="Models (params for 10 classes at the default input)")
-        for col in ("name", "params", "default input", "min size", "description"):
-            table.add_column(col, justify="right" if col == "params" else "left")
+        table = Table(title="Models (params and multiply-adds per image for 10 classes at the "
+                            "default input; a training step costs about 3× the forward)")
+        for col in ("name", "params", "MACs/image", "default input", "min size", "description"):
+            table.add_column(col, justify="right" if col in ("params", "MACs/image") else "left")
         for name in list_models():
             info = model_info(name)
-            table.add_row(name, f"{info['params']:,}", "×".join(map(str, info["default_input"])),
+            table.add_row(name, f"{info['params']:,}", f"{info['macs'] / 1e6:.1f} M",
+                          "×".join(map(str, info["default_input"])),
                           "×".join(map(str, info["min_image_size"])), info["description"])
     elif topic == "augs":
         from classgap.augment import list_augs

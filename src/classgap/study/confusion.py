@@ -105,7 +105,7 @@ def ensemble_table(y_true: np.ndarray, ensemble_reference: np.ndarray,
     """Per-class comparison of the two seed ensembles (one run per side, so exact McNemar).
 
     ``compare`` goes to :func:`~classgap.audit.compare_predictions` (``class_names``,
-    ``alpha``, ``correction``, ``n_boot``, ``random_state``).
+    ``alpha``, ``correction``, ``random_state``).
 
     Returns
     -------

@@ -174,7 +174,7 @@ def transfer_study(store: Store, *, axis: str, reference: Any, downstream: str =
     random_state : int
         Seeds the downstream divisions, every probe and the analysis' bootstrap.
     **analyze_kwargs
-        Passed to :func:`~classgap.study.analyze` (``alpha``, ``max_drop``, ``n_boot``, ...).
+        Passed to :func:`~classgap.study.analyze` (``alpha``, ``max_drop``, ...).
 
     Returns
     -------

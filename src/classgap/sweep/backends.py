@@ -35,7 +35,7 @@ from classgap.sweep.store import Store
 
 __all__ = ["BACKENDS", "StudySummary", "TrainFn", "default_train", "run_study"]
 
-BACKENDS = ("local", "processes", "ray")
+BACKENDS = ("auto", "local", "processes", "ray")
 TrainFn = Callable[[RunSpec, Path], Mapping[str, Any]]
 ERROR_CHARS = 4000  # error text kept per failed run: the end of the traceback says most
 
@@ -258,8 +258,9 @@ def run_study(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
     store : Store
     specs : sequence of RunSpec
         The study's grid (``Grid.runs()``); runs already done are skipped.
-    backend : {"local", "processes", "ray"}
-        ``local``: one after another in this process. ``processes``: ``workers`` spawned
+    backend : {"auto", "local", "processes", "ray"}
+        ``auto``: ``processes`` when ``workers > 1``, else ``local``. ``local``: one after
+        another in this process. ``processes``: ``workers`` spawned
         processes. ``ray``: at most ``workers`` Ray tasks at a time.
     workers : int
     threads_per_worker : int, optional
@@ -282,6 +283,8 @@ def run_study(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
     """
     check_choice(backend, "backend", BACKENDS)
     workers = check_positive_int(workers, "workers")
+    if backend == "auto":
+        backend = "processes" if workers > 1 else "local"
     if threads_per_worker is not None:
         threads_per_worker = check_positive_int(threads_per_worker, "threads_per_worker")
     if backend == "ray":
@@ -294,7 +297,7 @@ def run_study(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
     run_ids = [s.run_id for s in specs]
     before = store.counts(run_ids)
     bar = tqdm(total=len(run_ids), initial=before["done"], unit="run", desc="study",
-               disable=not progress)
+               disable=None if progress else True)  # None: off when not on a terminal
     try:
         if backend == "local":
             old = _set_threads(threads_per_worker)

@@ -2,7 +2,8 @@
 
 An axis is one config key and the values it takes (``"aug.rrc=1.0,0.6,0.35"``); a grid is the
 product of its axes (or each axis swept alone around the base recipe), each point trained with
-seeds ``0 .. S-1`` (``train.seed``). The same seeds at every point pair the runs: seed ``s`` at
+seeds ``0 .. S-1`` (``train.seed``), or an explicit list such as ``8-15`` (:func:`parse_seeds`)
+for a replication on a disjoint seed set. The same seeds at every point pair the runs: seed ``s`` at
 strength ``a`` and at strength ``b`` share the split, the initialisation and the batch order,
 so per-class differences between strengths are not drowned in seed noise.
 
@@ -34,7 +35,8 @@ from classgap._validation import fail
 from classgap.config import Config, load_config, read_toml
 from classgap.errors import ConfigError
 
-__all__ = ["MODES", "Axis", "Grid", "RunSpec", "load_grid_toml", "parse_axis", "run_id"]
+__all__ = ["MODES", "Axis", "Grid", "RunSpec", "load_grid_toml", "parse_axis", "parse_seeds",
+           "run_id"]
 
 MODES = ("product", "one_at_a_time")
 HASH_IGNORED = (("train", "progress"),)  # display only: the same run with or without a bar
@@ -150,6 +152,53 @@ def parse_axis(spec: str) -> Axis:
     return Axis(key, tuple(values))
 
 
+Seeds = int | tuple[int, ...]
+
+
+def parse_seeds(value: Any) -> Seeds:
+    """Seeds per point: a count ``S`` (seeds 0 .. S-1), a range ``"8-15"`` or a list ``"0,3,5"``.
+
+    >>> parse_seeds("3"), parse_seeds("8-11"), parse_seeds("0,3,5"), parse_seeds([2, 4])
+    (3, (8, 9, 10, 11), (0, 3, 5), (2, 4))
+    """
+    def bad() -> ConfigError:
+        return fail("seeds", "be a count S >= 1, a range A-B (A <= B) or a list A,B,... of "
+                    "distinct integers >= 0", value, error=ConfigError)
+
+    if isinstance(value, bool):
+        raise bad()
+    if isinstance(value, int):
+        if value < 1:
+            raise bad()
+        return value
+    if isinstance(value, list | tuple):
+        items = list(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return parse_seeds(int(text))
+        lo, dash, hi = text.partition("-")
+        try:
+            if dash and lo.strip().isdigit() and hi.strip().isdigit():
+                if int(lo) > int(hi):
+                    raise bad()
+                return tuple(range(int(lo), int(hi) + 1))
+            items = [int(t) for t in text.split(",")]
+        except ValueError:
+            raise bad() from None
+    else:
+        raise bad()
+    if (not items or any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in items)
+            or len(set(items)) != len(items)):
+        raise bad()
+    return tuple(items)
+
+
+def seed_list(seeds: Seeds) -> list[int]:
+    """The seeds a :data:`Seeds` value stands for, in order."""
+    return list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+
+
 @dataclass(frozen=True)
 class Grid:
     """Axes × seeds around a base config.
@@ -160,8 +209,8 @@ class Grid:
         The recipe; every run is ``base`` with the point's keys and ``train.seed`` set.
     axes : sequence of Axis
         Distinct keys.
-    seeds : int
-        Seeds ``0 .. seeds-1`` per point.
+    seeds : int or tuple of int
+        Seeds ``0 .. seeds-1`` per point, or these seeds (see :func:`parse_seeds`).
     mode : {"product", "one_at_a_time"}
         ``product``: every combination of axis values. ``one_at_a_time``: each axis swept
         alone, the other axes at their base values; the base point is included once.
@@ -169,7 +218,7 @@ class Grid:
 
     base: Config
     axes: tuple[Axis, ...]
-    seeds: int = 1
+    seeds: Seeds = 1
     mode: str = "product"
     _points: tuple[dict[str, Any], ...] = field(init=False, repr=False, compare=False)
 
@@ -178,8 +227,7 @@ class Grid:
         object.__setattr__(self, "axes", axes)
         if not isinstance(self.base, Config):
             raise fail("base", "be a Config", type(self.base).__name__, error=ConfigError)
-        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
-            raise fail("seeds", "be an integer >= 1", self.seeds, error=ConfigError)
+        object.__setattr__(self, "seeds", parse_seeds(self.seeds))
         if self.mode not in MODES:
             raise fail("mode", f"be one of {', '.join(map(repr, MODES))}", self.mode,
                        error=ConfigError)
@@ -213,7 +261,7 @@ class Grid:
         two axes) appear once.
         """
         specs: dict[str, RunSpec] = {}
-        for seed in range(self.seeds):
+        for seed in seed_list(self.seeds):
             for point in self._points:
                 try:
                     config = _with(self.base, {**point, "train.seed": seed})
@@ -226,7 +274,8 @@ class Grid:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready definition (what ``study.json`` records)."""
         return {"base": self.base.to_dict(), "axes": {a.key: list(a.values) for a in self.axes},
-                "seeds": self.seeds, "mode": self.mode}
+                "seeds": self.seeds if isinstance(self.seeds, int) else list(self.seeds),
+                "mode": self.mode}
 
 
 _STUDY_KEYS = ("axes", "seeds", "mode")

@@ -34,7 +34,18 @@ from classgap.errors import ClassgapError, ConfigError
 from classgap.study import RunRecord, StudyResult, analyze, load_multi_label, summary_dict
 from classgap.sweep.backends import run_study
 from classgap.sweep.external import ExternalTrainer
-from classgap.sweep.grid import MODES, Axis, Grid, RunSpec, _flatten, _get, _with, parse_axis
+from classgap.sweep.grid import (
+    MODES,
+    Axis,
+    Grid,
+    RunSpec,
+    Seeds,
+    _flatten,
+    _get,
+    _with,
+    parse_axis,
+    parse_seeds,
+)
 from classgap.sweep.presets import QUICK_OVERRIDES, QUICK_SEEDS, get_preset
 from classgap.sweep.store import Store, find_predictions, write_json
 
@@ -65,7 +76,7 @@ class StudyPlan:
 
     base: Config
     axes: tuple[Axis, ...]
-    seeds: int
+    seeds: Seeds
     mode: str = "product"
     references: dict[str, Any] | None = None
     preset: str | None = None
@@ -88,10 +99,18 @@ def _apply(config: Config, overrides: Sequence[str]) -> Config:
     return _with(config, point)
 
 
+#: Torch threads of every study run unless the recipe sets ``train.threads``: the thread count
+#: changes floating-point sums, so it is part of the run's config (and of its run id), and a
+#: study trains the same numbers on every backend and resumes the same way on another one.
+#: One thread per run, one run per core, was measured the faster use of 2 cores.
+STUDY_THREADS = 1
+
+
 def plan_study(preset: str | None = None, *, axes: Sequence[str | Axis] = (),
-               seeds: int | None = None, config_file: str | os.PathLike[str] | None = None,
+               seeds: int | str | Sequence[int] | None = None,
+               config_file: str | os.PathLike[str] | None = None,
                overrides: Sequence[str] = (), quick: bool = False,
-               mode: str | None = None) -> StudyPlan:
+               mode: str | None = None, threads: int | None = None) -> StudyPlan:
     """Resolve a study from a preset, axes, a config or grid TOML file and overrides.
 
     Parameters
@@ -100,8 +119,10 @@ def plan_study(preset: str | None = None, *, axes: Sequence[str | Axis] = (),
         A name of :func:`~classgap.sweep.presets.list_presets`.
     axes : sequence of str or Axis
         ``"section.key=v1,v2"``; replaces the preset's axis.
-    seeds : int, optional
-        Seeds per point (default: the preset's, else the grid file's, else 3).
+    seeds : int, str or sequence of int, optional
+        Seeds per point: a count ``S`` (seeds 0 .. S-1), a range ``"8-15"`` or a list
+        (default: the preset's, else the grid file's, else 3); see
+        :func:`~classgap.sweep.grid.parse_seeds`.
     config_file : path, optional
         A config TOML (``[optim]`` ...) or a grid TOML (``[study]`` + ``[base]``, see
         :func:`~classgap.sweep.grid.load_grid_toml`), whose axes are used when none given.
@@ -110,6 +131,9 @@ def plan_study(preset: str | None = None, *, axes: Sequence[str | Axis] = (),
     quick : bool
         Shrink the recipe (:data:`~classgap.sweep.presets.QUICK_OVERRIDES`, 2 seeds).
     mode : {"product", "one_at_a_time"}, optional
+    threads : int, optional
+        Torch threads of every run, written into each run's config (``train.threads``);
+        default: the recipe's ``train.threads``, else :data:`STUDY_THREADS`.
     """
     data: dict[str, Any] = {}
     if config_file is not None:
@@ -138,6 +162,8 @@ def plan_study(preset: str | None = None, *, axes: Sequence[str | Axis] = (),
         file_keys = {f"{s}.{k}" for s, t in data.items() if isinstance(t, dict) for k in t}
         base = load_config(config_file, [o for o in layer if _key(o) not in file_keys])
     base = _apply(base, overrides)
+    if threads is not None or base.train.threads is None:
+        base = _with(base, {"train.threads": STUDY_THREADS if threads is None else threads})
 
     parsed = [a if isinstance(a, Axis) else parse_axis(a) for a in axes]
     if not parsed:
@@ -148,6 +174,7 @@ def plan_study(preset: str | None = None, *, axes: Sequence[str | Axis] = (),
     if seeds is None:
         seeds = QUICK_SEEDS if quick else chosen.seeds if chosen else \
             file_grid.seeds if file_grid else 3
+    seeds = parse_seeds(seeds)
     mode = (mode or (file_grid.mode if file_grid else "product")).replace("-", "_")
     if mode not in MODES:
         raise ConfigError(f"'mode' must be one of {', '.join(MODES)}; got {mode!r}")
@@ -284,7 +311,8 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
                            "preset": plan.preset, "notes": list(plan.notes), "analysis": opts,
                            "downstream": {"transfer_to": transfer_to, "refit": refit}})
         run_study(store, specs, backend=backend, workers=workers,
-                  threads_per_worker=threads_per_worker, retry_failed=retry_failed,
+                  threads_per_worker=threads_per_worker or plan.base.train.threads,
+                  retry_failed=retry_failed,
                   address=address, progress=progress, train_fn=trainer)
         result = _analyse_all(store, plan, opts)
         result = _downstream(store, result, opts, transfer_to=transfer_to, refit=refit)
@@ -331,7 +359,8 @@ def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResul
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise StudyError(f"{file}: not a readable study definition ({exc})") from None
     refs = last.get("references") or {a.key: a.values[0] for a in axes}
-    plan = StudyPlan(base, axes, last["seeds"], last["mode"], refs, last.get("preset"),
+    plan = StudyPlan(base, axes, parse_seeds(last["seeds"]), last["mode"], refs,
+                     last.get("preset"),
                      tuple(last.get("notes", ())))
     opts = {"alpha": 0.05, "correction": "bh", "max_drop": 2.0, "multi_label": None,
             **last.get("analysis", {}), **{k: v for k, v in analysis.items() if v is not None}}

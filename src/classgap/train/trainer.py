@@ -89,16 +89,29 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), as oneDNN reports it."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
 def resolve_precision(precision: str, channels_last: bool | str,
                       device: torch.device) -> tuple[bool, bool]:
     """``(bf16 autocast, channels_last)`` for the run.
 
-    ``"auto"`` is bf16 autocast on CPU and CUDA (on CPU, bf16 + channels_last ran the ``cnn``
-    2.4x faster than fp32 on the 2-core development machine) and fp32 elsewhere (MPS);
-    ``channels_last="auto"`` follows bf16, since oneDNN/cuDNN bf16 convolutions want NHWC.
+    ``"auto"`` is bf16 autocast on CUDA and on a CPU with native bf16 (on an AVX512-BF16 CPU,
+    bf16 + channels_last ran the ``cnn`` 2.6x faster than fp32), fp32 elsewhere: on a CPU
+    without it (AVX2 only) oneDNN emulates bf16 and the ``cnn`` step was measured 9x *slower*
+    than fp32 (bench/RESULTS.md). ``channels_last="auto"`` is on for CPU and CUDA (on the AVX2
+    machine it ran ``cnn_small`` 1.3-1.7x faster in fp32 too) and off elsewhere (MPS).
+    The resolved choice is recorded in each run's provenance; the same config gives the same
+    numbers on one machine, and machines that resolve ``auto`` differently are told apart there.
     """
-    bf16 = precision == "bf16" or (precision == "auto" and device.type in ("cpu", "cuda"))
-    cl = bf16 if channels_last == "auto" else bool(channels_last)
+    native = device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
+    bf16 = precision == "bf16" or (precision == "auto" and native)
+    cl = device.type in ("cpu", "cuda") if channels_last == "auto" else bool(channels_last)
     return bf16, cl
 
 

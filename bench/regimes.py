@@ -40,6 +40,10 @@ AXES = {
     "crop1": "aug.crop=0,1,2",
     "ls": "optim.label_smoothing=0,0.1,0.3",
     "dropout": "model.dropout=0,0.2,0.5",
+    "cutout": "aug.cutout=0,4,8,12",
+    "flip": "aug.flip=0,0.5",
+    "jitter": "aug.jitter=0,0.2,0.4",
+    "rrc": "aug.rrc=1,0.8,0.5",
 }
 
 #: name -> (overrides on the study base recipe, axis)

@@ -66,7 +66,7 @@ class OptimConfig:
     weight_decay: float = 5e-4
     wd_exempt_norm_bias: bool = True  # no decay on 1-D params (norm weights, biases)
     batch_size: int = 128
-    label_smoothing: float = 0.0
+    label_smoothing: float | tuple[float, ...] = 0.0  # one epsilon, or one per class
     rho: float = 0.05  # sam: radius of the ascent step
     adaptive: bool = False  # sam: ASAM (scale-invariant radius)
     rho_schedule: str = "constant"  # sam: constant | step | linear (per epoch)
@@ -387,8 +387,12 @@ def _check(c: Config) -> None:
     need(0 <= o.momentum < 1, "optim.momentum", "be in [0, 1)", o.momentum)
     need(o.weight_decay >= 0, "optim.weight_decay", "be >= 0", o.weight_decay)
     need(o.batch_size >= 1, "optim.batch_size", "be >= 1", o.batch_size)
-    need(0 <= o.label_smoothing < 1, "optim.label_smoothing", "be in [0, 1)",
-         o.label_smoothing)
+    smoothing = o.label_smoothing if isinstance(o.label_smoothing, tuple) else (o.label_smoothing,)
+    need(all(0 <= e < 1 for e in smoothing), "optim.label_smoothing",
+         "be in [0, 1) (one value, or one per class)", o.label_smoothing)
+    need(not isinstance(o.label_smoothing, tuple) or c.loss.name == "ce",
+         "optim.label_smoothing", f"be one value with loss.name={c.loss.name!r} (a per-class "
+         "value is for plain cross-entropy)", o.label_smoothing)
     _choice("schedule.name", s.name, ("cosine", "step", "onecycle", "constant"))
     need(0 <= s.warmup_epochs < t.epochs, "schedule.warmup_epochs",
          f"be in [0, train.epochs={t.epochs})", s.warmup_epochs)

@@ -107,13 +107,23 @@ def test_reference_is_prepended_and_presets() -> None:
     assert any("added the reference" in n for n in plan.notes)
     assert reference_value("optim.weight_decay") == 0.0 and reference_value("optim.lr") is None
     wd = plan_study("weight_decay")
-    assert wd.references == {"optim.weight_decay": 0.0} and wd.seeds == 3
+    assert wd.references == {"optim.weight_decay": 0.0} and wd.seeds == PRESETS["weight_decay"].seeds
     default = plan_study()
-    assert default.preset == "default" and default.axes[0].key == "aug.mixup"
-    assert default.base.data.train_subset == 10000 and default.base.train.epochs == 12
-    assert len(default.grid().runs()) == 9
+    preset = PRESETS["default"]
+    assert default.preset == "default" and default.seeds == preset.seeds and preset.refit
+    assert f"{default.axes[0].key}={','.join(f'{v:g}' for v in default.axes[0].values)}" \
+        == preset.axis
+    # The study base recipe: every regularizer off the axis is off, and one thread per run.
+    base = default.base
+    assert (base.optim.weight_decay, base.optim.nesterov, base.optim.label_smoothing) == \
+        (0.0, False, 0.0)
+    assert base.model.name == "cnn_small" and base.train.threads == 1
+    assert {k for k, v in base.aug.items() if v} <= {default.axes[0].key.partition(".")[2]}
+    n_strengths = len(default.axes[0].values)
+    assert len(default.grid().runs()) == n_strengths * preset.seeds
     quick = plan_study(quick=True)
-    assert quick.preset == "quick" and quick.seeds == 2 and quick.base.train.epochs < 12
+    assert quick.preset == "quick" and quick.seeds == 2 and quick.base.train.epochs < \
+        default.base.train.epochs
     assert {r["name"] for r in list_presets()} == set(PRESETS)
     with pytest.raises(ConfigError, match="did you mean 'dropout'"):
         get_preset("dropot")
@@ -156,3 +166,17 @@ def test_refit_trains_the_class_conditional_recipe(tmp_path: Path) -> None:
     config = json.loads(next((tmp_path / "refit").glob("seed*/config.json")).read_text())
     assert config["aug"]["crop"] == refit["per_class_strengths"]
     assert "vs_selected" in refit and "vs_reference" in refit
+
+
+def test_refit_of_label_smoothing_is_class_conditional(tmp_path: Path) -> None:
+    result = run_full_study(tiny_plan("optim.label_smoothing=0,0.3", seeds=2), tmp_path,
+                            progress=False, refit=True)
+    refit = result.class_aware["refit"]
+    config = json.loads(next((tmp_path / "refit").glob("seed*/config.json")).read_text())
+    assert config["optim"]["label_smoothing"] == refit["per_class_strengths"]
+    verdict = refit["verdict"]
+    assert set(verdict) >= {"below_reference", "mean_vs_selected", "mean_vs_reference",
+                            "target_met"}
+    assert isinstance(verdict["target_met"], bool)
+    html = (tmp_path / "report.html").read_text()
+    assert 'id="refit-verdict"' in html and 'id="refit-classes"' in html

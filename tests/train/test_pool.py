@@ -10,7 +10,7 @@ import pytest
 
 from classgap.config import Config, load_config
 from classgap.errors import InputError
-from classgap.train.pool import default_threads, train_many
+from classgap.train.pool import RunsFailed, default_threads, train_many
 from classgap.train.trainer import RunResult
 
 
@@ -35,12 +35,14 @@ def test_two_workers_match_in_process_runs(tmp_path: Path) -> None:
     assert not np.array_equal(parallel[0].test_logits, parallel[1].test_logits)
 
 
-def test_a_failed_run_is_returned_and_the_others_finish(tmp_path: Path) -> None:
+def test_a_failed_run_raises_by_name_and_the_others_finish(tmp_path: Path) -> None:
     bad = tiny(0, "data.dataset=no-such-dataset")
-    results = train_many([bad, tiny(0)], workers=1, progress=False)
-    assert isinstance(results[0], Exception) and "no-such-dataset" in str(results[0])
-    assert any("seed 0" in note for note in getattr(results[0], "__notes__", []))
-    assert isinstance(results[1], RunResult)
+    with pytest.raises(RunsFailed, match=r"1 of 2 runs failed: run 0 \(seed 0\)") as info:
+        train_many([bad, tiny(0)], workers=1, progress=False)
+    err = info.value
+    assert "no-such-dataset" in str(err) and set(err.errors) == {0}
+    assert any("seed 0" in note for note in getattr(err.errors[0], "__notes__", []))
+    assert err.results[0] is None and isinstance(err.results[1], RunResult)
 
 
 def test_bad_arguments() -> None:

@@ -32,7 +32,6 @@ from classgap._validation import (
     check_choice,
     check_in_range,
     check_labels,
-    check_positive_int,
     check_random_state,
     fail,
 )

@@ -1,12 +1,21 @@
-"""``classgap study`` and ``classgap report``: thin commands over :mod:`classgap.sweep.study`."""
+"""``classgap study``, ``classgap report`` and ``classgap plan-seeds``: thin commands over
+:mod:`classgap.sweep.study`."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import pandas as pd
 import typer
+from rich.table import Table
 
-from classgap.cli.app import Correction, app, console
+from classgap.cli import render
+from classgap.cli.app import Correction, Format, app, console
+
+if TYPE_CHECKING:
+    from classgap.study.plan import SeedPlan
 
 
 @app.command("study")
@@ -53,19 +62,24 @@ def study_cmd(
                                             "acceptable labels per test sample (ReaL-style)."),
     transfer_to: str | None = typer.Option(None, "--transfer-to", help="Linear-probe each "
                                            "strength's backbone on this dataset."),
-    refit: bool = typer.Option(False, "--refit", help="Train the per-class strength vector "
-                               "and audit it against the selected recipe."),
+    refit: bool | None = typer.Option(None, "--refit/--no-refit", help="Train the per-class "
+                                      "strength vector (class-conditional augmentation) and "
+                                      "audit it against the selected strength and the "
+                                      "reference (default: on for the default preset)."),
 ) -> None:
     """Sweep a regularizer over strengths and seeds; show which classes pay for the choice."""
     from classgap.report import print_summary
     from classgap.sweep.study import plan_study, run_full_study
-
     from classgap.train.pool import default_threads
 
     plan = plan_study(preset, axes=axis or (), seeds=seeds, config_file=config,
                       overrides=set_ or (), quick=quick, mode=mode, threads=threads_per_worker)
     name = (plan.preset or "custom") + ("-quick" if quick and plan.preset != "quick" else "")
     out_dir = out if out is not None else Path("runs") / f"study-{name}"
+    if refit is None:
+        from classgap.sweep.presets import get_preset
+
+        refit = plan.preset is not None and get_preset(plan.preset).refit
     n_runs = len(plan.grid().runs())
     if workers is None:  # one run per usable core, each with the plan's threads
         workers = max(1, min(n_runs, default_threads(plan.base.train.threads or 1)))
@@ -101,3 +115,49 @@ def report_cmd(
                           multi_label=None if multi_label is None
                           else str(multi_label.resolve()))
     print_summary(result, console, report_path=study_dir / "report.html")
+
+
+@app.command("plan-seeds")
+def plan_seeds_cmd(
+    study_dir: Path = typer.Argument(..., help="A study directory (classgap study --out).",
+                                     show_default=False),
+    drop: float = typer.Option(1.0, "--drop", help="The class drop to plan seeds for, in "
+                               "points."),
+    power: float = typer.Option(0.8, "--power", help="Target probability of detecting it."),
+    alpha: float | None = typer.Option(None, "--alpha", help="Override the study's alpha."),
+    correction: Correction | None = typer.Option(None, "--correction", help="Override the "
+                                                 "study's correction over classes."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json or csv."),
+) -> None:
+    """Per class: the smallest drop the study's seeds detect, and the seeds a drop needs."""
+    from classgap.sweep.study import plan_study_seeds
+
+    plan = plan_study_seeds(study_dir, drop=drop, power=power, alpha=alpha,
+                            correction=None if correction is None else correction.value)
+    if fmt is Format.json:
+        typer.echo(render.to_json(plan.to_dict()), nl=False)
+        return
+    if fmt is Format.csv:
+        typer.echo(render.to_csv(plan.classes), nl=False)
+        return
+    console.print(_plan_table(plan))
+    for line in plan.lines():
+        console.print(line, markup=False, highlight=False)
+
+
+def _plan_table(plan: SeedPlan) -> Table:
+    table = Table(title=f"Seed plan (points; {100 * plan.power:g}% power, per-class level "
+                        f"{plan.level:.2g}, {plan.correction} over classes)")
+    for name in ("class", "seed sd", "image sd", f"min detectable drop ({plan.seeds} seeds)",
+                 f"seeds for a {plan.drop:g}-point drop"):
+        table.add_column(name, justify="left" if name == "class" else "right")
+    for _, row in plan.classes.iterrows():
+        need = row["seeds_needed"]
+        table.add_row(str(row["class"]), _num(row["seed_sd"]), _num(row["image_sd"]),
+                      _num(row["min_detectable_drop"]),
+                      "more test images" if pd.isna(need) else str(int(need)))
+    return table
+
+
+def _num(x: float) -> str:
+    return "–" if math.isnan(x) else f"{x:.2f}"

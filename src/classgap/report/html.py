@@ -133,6 +133,8 @@ _ALT = {
     "class_aware": "Mean validation accuracy per {axis} with the usual and the class-aware "
     "pick marked.",
     "transfer": "Change in downstream linear-probe accuracy per class, sorted, with intervals.",
+    "refit": "Per class, the change versus the reference of the selected strength and of the "
+    "class-aware refit, with 95% intervals.",
 }
 
 
@@ -281,6 +283,11 @@ def _render(result: StudyResult, images: Mapping[str, bytes], title: str) -> str
     body.append("<h2>Class-aware selection</h2>")
     body.append(_class_aware_section(result))
     body.append(_figure("class_aware", images, axis))
+    refit = (result.class_aware or {}).get("refit")
+    if refit:
+        body.append("<h2>The fix: class-aware refit</h2>")
+        body.append(_refit_section(result, refit))
+        body.append(_figure("refit", images, axis))
 
     if result.transfer is not None:
         downstream = result.transfer
@@ -455,6 +462,30 @@ def _class_aware_section(result: StudyResult) -> str:
             f"<th>strength</th></tr></thead><tbody>{rows}</tbody></table></details>"
         )
     return "".join(parts)
+
+
+def _refit_section(result: StudyResult, refit: Mapping[str, Any]) -> str:
+    """The refit's verdict and a before/after table: reference, selected, refit per class."""
+    from classgap.report.terminal import refit_line
+
+    after = {str(r["class"]): r for r in refit["vs_reference"]["classes"]}
+    rows = []
+    for _, r in result.classes.iterrows():
+        a = after.get(str(r["class"]), {})
+        cls = "drop" if a.get("verdict") == "drop" else ""
+        rows.append(
+            f'<tr class="{cls}"><td>{_e(r["class"])}</td><td>{_e(_pct(r["acc_reference"]))}</td>'
+            f"<td>{_e(_pct(r['acc_selected']))}</td><td>{_e(_pts(r['delta']))} "
+            f"({_e(r['verdict'])})</td><td>{_e(_pct(a.get('acc_candidate')))}</td>"
+            f"<td>{_e(_pts(a.get('delta')))} ({_e(a.get('verdict', 'n/a'))})</td></tr>")
+    return (f'<p id="refit-verdict">{_e(refit_line(dict(refit)).plain)}</p>'
+            '<p>The per-class strength vector (each class its best strength on validation) '
+            f"trained as class-conditional augmentation on seeds {_e(refit.get('seeds'))}, "
+            "audited with the study's tests. Accuracies in %, Δ in points versus the "
+            "reference.</p>"
+            '<table id="refit-classes"><thead><tr><th>class</th><th>reference</th>'
+            "<th>selected</th><th>Δ selected</th><th>refit</th><th>Δ refit</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
 
 
 def _footer(meta: Mapping[str, Any]) -> str:

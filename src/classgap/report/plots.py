@@ -403,13 +403,75 @@ FIGURES: dict[str, Callable[[StudyResult], Figure]] = {
 }
 
 
+def refit(result: StudyResult) -> Figure:
+    """Before and after the class-aware refit: per class, Δ versus the reference of the
+    selected strength and of the refit (per-class strengths), with intervals, sorted by the
+    selected strength's Δ.
+
+    Raises
+    ------
+    InputError
+        The study has no refit (``class_aware["refit"]``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Line collections with ``gid`` ``"refit-intervals:selected"`` and
+        ``"refit-intervals:refit"``, one point per class each.
+    """
+    outcome = (result.class_aware or {}).get("refit")
+    if not outcome:
+        raise InputError("'result' must hold a refit (class_aware['refit']); got none")
+    after = pd.DataFrame(outcome["vs_reference"]["classes"]).set_index("class")
+    before = result.classes.set_index(result.classes["class"].astype(str))
+    order = before.sort_values("delta", na_position="first").index.tolist()
+    n = len(order)
+    fig = _new_figure(8.5, float(np.clip(1.8 + 0.32 * n, 3.5, 14.0)))
+    ax = fig.add_subplot()
+    y = np.arange(n, dtype=float)
+    for side, frame, colour, offset, label in (
+            ("selected", before, SELECTED_COLOR, -0.15,
+             f"selected {_fmt_strength(result.selected)} − reference"),
+            ("refit", after, CLASS_AWARE_COLOR, 0.15,
+             "refit (per-class strengths) − reference")):
+        rows = frame.reindex(order)
+        mid = 100 * rows["delta"].to_numpy(dtype=float)
+        low = 100 * rows["delta_low"].to_numpy(dtype=float)
+        high = 100 * rows["delta_high"].to_numpy(dtype=float)
+        drop = rows["verdict"].astype(str).to_numpy() == "drop"
+        ax.hlines(y + offset, low, high, colors=colour, lw=1.6).set_gid(f"refit-intervals:{side}")
+        ax.scatter(mid[~drop], y[~drop] + offset, color=colour, s=26, zorder=3, label=label)
+        if drop.any():
+            ax.scatter(mid[drop], y[drop] + offset, color=colour, s=60, marker="X", zorder=4,
+                       edgecolors=VERDICT_COLORS["drop"],
+                       label=f"{side}: significant drop vs the reference")
+    ax.axvline(0, color="black", lw=1.0, zorder=1)
+    ax.set_yticks(y, [_text(c) for c in order], fontsize=9)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.invert_yaxis()
+    verdict = outcome.get("verdict") or {}
+    cost = (verdict.get("mean_vs_selected") or {}).get("delta")
+    met = "met" if verdict.get("target_met") else "not met"
+    cost_text = "n/a" if cost is None else f"{cost:+.2f}"
+    ax.set_title(f"Class-aware refit: Δ test accuracy vs the reference "
+                 f"{_fmt_strength(result.reference)}\nrefit − selected mean {cost_text} pts; "
+                 f"target {met}", fontsize=10)
+    ax.set_xlabel("Δ test accuracy vs the reference (percentage points; 95% interval)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=8,
+              frameon=False)
+    return fig
+
+
+FIGURES["refit"] = refit
+
+
 def build_figures(result: StudyResult) -> dict[str, Figure]:
     """Every figure that applies to ``result``, keyed by name in report order."""
-    return {
-        name: build(result)
-        for name, build in FIGURES.items()
-        if name != "transfer" or result.transfer is not None
-    }
+    optional = {"transfer": result.transfer is not None,
+                "refit": bool((result.class_aware or {}).get("refit"))}
+    return {name: build(result) for name, build in FIGURES.items()
+            if optional.get(name, True)}
 
 
 # --------------------------------------------------------------------------- internals

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from classgap.study.result import StudyResult
 
-__all__ = ["print_summary"]
+__all__ = ["print_summary", "refit_line"]
 
 
 def _s(value: Any) -> str:
@@ -44,6 +44,30 @@ def _drops(row: Any) -> str:
     names = list(row.get("drop_classes") or [])
     shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
     return f"{int(row['n_drop'])}" + (f": {shown}" if names else "")
+
+
+def refit_line(refit: dict[str, Any]) -> Text:
+    """One line: the class-aware refit against the selected strength and the reference."""
+    v = refit.get("verdict") or {}
+    sel, ref = v.get("mean_vs_selected") or {}, v.get("mean_vs_reference") or {}
+
+    def iv(d: dict[str, Any]) -> str:
+        if d.get("delta") is None:
+            return "n/a"
+        return f"{d['delta']:+.2f} pts [{d['low']:+.2f}, {d['high']:+.2f}]"
+
+    below = v.get("below_reference") or []
+    below_text = ("no class significantly below the reference" if not below else
+                  "below the reference: " + ", ".join(f"{b['class']} {b['delta']:+.1f}"
+                                                       for b in below))
+    met = v.get("target_met")
+    return Text.assemble(
+        ("Class-aware refit (per-class strengths): mean ", ""), (iv(sel), "bold"),
+        (" vs the selected strength, ", ""), (iv(ref), "bold"), (" vs the reference; ", ""),
+        (below_text, "green" if not below else "red"),
+        (f"; target (none below the reference, ≤ {v.get('max_mean_cost', 0.3):g} pts below "
+         f"the selected mean): ", ""),
+        ("met" if met else "not met", "bold green" if met else "bold red"))
 
 
 def print_summary(
@@ -82,8 +106,10 @@ def print_summary(
 
     classes = result.classes
     drops = result.drops()
+    alpha = float(result.meta.get("alpha", 0.05))
+    correction = str(result.meta.get("correction", "bh"))
     if drops.empty:
-        console.print(Text("No class dropped significantly (q < 0.05).", style="green"))
+        console.print(Text(f"No class dropped significantly (q < {alpha:g}).", style="green"))
     else:
         table = Table(title=Text(f"Classes that pay ({len(drops)} of {len(classes)})"),
                       title_style="bold red")
@@ -91,7 +117,7 @@ def print_summary(
         table.add_column("reference %", justify="right")
         table.add_column("selected %", justify="right")
         table.add_column("Δ pts [95% interval]", justify="right", style="red", no_wrap=True)
-        table.add_column("q (BH)", justify="right")
+        table.add_column(f"q ({correction})", justify="right")
         for _, row in drops.iterrows():
             q = row.get("q_value", math.nan)
             table.add_row(
@@ -133,6 +159,17 @@ def print_summary(
              f"{_pts(dgain.get('high'))}], ", ""),
             (f"{len(down.drops())} class(es) drop significantly", "bold"),
         ))
+
+    refit = (result.class_aware or {}).get("refit")
+    if refit:
+        console.print(refit_line(refit))
+    detect = result.meta.get("detectable_drop")
+    if detect:
+        console.print(Text(f"With {detect['seeds']} seeds per strength this study can detect "
+                           f"drops of {detect['median']:.1f} points or more (median over "
+                           f"classes; the hardest class, {detect['worst_class']}: "
+                           f"{detect['worst']:.1f}); classgap plan-seeds says how many seeds "
+                           "a smaller drop needs.", style="dim"))
 
     if result.notes:
         notes = Text("\n").join(Text(f"• {n}") for n in result.notes)

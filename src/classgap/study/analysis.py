@@ -31,6 +31,7 @@ from classgap.audit import Comparison, Predictions, compare_predictions, seed_in
 from classgap.errors import InputError
 from classgap.study.confusion import confusion_shifts, ensemble_labels, ensemble_table
 from classgap.study.multilabel import acceptance_matrix, check_multi_label, multilabel_view
+from classgap.study.plan import SeedPlan, plan_seeds
 from classgap.study.result import StudyResult
 from classgap.study.select import (
     class_aware_select,
@@ -41,7 +42,7 @@ from classgap.study.select import (
 )
 from classgap.study.summary import summary_dict
 
-__all__ = ["RunRecord", "analyze", "summary_dict"]
+__all__ = ["RunRecord", "analyze", "plan_records", "summary_dict"]
 
 TOP_PAIRS = 50  # confusion pairs kept in the result: K(K-1) rows is too many at K = 1000
 
@@ -236,8 +237,8 @@ def strength_table(strengths: tuple[Any, ...], validation: pd.DataFrame,
 
 
 def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: float = 0.05,
-            correction: str = "bh", max_drop: float = 2.0, random_state: int = 0, multi_label: Sequence[Sequence[int]] | None = None,
-            ) -> StudyResult:
+            correction: str = "bh", max_drop: float = 2.0, random_state: int = 0,
+            multi_label: Sequence[Sequence[int]] | None = None) -> StudyResult:
     """Select a strength on validation and show, per class on the test set, who pays for it.
 
     Parameters
@@ -317,6 +318,8 @@ def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: f
             "correction": correction, "random_state": random_state,
             "tie_rule": "closest to the reference, then sweep order",
             "ensemble": ensemble_overall}
+    if len(strengths) > 1 and validation["n_seeds"].min() >= 2:
+        meta["detectable_drop"] = _detectable(sweep, ref, alpha, correction)
     return StudyResult(axis=axis, strengths=strengths, reference=strengths[ref],
                        selected=strengths[sel], mean_gain=mean_gain, validation=validation,
                        per_class=per_class, classes=classes,
@@ -325,3 +328,34 @@ def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: f
                                                          top=TOP_PAIRS),
                        class_aware=class_aware, notes=tuple(notes), meta=meta,
                        ensemble=ensemble, by_strength=by_strength)
+
+
+def _detectable(sweep: _Sweep, ref: int, alpha: float, correction: str) -> dict[str, Any]:
+    """What the study can detect per class with its seeds (points), for the result's meta."""
+    plan = plan_seeds(sweep.y_test, sweep.test, reference=ref, class_names=sweep.names,
+                      n_classes=sweep.n_classes, drop=1.0, alpha=alpha, correction=correction)
+    return {**plan.detectable(),
+            "by_class": plan.classes["min_detectable_drop"].astype(float).tolist()}
+
+
+def plan_records(records: Sequence[RunRecord], *, reference: Any, drop: float = 1.0,
+                 power: float = 0.8, alpha: float = 0.05, correction: str = "bh") -> SeedPlan:
+    """:func:`~classgap.study.plan.plan_seeds` on a study's records (one axis, as ``analyze``).
+
+    Examples
+    --------
+    >>> from classgap.audit import Predictions
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1], 200)
+    >>> def run(s, seed):
+    ...     pred = Predictions.from_arrays(y, y_pred=np.where(rng.random(400) < 0.8, y, 1 - y))
+    ...     return RunRecord({"aug.flip": s}, s, seed, pred, pred)
+    >>> plan = plan_records([run(s, k) for s in (0.0, 0.5) for k in range(3)], reference=0.0)
+    >>> plan.seeds, len(plan.classes)
+    (3, 2)
+    """
+    sweep = _collect(records, reference)
+    ref = next(i for i, s in enumerate(sweep.strengths) if s == reference)
+    return plan_seeds(sweep.y_test, sweep.test, reference=ref, class_names=sweep.names,
+                      n_classes=sweep.n_classes, drop=drop, power=power, alpha=alpha,
+                      correction=correction)

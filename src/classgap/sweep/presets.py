@@ -71,12 +71,13 @@ class Preset:
     axis: str
     overrides: tuple[str, ...] = SMALL_DATA
     seeds: int = 6
+    refit: bool = False  # also train the class-aware refit (augmentation axes only)
 
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("default", "Fashion-MNIST 3k images, 40 epochs, cnn_small; pad-crop 0, 2, 4 px; "
                       f"{DEFAULT_SEEDS} seeds (bench/regimes.py: what it shows)",
-           "aug.crop=0,2,4", TINY_DATA, DEFAULT_SEEDS),
+           "aug.crop=0,2,4", TINY_DATA, DEFAULT_SEEDS, refit=True),
     Preset("quick", "the default shrunk for a first look: 3k images, 4 epochs, 2 seeds",
            "aug.crop=0,2,4", TINY_DATA + QUICK_OVERRIDES, QUICK_SEEDS),
     Preset("mixup", "mixup alpha 0, 1, 2 on the 10k-image, 20-epoch regime "

@@ -3,7 +3,8 @@
 :func:`plan_study` turns a preset, axes, a config file and ``--set`` overrides into a
 :class:`StudyPlan`; :func:`run_full_study` trains what is not done yet in ``out_dir`` and
 writes ``report.html`` and ``summary.json`` there; :func:`report_study` re-analyses a study
-directory (``classgap report``).
+directory (``classgap report``); :func:`plan_study_seeds` plans seeds from its variance
+(``classgap plan-seeds``).
 
 **Layers of the base recipe**: config defaults ← preset ← ``--config`` file ← ``--set``.
 Without a preset, a study with axes uses the config defaults; with neither, the ``default``
@@ -32,6 +33,8 @@ from classgap.audit.io import read_predictions
 from classgap.config import Config, load_config
 from classgap.errors import ClassgapError, ConfigError
 from classgap.study import RunRecord, StudyResult, analyze, load_multi_label, summary_dict
+from classgap.study.analysis import plan_records
+from classgap.study.plan import SeedPlan
 from classgap.sweep.backends import run_study
 from classgap.sweep.external import ExternalTrainer
 from classgap.sweep.grid import (
@@ -49,8 +52,8 @@ from classgap.sweep.grid import (
 from classgap.sweep.presets import QUICK_OVERRIDES, QUICK_SEEDS, get_preset
 from classgap.sweep.store import Store, find_predictions, write_json
 
-__all__ = ["StudyError", "StudyPlan", "plan_study", "reference_value", "report_study",
-           "run_full_study"]
+__all__ = ["StudyError", "StudyPlan", "plan_study", "plan_study_seeds", "reference_value",
+           "report_study", "run_full_study"]
 
 #: Non-augmentation regularizers and their off value.
 OFF_VALUES = {"optim.weight_decay": 0.0, "model.dropout": 0.0, "optim.label_smoothing": 0.0}
@@ -211,9 +214,13 @@ def _failures(store: Store, specs: Sequence[RunSpec], done: dict[str, Path]) -> 
     return out
 
 
-def _analyse_axis(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis: Axis,
-                  opts: dict[str, Any]) -> StudyResult:
-    """Analyse one axis on the runs where every other axis is at its reference."""
+def _axis_records(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis: Axis,
+                  ) -> tuple[list[RunRecord], list[str], int]:
+    """The finished runs of one axis where every other axis is at its reference.
+
+    Returns the records, the runs not done (as text) and the runs the axis has in all; a
+    StudyError when some strength has no finished seed.
+    """
     refs = plan.references or {}
     mine = [s for s in specs if all(s.point.get(k) == v for k, v in refs.items()
                                     if k != axis.key)]
@@ -232,6 +239,14 @@ def _analyse_axis(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis:
             records.append(RunRecord(s.point, s.point[axis.key], s.seed,
                                      read_predictions(_predictions(run_dir, "val")),
                                      read_predictions(_predictions(run_dir, "test"))))
+    return records, missing, len(mine)
+
+
+def _analyse_axis(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis: Axis,
+                  opts: dict[str, Any]) -> StudyResult:
+    """Analyse one axis on the runs where every other axis is at its reference."""
+    refs = plan.references or {}
+    records, missing, total = _axis_records(store, plan, specs, axis)
     labels = None
     if opts.get("multi_label") is not None:
         first = records[0].test
@@ -242,7 +257,7 @@ def _analyse_axis(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis:
                      max_drop=opts["max_drop"], multi_label=labels)
     notes = list(plan.notes)
     if missing:
-        notes.append(f"{len(missing)} of {len(mine)} runs are not done and were left out: "
+        notes.append(f"{len(missing)} of {total} runs are not done and were left out: "
                      + "; ".join(missing[:5]))
     cfg = plan.base
     meta = {**result.meta, "dataset": cfg.data.dataset, "model": cfg.model.name,
@@ -315,12 +330,14 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
                   retry_failed=retry_failed,
                   address=address, progress=progress, train_fn=trainer)
         result = _analyse_all(store, plan, opts)
-        result = _downstream(store, result, opts, transfer_to=transfer_to, refit=refit)
+        result = _downstream(store, result, opts, transfer_to=transfer_to, refit=refit,
+                             workers=workers, progress=progress)
     return result
 
 
 def _downstream(store: Store, result: StudyResult, opts: dict[str, Any], *,
-                transfer_to: str | None, refit: bool) -> StudyResult:
+                transfer_to: str | None, refit: bool, workers: int = 1,
+                progress: bool = False) -> StudyResult:
     """Add the transfer probe and the class-conditional refit, then rewrite the report."""
     if transfer_to is None and not refit:
         return result
@@ -332,21 +349,18 @@ def _downstream(store: Store, result: StudyResult, opts: dict[str, Any], *,
                                correction=opts["correction"], max_drop=opts["max_drop"])
         result = replace(result, transfer=probe)
     if refit:  # finished refit runs are reused, so a second call trains nothing
-        outcome = refit_study(store, result, out_dir=store.path)
+        outcome = refit_study(store, result, out_dir=store.path, workers=workers,
+                              alpha=opts["alpha"], correction=opts["correction"],
+                              progress=progress)
         result = replace(result, class_aware={**result.class_aware, "refit": outcome})
     _write(result, store.path)
     return result
 
 
-def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResult:
-    """Re-analyse a study directory and rewrite its report (``classgap report STUDY_DIR``).
-
-    Reads the latest grid of ``study.json`` with its references and analysis options;
-    ``analysis`` (``alpha``, ``correction``, ``max_drop``, ``multi_label``) overrides them.
-    """
+def _read_study(path: Path) -> tuple[StudyPlan, dict[str, Any]]:
+    """The plan of a study directory's latest grid and that grid's entry of ``study.json``."""
     import json
 
-    path = Path(out_dir)
     file = path / "study.json"
     if not (path / "study.sqlite").is_file() or not file.is_file():
         raise StudyError(f"{path}: not a study directory (no study.json and study.sqlite); "
@@ -362,6 +376,17 @@ def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResul
     plan = StudyPlan(base, axes, parse_seeds(last["seeds"]), last["mode"], refs,
                      last.get("preset"),
                      tuple(last.get("notes", ())))
+    return plan, last
+
+
+def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResult:
+    """Re-analyse a study directory and rewrite its report (``classgap report STUDY_DIR``).
+
+    Reads the latest grid of ``study.json`` with its references and analysis options;
+    ``analysis`` (``alpha``, ``correction``, ``max_drop``, ``multi_label``) overrides them.
+    """
+    path = Path(out_dir)
+    plan, last = _read_study(path)
     opts = {"alpha": 0.05, "correction": "bh", "max_drop": 2.0, "multi_label": None,
             **last.get("analysis", {}), **{k: v for k, v in analysis.items() if v is not None}}
     downstream = last.get("downstream") or {}
@@ -370,6 +395,51 @@ def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResul
         # the transfer probe and the refit are part of the study: a re-report keeps them
         return _downstream(store, result, opts, transfer_to=downstream.get("transfer_to"),
                            refit=bool(downstream.get("refit")))
+
+
+def plan_study_seeds(out_dir: str | os.PathLike[str], *, drop: float = 1.0,
+                     power: float = 0.8, alpha: float | None = None,
+                     correction: str | None = None) -> SeedPlan:
+    """Plan seeds from a study directory's own variance (``classgap plan-seeds STUDY_DIR``).
+
+    Reads the study as :func:`report_study` does and plans on its first axis, on the runs
+    where the other axes are at their reference; ``alpha`` and ``correction`` default to the
+    study's own (``study.json``). See :func:`~classgap.study.plan.plan_seeds`.
+
+    Parameters
+    ----------
+    out_dir : path
+        A study directory (``classgap study --out``).
+    drop : float in (0, 100]
+        The drop to plan seeds for, in points.
+    power : float in (0, 1)
+        Target probability of detecting it.
+    alpha, correction : optional
+        Override the study's level and correction across classes.
+
+    Returns
+    -------
+    SeedPlan
+        Per class: what the study's seeds detect and the seeds ``drop`` needs.
+    """
+    path = Path(out_dir)
+    plan, last = _read_study(path)
+    opts = {"alpha": 0.05, "correction": "bh", **last.get("analysis", {})}
+    axis = plan.axes[0]
+    with Store(path) as store:
+        records, _, _ = _axis_records(store, plan, plan.grid().runs(), axis)
+    seeds: dict[str, int] = {}
+    for r in records:
+        seeds[_strength_key(r.strength)] = seeds.get(_strength_key(r.strength), 0) + 1
+    if min(seeds.values()) < 2:
+        few = ", ".join(f"{k} ({v})" for k, v in seeds.items() if v < 2)
+        raise StudyError(f"{path}: seed planning needs at least 2 finished seeds per strength "
+                         f"of {axis.key}; got one at {few}")
+    return plan_records(records, reference=(plan.references or {}).get(axis.key,
+                                                                       axis.values[0]),
+                        drop=drop, power=power,
+                        alpha=opts["alpha"] if alpha is None else alpha,
+                        correction=opts["correction"] if correction is None else correction)
 
 
 def _predictions(run_dir: str | os.PathLike[str], split: str) -> Path:

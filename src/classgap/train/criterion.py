@@ -21,12 +21,14 @@ import torch
 from torch import Tensor
 
 from classgap.config import Config, LossConfig
+from classgap.errors import ConfigError
 from classgap.train.evaluate import loss_fn
 
 __all__ = ["Criterion", "build_criterion", "loss_params"]
 
 
-def loss_params(cfg: LossConfig, label_smoothing: float = 0.0) -> dict[str, Any]:
+def loss_params(cfg: LossConfig, label_smoothing: float | tuple[float, ...] = 0.0,
+                ) -> dict[str, Any]:
     """The keyword parameters set in ``cfg`` (``None`` = the loss's default), for ``create_loss``.
 
     ``optim.label_smoothing`` is cross-entropy's ``label_smoothing`` when the loss is ``ce``.
@@ -50,7 +52,8 @@ class Criterion:
         First 0-based epoch with class-balanced weights.
     """
 
-    def __init__(self, module: Any, label_smoothing: float, drw: Any) -> None:
+    def __init__(self, module: Any, label_smoothing: float | tuple[float, ...],
+                 drw: Any) -> None:
         self.module, self.label_smoothing, self.drw = module, label_smoothing, drw
         self.needs_features = bool(getattr(module, "needs_features", False))
         self.drw_epoch = None if drw is None else drw.start_epoch
@@ -77,6 +80,13 @@ def build_criterion(config: Config, class_counts: Any, *,
                     device: torch.device | str = "cpu") -> Criterion:
     """The :class:`Criterion` of ``config`` for a training split with ``class_counts`` (K,)."""
     lc, smoothing = config.loss, config.optim.label_smoothing
+    if isinstance(smoothing, tuple) and len(smoothing) != len(list(class_counts)):
+        raise ConfigError(f"'optim.label_smoothing' must hold one value per class "
+                          f"({len(list(class_counts))}); got {len(smoothing)} values")
+    if isinstance(smoothing, tuple) and (lc.drw_epoch is not None or lc.params()):
+        raise ConfigError("'optim.label_smoothing' must be one value with loss parameters or "
+                          f"loss.drw_epoch set (a per-class value is for plain cross-entropy); "
+                          f"got {list(smoothing)}")
     if lc.name == "ce" and lc.drw_epoch is None and not lc.params():
         return Criterion(None, smoothing, None)
     from classgap.losses import DRW, create_loss

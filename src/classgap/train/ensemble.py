@@ -121,7 +121,8 @@ def train_ensemble(configs: Sequence[Config], out_dirs: Sequence[PathLike | None
         raise fail("out_dirs", f"hold one entry per config ({len(configs)})", len(dirs))
     device = resolve_device(configs[0].train.device)
     first = configs[0]
-    plain = first.optim.name == "sgd" and first.loss == LossConfig()
+    per_class_smoothing = any(isinstance(c.optim.label_smoothing, tuple) for c in configs)
+    plain = first.optim.name == "sgd" and first.loss == LossConfig() and not per_class_smoothing
     if resolve_engine(engine, device) == "sequential" or (engine == "auto" and not plain):
         return [train(c, d, overwrite=overwrite, progress=progress)
                 for c, d in zip(configs, dirs, strict=True)]
@@ -130,6 +131,11 @@ def train_ensemble(configs: Sequence[Config], out_dirs: Sequence[PathLike | None
     if first.loss != LossConfig():
         raise fail("loss.name", "be plain 'ce' without DRW or loss parameters for the vmap "
                    "engine (engine='sequential' trains any loss)", first.loss.name)
+    if per_class_smoothing:
+        raise fail("optim.label_smoothing", "be one value per run for the vmap engine "
+                   "(engine='sequential' trains class-conditional smoothing)",
+                   next(c.optim.label_smoothing for c in configs
+                        if isinstance(c.optim.label_smoothing, tuple)))
     if first.train.precision == "bf16":
         raise fail("train.precision", "be 'auto' or 'fp32' for the vmap engine (bf16 autocast "
                    "breaks BatchNorm under vmap)", "bf16")

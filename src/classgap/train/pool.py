@@ -7,9 +7,12 @@ process on the 2-core development machine. Workers are started with "spawn" (for
 has started its thread pools can deadlock), each sets ``torch.set_num_threads`` and calls
 :func:`~classgap.train.trainer.train`.
 
-A run that raises does not stop the others: its exception takes its place in the result list.
+A run that raises does not stop the others; once all are done, :class:`RunsFailed` names every
+failed run (its index, seed and directory) with its error, and carries the finished results.
 A worker that dies without raising (killed, out of memory) breaks the whole pool, as
-``ProcessPoolExecutor`` does; the runs not finished by then get a ``BrokenProcessPool`` error.
+``ProcessPoolExecutor`` does; the runs not finished by then fail with ``BrokenProcessPool``.
+Spawned workers re-import the calling script, so a script that calls :func:`train_many` must
+keep its top-level code under ``if __name__ == "__main__":``.
 """
 
 from __future__ import annotations
@@ -28,9 +31,41 @@ from tqdm.auto import tqdm
 
 from classgap._validation import check_positive_int, fail
 from classgap.config import Config
+from classgap.errors import ClassgapError
 from classgap.train.trainer import RunResult
 
-__all__ = ["default_threads", "train_many"]
+__all__ = ["RunsFailed", "default_threads", "train_many"]
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).splitlines() or [""])[0]
+
+
+class RunsFailed(ClassgapError, RuntimeError):
+    """Some runs of :func:`train_many` failed; the message names each one with its error.
+
+    Attributes
+    ----------
+    errors : dict of int to Exception
+        Index of each failed run in the input → its exception (with the worker's traceback
+        as a note).
+    results : list of RunResult or None
+        Input order; ``None`` where the run failed.
+    """
+
+    def __init__(self, errors: dict[int, Exception], results: list[RunResult | None],
+                 labels: list[str]) -> None:
+        lines = [f"run {i} ({labels[i]}): {type(e).__name__}: {_first_line(e)}"
+                 for i, e in sorted(errors.items())]
+        hint = ""
+        if any(type(e).__name__ == "BrokenProcessPool" for e in errors.values()):
+            hint = ("; a worker process died: a script that calls train_many must keep its "
+                    "top-level code under 'if __name__ == \"__main__\":' (spawned workers "
+                    "re-import it), and a worker killed for memory breaks the pool")
+        super().__init__(f"{len(errors)} of {len(results)} runs failed: " + "; ".join(lines)
+                         + hint)
+        self.errors = errors
+        self.results = results
 
 PathLike = str | os.PathLike[str]
 
@@ -72,7 +107,7 @@ def _run(config: Config, out_dir: PathLike | None, threads: int,
 def train_many(configs: Sequence[Config], out_dirs: Sequence[PathLike | None] | None = None,
                *, workers: int = 1, threads_per_worker: int | None = None,
                overwrite: bool = False, progress: bool = True,
-               ) -> list[RunResult | Exception]:
+               ) -> list[RunResult]:
     """Train every config, ``workers`` runs at a time; results in input order.
 
     Parameters
@@ -92,9 +127,14 @@ def train_many(configs: Sequence[Config], out_dirs: Sequence[PathLike | None] | 
 
     Returns
     -------
-    list of RunResult or Exception, length R
-        ``results[i]`` is the :class:`~classgap.train.RunResult` of ``configs[i]``, or the
-        exception its run raised (with the worker's traceback as a note).
+    list of RunResult, length R
+        ``results[i]`` is the :class:`~classgap.train.RunResult` of ``configs[i]``.
+
+    Raises
+    ------
+    RunsFailed
+        After every run has ended, when any failed: names each failed run and its error, and
+        holds the results of the others.
 
     Examples
     --------
@@ -104,6 +144,22 @@ def train_many(configs: Sequence[Config], out_dirs: Sequence[PathLike | None] | 
     >>> [type(r).__name__ for r in train_many([cfg], progress=False)]
     ['RunResult']
     """
+    results = _train_all(configs, out_dirs, workers=workers,
+                         threads_per_worker=threads_per_worker, overwrite=overwrite,
+                         progress=progress)
+    errors = {i: r for i, r in enumerate(results) if isinstance(r, Exception)}
+    if errors:
+        labels = [f"seed {c.train.seed}" + (f", {d}" if d is not None else "")
+                  for c, d in zip(configs, out_dirs or [None] * len(results), strict=True)]
+        raise RunsFailed(errors, [None if isinstance(r, Exception) else r for r in results],
+                         labels)
+    return results
+
+
+def _train_all(configs: Sequence[Config], out_dirs: Sequence[PathLike | None] | None, *,
+               workers: int, threads_per_worker: int | None, overwrite: bool,
+               progress: bool) -> list[Any]:
+    """Every run's RunResult, or the exception it raised, in input order."""
     configs = list(configs)
     if not all(isinstance(c, Config) for c in configs):
         raise fail("configs", "be a sequence of Config", configs)

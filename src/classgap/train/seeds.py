@@ -52,9 +52,5 @@ def train_seeds(config: Config, seeds: int, out_dir: str | os.PathLike[str] | No
     device = resolve_device(config.train.device)
     if engine == "vmap" or (engine == "auto" and resolve_engine("auto", device) == "vmap"):
         return train_ensemble(configs, outs, engine="vmap", overwrite=overwrite)
-    results = train_many(configs, outs, workers=workers, threads_per_worker=threads_per_worker,
-                         overwrite=overwrite)
-    failed = [r for r in results if isinstance(r, Exception)]
-    if failed:
-        raise failed[0]
-    return [r for r in results if isinstance(r, RunResult)]
+    return train_many(configs, outs, workers=workers, threads_per_worker=threads_per_worker,
+                      overwrite=overwrite)

@@ -58,11 +58,12 @@ def study_dir(regime: str, seeds: str) -> Path:
     return ROOT / regime / f"seeds{seeds}"
 
 
-def run(regime: str, seeds: str, workers: int, reanalyse: bool) -> dict:
+def run(regime: str, seeds: str, workers: int, reanalyse: bool, refit: bool = False) -> dict:
     overrides, axis = REGIMES[regime]
     out = study_dir(regime, seeds)
     cmd = [sys.executable, "-m", "classgap", "study", "--preset", "default", "--axis", axis,
-           "--seeds", seeds, "--out", str(out), "--workers", str(workers)]
+           "--seeds", seeds, "--out", str(out), "--workers", str(workers),
+           "--refit" if refit else "--no-refit"]
     for item in overrides:
         cmd += ["--set", item]
     if (out / "summary.json").is_file() and reanalyse:
@@ -127,6 +128,9 @@ def main() -> None:
     parser.add_argument("--reanalyse", action="store_true",
                         help="rerun 'classgap report' on studies already done")
     parser.add_argument("--table", action="store_true", help="print the table of every study")
+    parser.add_argument("--refit", action="store_true",
+                        help="also train the class-aware refit (augmentation and label "
+                             "smoothing axes)")
     args = parser.parse_args()
     if args.regimes == "list":
         for name, (overrides, axis) in REGIMES.items():
@@ -135,7 +139,7 @@ def main() -> None:
     for name in filter(None, args.regimes.split(",")):
         if name not in REGIMES:
             sys.exit(f"unknown regime {name!r}; run with --regimes list")
-        print(fmt(run(name, args.seeds, args.workers, args.reanalyse)), flush=True)
+        print(fmt(run(name, args.seeds, args.workers, args.reanalyse, args.refit)), flush=True)
     if args.table:
         print(table())
 

@@ -13,15 +13,14 @@ K = 4
 UNIFORM = [50] * K
 SKEWED = [100, 30, 10, 3]
 
-# Every loss in its neutral setting: (params, class_counts, tolerance). LDAM cannot take a zero
-# margin (max_m must be > 0), so its neutral point is the limit max_m → 0 with s = 1; the exact
-# zero-margin identity of the functional core is checked in test_losses_margins.py.
+# Every loss in its neutral setting: (params, class_counts, tolerance). LDAM's neutral point is
+# zero margin with s = 1 (its cross-entropy limit).
 NEUTRAL: dict[str, list[tuple[dict, list[int] | None, float]]] = {
     "ce": [({}, None, 0.0), ({"label_smoothing": 0.0}, SKEWED, 0.0)],
     "focal": [({"gamma": 0.0}, None, 1e-6)],
     "class_balanced": [({}, UNIFORM, 1e-6), ({"beta": 0.0}, SKEWED, 1e-6)],
-    "ldam": [({"max_m": 1e-9, "s": 1.0}, UNIFORM, 1e-6),
-             ({"max_m": 1e-9, "s": 1.0}, SKEWED, 1e-6)],
+    "ldam": [({"max_m": 0.0, "s": 1.0}, UNIFORM, 1e-6),
+             ({"max_m": 0.0, "s": 1.0}, SKEWED, 1e-6)],
     "vs": [({"gamma": 0.0, "tau": 0.0}, SKEWED, 1e-6), ({"gamma": 0.3}, UNIFORM, 1e-6)],
     "logit_adjusted": [({"tau": 0.0}, SKEWED, 1e-6), ({"tau": 1.0}, UNIFORM, 1e-6)],
     "balanced_softmax": [({}, UNIFORM, 1e-6)],
@@ -150,7 +149,7 @@ def test_mr2_needs_num_classes():
 @pytest.mark.parametrize(("name", "param", "value"), [
     ("ce", "label_smoothing", 1.0), ("ce", "label_smoothing", -0.1),
     ("focal", "gamma", -0.5), ("class_balanced", "beta", 1.0), ("class_balanced", "beta", -0.1),
-    ("ldam", "max_m", 0.0), ("ldam", "s", 0.0), ("ldam", "s", float("nan")),
+    ("ldam", "max_m", -0.1), ("ldam", "s", 0.0), ("ldam", "s", float("nan")),
     ("vs", "gamma", -1.0), ("vs", "tau", -1.0), ("logit_adjusted", "tau", -1.0),
     ("mr2", "c_bar", 0.0), ("mr2", "lam", -0.1), ("mr2", "ema", 1.0), ("mr2", "p", 0.0),
     ("mr2", "temperature", 0.0), ("mr2", "temperature", -2.0), ("focal", "gamma", "2"),

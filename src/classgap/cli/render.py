@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +12,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from classgap._files import atomic_write
 from classgap.audit.compare import Comparison
 from classgap.audit.frame import ClassAudit
 
@@ -121,14 +120,4 @@ def to_csv(frame: pd.DataFrame) -> str:
 
 def write_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, text)

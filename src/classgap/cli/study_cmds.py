@@ -76,10 +76,10 @@ def study_cmd(
                       overrides=set_ or (), quick=quick, mode=mode, threads=threads_per_worker)
     name = (plan.preset or "custom") + ("-quick" if quick and plan.preset != "quick" else "")
     out_dir = out if out is not None else Path("runs") / f"study-{name}"
-    if refit is None:
+    if refit is None:  # the preset's choice, for the preset's own axis
         from classgap.sweep.presets import get_preset
 
-        refit = plan.preset is not None and get_preset(plan.preset).refit
+        refit = plan.preset is not None and get_preset(plan.preset).refit and not axis
     n_runs = len(plan.grid().runs())
     if workers is None:  # one run per usable core, each with the plan's threads
         workers = max(1, min(n_runs, default_threads(plan.base.train.threads or 1)))

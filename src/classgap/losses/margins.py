@@ -68,7 +68,7 @@ def ldam_margins(class_counts: Any, max_m: float = 0.5) -> Tensor:
     tensor([0.2500, 0.5000])
     """
     counts = check_class_counts(class_counts)
-    max_m = check_param(max_m, "max_m", 0.0, inclusive=(False, False))
+    max_m = check_param(max_m, "max_m", 0.0, inclusive=(True, False))
     m = counts.pow(-0.25)
     return (m * (max_m / m.max())).to(torch.float32)
 
@@ -225,7 +225,7 @@ class LDAMLoss(_CountsLoss):
     def __init__(self, class_counts: Any, *, max_m: float = 0.5, s: float = 30.0,
                  weight: Any = None) -> None:
         super().__init__(class_counts, weight)
-        self.max_m = check_param(max_m, "max_m", 0.0, inclusive=(False, False))
+        self.max_m = check_param(max_m, "max_m", 0.0, inclusive=(True, False))
         self.s = check_param(s, "s", 0.0, inclusive=(False, False))
         self.register_buffer("margins", ldam_margins(self.class_counts, self.max_m))
 

@@ -16,7 +16,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from numbers import Real
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from classgap._files import atomic_write
 from classgap.report import plots
 from classgap.study.result import StudyResult
 
@@ -375,6 +375,14 @@ def _selection_summary(result: StudyResult) -> str:
     p_value = (result.mean_gain or {}).get("p_value")
     if p_value is not None and _finite(p_value):
         lines.append(f"<li>Mean gain p-value: {_e(f'{float(p_value):.3g}')}.</li>")
+    detect = result.meta.get("detectable_drop")
+    if detect:
+        median, worst = f"{detect['median']:.1f}", f"{detect['worst']:.1f}"
+        lines.append(
+            f'<li id="detectable-drop">With {_e(detect["seeds"])} seeds per strength this '
+            f"study can detect drops of {_e(median)} points or more (median over classes; the "
+            f"hardest class, {_e(detect['worst_class'])}: {_e(worst)}); "
+            "<code>classgap plan-seeds</code> says how many seeds a smaller drop needs.</li>")
     if not val.empty and {"strength", "val_mean"} <= set(val.columns):
         cols = [c for c in ("val_mean", "val_std", "test_mean", "test_std") if c in val]
         head = "".join(f"<th>{_e(c)} %</th>" for c in cols)
@@ -522,14 +530,4 @@ def _parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, data, fsync=True)  # a report is meant to be kept and shared

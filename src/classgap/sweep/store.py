@@ -31,7 +31,6 @@ import os
 import shutil
 import socket
 import sqlite3
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
@@ -40,6 +39,7 @@ from typing import Any
 
 import pandas as pd
 
+from classgap._files import atomic_write
 from classgap.config import Config
 from classgap.errors import ClassgapError
 from classgap.sweep.grid import RunSpec
@@ -68,17 +68,7 @@ def write_json(path: str | os.PathLike[str], data: Any) -> Path:
     The same contract as :func:`classgap.train.rundir.write_json`, without importing torch:
     study workers that run a foreign trainer start in a second, not three.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, json.dumps(data, indent=2) + "\n")
 
 
 def find_predictions(run_dir: str | os.PathLike[str], split: str) -> Path | None:

@@ -26,15 +26,15 @@ import platform
 import socket
 import subprocess
 import sys
-import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
 
+from classgap._files import atomic_write
 from classgap.errors import ConfigError
 
 __all__ = ["HISTORY_COLUMNS", "RUN_FILES", "atomic_write", "git_hash", "prepare_run_dir",
@@ -44,21 +44,6 @@ HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "val_los
                    "epoch_time", "test_acc")  # test_acc only with train.track_test
 RUN_FILES = ("config.json", "provenance.json", "history.csv", "metrics.json", "val.npz",
              "test.npz", "model.pt", "train_counts.json")
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], Any]) -> Path:
-    """Call ``write(fh)`` on a temporary file next to ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:
@@ -202,7 +187,8 @@ def write_run(out: Path, config: Any, *, splits: Any, history: Sequence[Mapping[
     for name, result in (("val", val), ("test", test)):
         if result is not None:
             paths[name] = write_predictions(
-                out / f"{name}.npz", y_true=result.labels, logits=result.logits,
+                out / f"{name}.npz", y_true=result.labels,
+                y_pred=result.logits.argmax(axis=1), logits=result.logits,
                 sample_id=splits.indices[name], seed=tc.seed, classes=classes)
     if tc.checkpoint:
         paths["model"] = save_state_dict(out / "model.pt", model)

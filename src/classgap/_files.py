@@ -1,0 +1,62 @@
+"""One way to write a file: whole or not at all, with the usual permissions.
+
+Every file classgap writes (run directories, study stores, reports, CLI output) goes through
+:func:`atomic_write` (prediction files through the same steps in
+:func:`classgap.audit._io_formats.write_raw`, which must also write tables by path): the content goes to a temporary file in the target's
+directory, which is then renamed over the target, so a crash or Ctrl-C never leaves half a
+file and never destroys the previous version. ``tempfile.mkstemp`` creates files with mode
+0600; the result gets the mode of the file it replaces, else 0666 less the umask (0644 under
+the usual umask), like any file ``open(path, "w")`` creates.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["atomic_write", "default_mode"]
+
+
+def default_mode() -> int:
+    """0666 less the process umask: the mode ``open(path, "w")`` gives a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write(path: str | os.PathLike[str], content: bytes | str | Callable[[IO[bytes]], Any],
+                 *, fsync: bool = False) -> Path:
+    """Write ``content`` to ``path`` atomically; return ``path``.
+
+    Parameters
+    ----------
+    path : path
+        The target; its directory is created when missing.
+    content : bytes, str or callable
+        The bytes, the text (UTF-8), or ``write(fh)`` called with the binary temporary file
+        (for writers such as ``np.savez``).
+    fsync : bool
+        Flush to disk before the rename (for files people must not lose, such as reports).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else default_mode()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if callable(content):
+                content(fh)
+            else:
+                fh.write(content.encode("utf-8") if isinstance(content, str) else content)
+            fh.flush()
+            if fsync:
+                os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -394,12 +394,12 @@ def _check(c: Config) -> None:
          "optim.label_smoothing", f"be one value with loss.name={c.loss.name!r} (a per-class "
          "value is for plain cross-entropy)", o.label_smoothing)
     _choice("schedule.name", s.name, ("cosine", "step", "onecycle", "constant"))
+    need(t.epochs >= 1, "train.epochs", "be >= 1", t.epochs)
     need(0 <= s.warmup_epochs < t.epochs, "schedule.warmup_epochs",
          f"be in [0, train.epochs={t.epochs})", s.warmup_epochs)
     need(list(s.milestones) == sorted(s.milestones) and all(m > 0 for m in s.milestones),
          "schedule.milestones", "be increasing epochs > 0", list(s.milestones))
     need(s.gamma > 0, "schedule.gamma", "be > 0", s.gamma)
-    need(t.epochs >= 1, "train.epochs", "be >= 1", t.epochs)
     need(t.seed >= 0, "train.seed", "be >= 0", t.seed)
     need(t.device in ("auto", "cpu", "cuda", "mps") or t.device.startswith("cuda:"),
          "train.device", "be auto, cpu, cuda, cuda:N or mps", t.device)

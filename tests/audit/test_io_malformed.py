@@ -180,7 +180,7 @@ CASES: list[tuple[str, Callable[[Path], tuple[Action, str]], str]] = [
     ("unknown_npz_arrays",
      lambda t: (_read(_npz(t, y_true=Y, logit=LOGITS, extra=Y)), "bad.npz"),
      r"unknown arrays 'logit', 'extra' \(allowed: 'y_true', 'y_pred', 'logits', 'probs', "
-     r"'sample_id', 'seed', 'classes'\); did you mean 'logit' -> 'logits'"),
+     r"'sample_id', 'seed', 'classes'\); did you mean 'logits' for 'logit'\?"),
     ("npz_object_array_refused",
      lambda t: (_read(_npz(t, y_true=Y, y_pred=Y, sample_id=np.array([1, "a", None],
                                                                      dtype=object))),

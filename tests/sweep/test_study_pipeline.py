@@ -107,7 +107,8 @@ def test_reference_is_prepended_and_presets() -> None:
     assert any("added the reference" in n for n in plan.notes)
     assert reference_value("optim.weight_decay") == 0.0 and reference_value("optim.lr") is None
     wd = plan_study("weight_decay")
-    assert wd.references == {"optim.weight_decay": 0.0} and wd.seeds == PRESETS["weight_decay"].seeds
+    assert wd.references == {"optim.weight_decay": 0.0}
+    assert wd.seeds == PRESETS["weight_decay"].seeds
     default = plan_study()
     preset = PRESETS["default"]
     assert default.preset == "default" and default.seeds == preset.seeds and preset.refit

@@ -55,6 +55,9 @@ def _unreadable(source: str, fmt: str, exc: BaseException) -> DataFormatError:
 def suffix_of(path: Path, source: str) -> str:
     """The lower-cased suffix of ``path``, or raise listing the supported ones."""
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise file_error(source, "is a directory, not a prediction file; give the files, e.g. "
+                         f"'{path / '*.npz'}' (the shell expands the glob)")
     if suffix not in SUFFIXES:
         raise file_error(source, f"unknown prediction-file suffix {suffix or '(none)'!r}; "
                                  f"use one of {', '.join(SUFFIXES)}")
@@ -67,9 +70,12 @@ def check_names(names: Iterable[str], kind: str, source: str, allowed: Iterable[
     unknown = [str(n) for n in names if n not in allowed]
     if not unknown:
         return
-    hints = [f"{u!r} -> {close[0]!r}" for u in unknown
-             if (close := difflib.get_close_matches(u, allowed, n=1))]
-    hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+    close = {u: c[0] for u in unknown if (c := difflib.get_close_matches(u, allowed, n=1))}
+    if len(unknown) == 1:
+        hint = f"; did you mean {close[unknown[0]]!r}?" if close else ""
+    else:  # several: say which suggestion is for which name
+        hint = ("; did you mean " + ", ".join(f"{c!r} for {u!r}" for u, c in close.items())
+                + "?") if close else ""
     plural = "s" if len(unknown) > 1 else ""
     raise file_error(source, f"unknown {kind}{plural} {', '.join(map(repr, unknown))} "
                              f"(allowed: {', '.join(map(repr, allowed))}){hint}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from classgap.audit.disparity import difficulty_tertiles
 from classgap.audit.frame import ClassAudit, audit_predictions
 from classgap.audit.io import Predictions, align_runs, load_runs, read_class_names
 from classgap.audit.perclass import class_counts
-from classgap.errors import DataFormatError
+from classgap.errors import DataFormatError, InputError
 
 PathLike = str | Path
 
@@ -26,6 +27,26 @@ def _class_names(classes: PathLike | Sequence[str] | None) -> tuple[str, ...] | 
     if isinstance(classes, str | Path):
         return read_class_names(classes)
     return tuple(classes)
+
+
+def _load_named(paths: Sequence[PathLike] | PathLike, classes: PathLike | Sequence[str] | None,
+                names: tuple[str, ...] | None) -> list[Predictions]:
+    """The runs of ``paths`` with the class names; a name count that does not fit the files is
+    an error about the names (the file, both counts), not about a prediction field."""
+    if names is None:
+        return load_runs(paths)
+    runs = load_runs(paths)
+    for run in runs:
+        columns = None if run.scores is None else int(run.scores.shape[1])
+        needed = columns if columns is not None else int(max(run.y_true.max(),
+                                                             run.y_pred.max())) + 1
+        if (columns is not None and len(names) != columns) or len(names) < needed:
+            what = f"{columns} score columns" if columns is not None else \
+                f"labels up to {needed - 1}"
+            where = str(classes) if isinstance(classes, str | Path) else "'classes'"
+            raise InputError(f"{where}: holds {len(names)} class names, but {run.source} has "
+                             f"{needed} classes ({what}); give one name per class")
+    return [dataclasses.replace(run, classes=names) for run in runs]
 
 
 def read_class_counts(path: PathLike) -> np.ndarray:
@@ -68,7 +89,7 @@ def audit_files(paths: Sequence[PathLike], *, classes: PathLike | Sequence[str] 
     **kwargs : passed to :func:`classgap.audit.audit` (``n_boot``, ``confidence``, ...).
     """
     names = _class_names(classes)
-    runs = load_runs(paths, classes=names)
+    runs = _load_named(paths, classes, names)
     groups: dict[str, np.ndarray] = {}
     if train_counts is not None:
         from classgap.data.longtail import frequency_groups
@@ -85,7 +106,7 @@ def audit_files(paths: Sequence[PathLike], *, classes: PathLike | Sequence[str] 
     elif posthoc_tau is not None:
         raise fail("posthoc_tau", "come with train_counts (the prior it removes)", posthoc_tau)
     if reference is not None:
-        (runs, ref), n_classes, _ = align_runs(runs, load_runs(reference, classes=names))
+        (runs, ref), n_classes, _ = align_runs(runs, _load_named(reference, classes, names))
         accuracy = np.mean([_accuracy(r.y_true, r.y_pred, n_classes) for r in ref], axis=0)
         groups["difficulty"] = difficulty_tertiles(accuracy)
     return audit_predictions(runs, class_names=names, groups=groups or None, top_k=top_k,
@@ -122,7 +143,7 @@ def compare_files(baseline: Sequence[PathLike], candidate: Sequence[PathLike], *
     """
     names = _class_names(classes)
     (base, cand), n_classes, class_names = align_runs(
-        load_runs(baseline, classes=names), load_runs(candidate, classes=names)
+        _load_named(baseline, classes, names), _load_named(candidate, classes, names)
     )
     return compare_predictions(
         base[0].y_true,

@@ -29,6 +29,7 @@ from classgap.audit.intervals import METHODS, bootstrap_interval, check_confiden
 from classgap.audit.perclass import check_n_classes, warn_absent
 
 __all__ = [
+    "crossed_components",
     "crossed_test",
     "effect_size",
     "mcnemar_exact",
@@ -288,6 +289,60 @@ def _interaction_ms(yt: np.ndarray, ok: np.ndarray, n: np.ndarray, k: int) -> np
         return np.maximum(ss, 0.0) / ((s - 1) * (n - 1))
 
 
+def crossed_components(y_true: Any, correct_a: Any, correct_b: Any, n_classes: int,
+                       ) -> dict[str, np.ndarray]:
+    """The per-class variance parts of ``delta = mean acc_B - mean acc_A`` that
+    :func:`crossed_test` combines (and :mod:`classgap.study.plan` plans seeds with).
+
+    Parameters
+    ----------
+    y_true : array of int, shape (N,)
+    correct_a, correct_b : array of bool, shape (S_A, N) and (S_B, N)
+        Whether each run got each sample right; at least 2 runs per side.
+    n_classes : int
+
+    Returns
+    -------
+    dict of ndarray, shape (K,)
+        ``delta``; ``v_seed_a``, ``v_seed_b``: each side's variance over runs of the class
+        accuracy divided by its runs (the squared standard error of its mean on these images);
+        ``v_img``: the variance over the class's images of the paired per-image difference
+        ``d_i`` divided by ``n``; ``v_int``: the two run × image interaction mean squares, each
+        divided by its runs times ``n``; ``n``: the images of the class. All NaN for absent
+        classes (``n`` stays 0).
+
+    Examples
+    --------
+    >>> y = np.array([0, 0, 0, 1, 1, 1])
+    >>> a = np.array([[1, 1, 0, 1, 1, 1], [1, 0, 0, 1, 1, 1]], dtype=bool)
+    >>> c = crossed_components(y, a, a, 2)
+    >>> c["delta"].tolist(), c["n"].tolist(), c["v_seed_a"].round(4).tolist()
+    ([0.0, 0.0], [3.0, 3.0], [0.0278, 0.0])
+    """
+    k = check_n_classes(n_classes)
+    yt = check_labels(y_true, "y_true", n_classes=k)
+    ok_a, ok_b = (np.asarray(x) for x in (correct_a, correct_b))
+    for name, ok in (("correct_a", ok_a), ("correct_b", ok_b)):
+        if ok.ndim != 2 or ok.shape[1] != len(yt) or ok.shape[0] < 2:
+            raise fail(name, f"be a (runs >= 2, {len(yt)}) boolean array", f"shape {ok.shape}")
+    ok_a, ok_b = ok_a.astype(bool), ok_b.astype(bool)
+    sa, sb = ok_a.shape[0], ok_b.shape[0]
+    n = np.bincount(yt, minlength=k).astype(np.float64)  # (K,) images per class
+    with quiet():
+        acc_a = np.stack([np.bincount(yt[r], minlength=k) for r in ok_a]) / n  # (S_A, K)
+        acc_b = np.stack([np.bincount(yt[r], minlength=k) for r in ok_b]) / n
+        delta = acc_b.mean(axis=0) - acc_a.mean(axis=0)
+        v_a = acc_a.var(axis=0, ddof=1) / sa  # seed noise on these images
+        v_b = acc_b.var(axis=0, ddof=1) / sb
+        d = ok_b.mean(axis=0) - ok_a.mean(axis=0)  # (N,) paired per-image difference
+        v_img = np.nan_to_num(_class_var(yt, d, n, k) / n)  # one image: no image variance
+        v_int = np.nan_to_num(_interaction_ms(yt, ok_a, n, k) / (sa * n)
+                              + _interaction_ms(yt, ok_b, n, k) / (sb * n))
+    absent = n == 0
+    out = {"delta": delta, "v_seed_a": v_a, "v_seed_b": v_b, "v_img": v_img, "v_int": v_int}
+    return {**{key: np.where(absent, np.nan, v) for key, v in out.items()}, "n": n}
+
+
 def crossed_test(y_true: Any, correct_a: Any, correct_b: Any, n_classes: int, *,
                  confidence: float = 0.95) -> dict[str, np.ndarray]:
     """Per-class test and interval of ``delta = mean acc_B - mean acc_A`` with seeds *and*
@@ -307,7 +362,8 @@ def crossed_test(y_true: Any, correct_a: Any, correct_b: Any, n_classes: int, *,
     below the true variance in expectation). The statistic ``delta / sqrt(V)`` is referred to a
     t distribution with Welch-Satterthwaite degrees of freedom of the three positive parts;
     the interval ``delta ± t sqrt(V)`` is the same computation inverted, so ``p < 1 -
-    confidence`` exactly when the interval excludes 0.
+    confidence`` exactly when the interval excludes 0. The parts come from
+    :func:`crossed_components`.
 
     Parameters
     ----------
@@ -333,30 +389,16 @@ def crossed_test(y_true: Any, correct_a: Any, correct_b: Any, n_classes: int, *,
     >>> bool(res["p_value"][1] < 0.001), bool(res["high"][1] < 0 < res["high"][0])
     (True, True)
     """
-    k = check_n_classes(n_classes)
-    yt = check_labels(y_true, "y_true", n_classes=k)
-    ok_a, ok_b = (np.asarray(x) for x in (correct_a, correct_b))
-    for name, ok in (("correct_a", ok_a), ("correct_b", ok_b)):
-        if ok.ndim != 2 or ok.shape[1] != len(yt) or ok.shape[0] < 2:
-            raise fail(name, f"be a (runs >= 2, {len(yt)}) boolean array", f"shape {ok.shape}")
-    ok_a, ok_b = ok_a.astype(bool), ok_b.astype(bool)
+    parts = crossed_components(y_true, correct_a, correct_b, n_classes)
     confidence = check_confidence(confidence)
-    sa, sb = ok_a.shape[0], ok_b.shape[0]
-    n = np.bincount(yt, minlength=k).astype(np.float64)  # (K,) images per class
+    sa, sb = np.asarray(correct_a).shape[0], np.asarray(correct_b).shape[0]
+    delta, n, v_img, v_int = parts["delta"], parts["n"], parts["v_img"], parts["v_int"]
+    v_a, v_b = parts["v_seed_a"], parts["v_seed_b"]
     with quiet():
-        acc_a = np.stack([np.bincount(yt[r], minlength=k) for r in ok_a]) / n  # (S_A, K)
-        acc_b = np.stack([np.bincount(yt[r], minlength=k) for r in ok_b]) / n
-        delta = acc_b.mean(axis=0) - acc_a.mean(axis=0)
-        v_a = acc_a.var(axis=0, ddof=1) / sa  # seed noise on these images
-        v_b = acc_b.var(axis=0, ddof=1) / sb
-        d = ok_b.mean(axis=0) - ok_a.mean(axis=0)  # (N,) paired per-image difference
-        v_img = np.nan_to_num(_class_var(yt, d, n, k) / n)  # one image: no image variance
-        v_int = np.nan_to_num(_interaction_ms(yt, ok_a, n, k) / (sa * n)
-                              + _interaction_ms(yt, ok_b, n, k) / (sb * n))
         var = np.maximum(v_a + v_b + v_img - v_int, np.maximum(v_a + v_b, v_img))
         se = np.sqrt(var)
-        parts = v_a**2 / (sa - 1) + v_b**2 / (sb - 1) + v_img**2 / np.maximum(n - 1, 1)
-        df = np.where(parts > 0, (v_a + v_b + v_img) ** 2 / parts, np.inf)
+        dfs = v_a**2 / (sa - 1) + v_b**2 / (sb - 1) + v_img**2 / np.maximum(n - 1, 1)
+        df = np.where(dfs > 0, (v_a + v_b + v_img) ** 2 / dfs, np.inf)
         stat = np.where(se > 0, delta / se, np.where(delta == 0, 0.0, np.copysign(np.inf,
                                                                                   delta)))
         p = 2.0 * stats.t.sf(np.abs(stat), df)

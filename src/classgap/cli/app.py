@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperOption
 
 from classgap.cli import render
+
+
+def _flag_type(self: TyperOption, ctx: Any) -> str | None:
+    """No type column for flags: typer 0.29 prints ``<bool>`` as if ``--quick`` took a value."""
+    return None if self.is_flag else _TYPE_COLUMN(self, ctx)
+
+
+_TYPE_COLUMN = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
 
 app = typer.Typer(
     name="classgap",
@@ -82,6 +93,20 @@ def _emit(text: str, out: Path | None) -> None:
         console.print(f"wrote {out}", style="dim")
 
 
+def _emit_csv(classes: Any, overall: dict[str, Any], out: Path | None) -> None:
+    """The per-class CSV, and the overall summary (a CSV has one table) beside it."""
+    import pandas as pd
+
+    _emit(render.to_csv(classes), out)
+    if out is None:
+        Console(stderr=True, soft_wrap=True).print(
+            "note: the CSV holds the per-class table; the overall and disparity summary is in "
+            "--format json (or --out FILE.csv writes it to FILE.overall.csv)", style="dim")
+        return
+    summary = out.with_name(f"{out.stem}.overall{out.suffix or '.csv'}")
+    _emit(render.to_csv(pd.json_normalize([overall])), summary)  # accuracy.low, ...
+
+
 @app.command("audit")
 def audit_cmd(
     predictions: list[Path] = typer.Argument(..., help=PRED_HELP, show_default=False),
@@ -123,7 +148,7 @@ def audit_cmd(
     if fmt is Format.json:
         _emit(render.to_json(result.to_dict()), out)
     elif fmt is Format.csv:
-        _emit(render.to_csv(result.to_frame()), out)
+        _emit_csv(result.to_frame(), result.to_dict()["overall"], out)
     elif out is not None:
         _emit(render.render_tables(render.audit_tables(result)), out)
     else:
@@ -167,21 +192,27 @@ def compare_cmd(
     if fmt is Format.json:
         _emit(render.to_json(result.to_dict()), out)
     elif fmt is Format.csv:
-        _emit(render.to_csv(result.classes), out)
+        _emit_csv(result.classes, result.to_dict()["overall"], out)
     elif out is not None:
         _emit(render.render_tables(render.comparison_tables(result)), out)
     else:
         for t in render.comparison_tables(result):
             console.print(t)
-    if fail_on_drop is not None:
+    if fail_on_drop is not None:  # on stderr, so that --format json stays parseable
+        from rich.text import Text
+
         drops = result.drops(min_points=fail_on_drop)
+        gate = Console(stderr=True, soft_wrap=True)
         if len(drops):
             names = ", ".join(f"{c} ({100 * d:+.1f})" for c, d in
                               zip(drops["class"], drops["delta"], strict=True))
-            Console(stderr=True).print(
-                f"[bold red]fail-on-drop:[/] {len(drops)} class(es) dropped significantly by "
-                f"more than {fail_on_drop:g} points: {names}")
+            gate.print(Text.assemble(("fail-on-drop: failed: ", "bold red"),
+                                     f"{len(drops)} class(es) dropped significantly by more "
+                                     f"than {fail_on_drop:g} points: {names}"))
             raise typer.Exit(3)
+        gate.print(Text.assemble(("fail-on-drop: passed: ", "bold green"),
+                                 f"no class dropped significantly by more than "
+                                 f"{fail_on_drop:g} points (q < {alpha:g})"))
 
 
 @data_app.command("info")

@@ -35,7 +35,7 @@ def study_cmd(
     mode: str | None = typer.Option(None, "--mode", help="Several axes: product or "
                                     "one-at-a-time (each axis alone, the others off)."),
     config: Path | None = typer.Option(None, "--config", help="Config TOML, or a grid TOML "
-                                       "with [study] and [base] tables."),
+                                       "with \\[study] and \\[base] tables."),
     set_: list[str] | None = typer.Option(None, "--set", metavar="KEY=VALUE",
                                           help="Any config key of the base recipe; repeatable."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Study directory (default "

@@ -2,11 +2,12 @@
 
 Every file classgap writes (run directories, study stores, reports, CLI output) goes through
 :func:`atomic_write` (prediction files through the same steps in
-:func:`classgap.audit._io_formats.write_raw`, which must also write tables by path): the content goes to a temporary file in the target's
-directory, which is then renamed over the target, so a crash or Ctrl-C never leaves half a
-file and never destroys the previous version. ``tempfile.mkstemp`` creates files with mode
-0600; the result gets the mode of the file it replaces, else 0666 less the umask (0644 under
-the usual umask), like any file ``open(path, "w")`` creates.
+:func:`classgap.audit._io_formats.write_raw`, which must also write tables by path): the
+content goes to a temporary file in the target's directory, which is then renamed over the
+target, so a crash or Ctrl-C never leaves half a file and never destroys the previous version.
+``tempfile.mkstemp`` creates files with mode 0600; the result gets the mode of the file it
+replaces, else 0666 less the umask (0644 under the usual umask), like any file
+``open(path, "w")`` creates.
 """
 
 from __future__ import annotations

@@ -118,7 +118,7 @@ def test_reference_is_prepended_and_presets() -> None:
     base = default.base
     assert (base.optim.weight_decay, base.optim.nesterov, base.optim.label_smoothing) == \
         (0.0, False, 0.0)
-    assert base.model.name == "cnn_small" and base.train.threads == 1
+    assert base.model.name == "mlp" and base.train.threads == 1
     assert {k for k, v in base.aug.items() if v} <= {default.axes[0].key.partition(".")[2]}
     n_strengths = len(default.axes[0].values)
     assert len(default.grid().runs()) == n_strengths * preset.seeds

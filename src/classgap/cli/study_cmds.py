@@ -21,10 +21,11 @@ if TYPE_CHECKING:
 @app.command("study")
 def study_cmd(
     preset: str | None = typer.Option(None, "--preset", "-p", help="A named study: default, "
-                                      "quick, crop, rrc, dropout, weight_decay, "
-                                      "label_smoothing (default: default)."),
+                                      "quick, mixup, crop, rrc, dropout, weight_decay, "
+                                      "label_smoothing (classgap list presets; default: "
+                                      "default)."),
     quick: bool = typer.Option(False, "--quick", help="A smaller study for a first look "
-                               "(3k images, 4 epochs, 2 seeds; a minute or two on a CPU)."),
+                               "(3k images, 4 epochs, 2 seeds; times: bench/RESULTS.md)."),
     axis: list[str] | None = typer.Option(None, "--axis", metavar="KEY=V1,V2",
                                           help="A swept config key and its strengths; "
                                                "repeatable. Replaces the preset's axis."),

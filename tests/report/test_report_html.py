@@ -172,3 +172,18 @@ def test_summary_lists_who_pays(fake_result: Factory) -> None:
 def test_summary_without_drops(fake_result: Factory) -> None:
     text = _summary(fake_result(10, n_drops=0, notes=()))
     assert "No class dropped significantly" in text and "Notes" not in text
+
+
+def test_nothing_selected_shows_the_sweep_not_zero_against_zero(fake_result: Factory,
+                                                               tmp_path: Path) -> None:
+    result = fake_result(selected_index=0, n_drops=0, n_gains=0)
+    page = write_report(result, tmp_path).read_text()
+    assert 'id="nothing-selected"' in page
+    assert 'alt="Change in test accuracy per class' not in page  # no 0-vs-0 delta figure
+    assert 'id="per-class"' not in page
+
+
+def test_provenance_is_a_two_column_grid_that_wraps(report: tuple[StudyResult, Path]) -> None:
+    page = report[1].read_text()
+    assert "grid-template-columns: max-content minmax(0, 1fr)" in page
+    assert "overflow-wrap: anywhere" in page and "float: left" not in page

@@ -55,6 +55,7 @@ def test_end_to_end_summary_and_report(study: tuple[Path, dict]) -> None:
     other = rows[1]
     assert other["delta_low"] <= other["delta"] <= other["delta_high"]
     assert len(other["drop_classes"]) == other["n_drop"]
+    assert len(other["gain_classes"]) == other["n_gain"]  # named, not only counted
     by_class = {r["class"]: r for r in summary["classes"]}
     if summary["selected"] == 0.5:  # then the selected row is this comparison itself
         assert other["n_drop"] == sum(r["verdict"] == "drop" for r in by_class.values())

@@ -120,8 +120,9 @@ th[aria-sort="ascending"]::after { content: " \\25B2"; }
 th[aria-sort="descending"]::after { content: " \\25BC"; }
 tr.drop td { color: #b01c1c; } tr.gain td { color: #1f7a1f; }
 footer { margin-top: 3em; color: #666; font-size: .85em; }
-footer dt { font-weight: bold; float: left; clear: left; width: 9em; }
-footer dd { margin-left: 10em; font-family: monospace; word-break: break-all; }
+footer dl { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .25em 1em; }
+footer dt { font-weight: bold; }
+footer dd { margin: 0; font-family: monospace; overflow-wrap: anywhere; white-space: pre-wrap; }
 """
 
 _ALT = {
@@ -271,14 +272,24 @@ def _render(result: StudyResult, images: Mapping[str, bytes], title: str) -> str
     body.append(_strength_section(result))
 
     body.append("<h2>Who pays</h2>")
-    for name in ("per_class_vs_strength", "delta_at_selected", "confusion_shifts"):
-        body.append(_figure(name, images, axis))
-    body.append(
-        "<h2>Per-class results</h2><p>Accuracies in %, Δ in percentage points "
-        f"(selected {_e(_s(result.selected))} − reference {_e(_s(result.reference))}), 95% "
-        "interval, BH q-value. Click a column header to sort.</p>"
-    )
-    body.append(_class_table(result.classes, "per-class"))
+    if _s(result.selected) == _s(result.reference):
+        # Nothing was selected: a change of 0 against 0 says nothing. What each strength
+        # would cost is the table above; the curves show it per class.
+        body.append('<p id="nothing-selected">Validation keeps the reference '
+                    f"({_e(_s(result.reference))}): the usual selection buys nothing, so no "
+                    "class pays for it. What each strength would cost, per class, is in the "
+                    "table above and the curves below.</p>")
+        body.append(_figure("per_class_vs_strength", images, axis))
+    else:
+        for name in ("per_class_vs_strength", "delta_at_selected", "confusion_shifts"):
+            body.append(_figure(name, images, axis))
+        body.append(
+            "<h2>Per-class results</h2><p>Accuracies in %, Δ in percentage points "
+            f"(selected {_e(_s(result.selected))} − reference {_e(_s(result.reference))}), "
+            f"{_e(_confidence(result))}% interval, q-value "
+            f"({_e(result.meta.get('correction', 'bh'))}). Click a column header to sort.</p>"
+        )
+        body.append(_class_table(result.classes, "per-class"))
 
     body.append("<h2>Class-aware selection</h2>")
     body.append(_class_aware_section(result))
@@ -409,6 +420,15 @@ def _drop_text(row: Any) -> str:
     return str(int(row["n_drop"])) + (f" ({', '.join(names)})" if names else "")
 
 
+def _confidence(result: StudyResult) -> str:
+    return f"{100 * (1 - float(result.meta.get('alpha', 0.05))):g}"
+
+
+def _gain_text(row: Any) -> str:
+    names = list(row.get("gain_classes") or [])
+    return str(int(row["n_gain"])) + (f" ({', '.join(names)})" if names else "")
+
+
 def _strength_section(result: StudyResult) -> str:
     """Every strength against the reference: who pays even where validation keeps it."""
     t = result.by_strength
@@ -425,7 +445,7 @@ def _strength_section(result: StudyResult) -> str:
         rows.append(f"<tr><td>{_e(_s(r['strength']) + mark)}</td><td>{_e(_pct(r['val_mean']))}"
                     f"</td><td>{_e(_pct(r['test_mean']))}</td><td>{_e(delta)}</td>"
                     f"<td>{_e('–' if ref else _drop_text(r))}</td>"
-                    f"<td>{_e('–' if ref else str(int(r['n_gain'])))}</td>"
+                    f"<td>{_e('–' if ref else _gain_text(r))}</td>"
                     f"<td>{_e(worst)}</td></tr>")
     return ("<h2>Every strength against the reference</h2><p>Mean test change in points with "
             "its 95% interval; classes whose change is significant (BH); the class that "

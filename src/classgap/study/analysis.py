@@ -205,7 +205,8 @@ def strength_table(strengths: tuple[Any, ...], validation: pd.DataFrame,
     """One row per strength against the reference: the whole sweep's who-pays at a glance.
 
     Columns ``strength, selected, val_mean, test_mean, delta, delta_low, delta_high, n_drop,
-    n_gain, drop_classes, worst_class, worst_delta``: the mean test change with its interval,
+    n_gain, drop_classes, gain_classes, worst_class, worst_delta``: the mean test change with
+    its interval,
     how many classes drop / gain significantly and which drop (worst first), and the class
     with the most negative change (whether significant or not). The reference row compares
     with itself and has no deltas.
@@ -217,6 +218,7 @@ def strength_table(strengths: tuple[Any, ...], validation: pd.DataFrame,
                                "test_mean": float(validation["test_mean"].iloc[m]),
                                "delta": np.nan, "delta_low": np.nan, "delta_high": np.nan,
                                "n_drop": 0, "n_gain": 0, "drop_classes": [],
+                               "gain_classes": [],
                                "worst_class": None, "worst_delta": np.nan}
         if m != ref and m in comparisons:
             comp = comparisons[m]
@@ -227,6 +229,8 @@ def strength_table(strengths: tuple[Any, ...], validation: pd.DataFrame,
                        delta_high=comp.overall["delta_high"],
                        n_drop=int((t["verdict"] == "drop").sum()),
                        n_gain=int((t["verdict"] == "gain").sum()),
+                       gain_classes=[str(c) for c in t[t["verdict"] == "gain"]
+                                     .sort_values("delta", ascending=False)["class"]],
                        drop_classes=[str(c) for c in drops["class"]],
                        worst_class=str(t["class"].iloc[worst]),
                        worst_delta=float(t["delta"].iloc[worst]))

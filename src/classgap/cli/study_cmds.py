@@ -154,8 +154,9 @@ def _plan_table(plan: SeedPlan) -> Table:
         table.add_column(name, justify="left" if name == "class" else "right")
     for _, row in plan.classes.iterrows():
         need = row["seeds_needed"]
+        mdd = row["min_detectable_drop"]  # above 100 points: no drop is detectable
         table.add_row(str(row["class"]), _num(row["seed_sd"]), _num(row["image_sd"]),
-                      _num(row["min_detectable_drop"]),
+                      "> 100" if mdd > 100 else _num(mdd),
                       "more test images" if pd.isna(need) else str(int(need)))
     return table
 

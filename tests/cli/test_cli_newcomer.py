@@ -84,3 +84,23 @@ def test_study_help_keeps_brackets_and_flags_take_no_value(capsys) -> None:
     assert code == 0
     assert "[study]" in out and "[base]" in out  # not eaten as rich markup
     assert "<bool>" not in out
+
+
+def test_posthoc_adjustment_of_a_cosine_head_run_keeps_it_trained(capsys, tmp_path) -> None:
+    out = tmp_path / "lt"
+    code, _, err = invoke(capsys, "train", "--recipe", "ldam-drw", "--dataset", "digits",
+                          "--model", "mlp", "--imbalance", "10", "--epochs", "12",
+                          "--set", "loss.drw_epoch=9", "--set", "data.val_size=300",
+                          "--set", "train.progress=false", "--set", "train.threads=1",
+                          "--out", out)
+    assert code == 0, err
+    logits = np.load(out / "test.npz")["logits"]
+    assert np.abs(logits).max() > 1.0  # s · cos, the logits the loss saw; not raw cosines
+    accs = []
+    for extra in ([], ["--posthoc-tau", "1"]):
+        code, text, err = invoke(capsys, "audit", out / "test.npz", "--train-counts",
+                                 out / "train_counts.json", "--format", "json", *extra)
+        assert code == 0, err
+        accs.append(json.loads(text)["overall"]["accuracy"]["estimate"])
+    assert "post-hoc logit adjustment" in err and str(out / "train_counts.json") in err
+    assert accs[1] > accs[0] - 0.1  # adjusted, not collapsed (it fell to 25% before)

@@ -145,6 +145,12 @@ def audit_cmd(
                          confidence=confidence,
                          interval=interval.value, method=method.value, k=worst_k,
                          random_state=seed)
+    if posthoc_tau is not None:  # the numbers below are not the model's own: say so
+        Console(stderr=True, soft_wrap=True).print(
+            f"post-hoc logit adjustment: each file's logits minus {posthoc_tau:g} · log of "
+            f"the training prior from {train_counts} ({len(predictions)} file(s)); the audit "
+            "below is of the adjusted predictions (logits as saved: classgap runs save the "
+            "logits their loss saw, s · cos for a cosine head)", style="yellow")
     if fmt is Format.json:
         _emit(render.to_json(result.to_dict()), out)
     elif fmt is Format.csv:

@@ -233,6 +233,11 @@ class LDAMLoss(_CountsLoss):
                 features: Tensor | None) -> Tensor:
         return ldam_loss(logits, targets, self.margins, s=self.s, weight=weight)
 
+    @property
+    def logit_scale(self) -> float:
+        """The loss sees ``s · logits``: the scale of the logits a run saves."""
+        return float(self.s)
+
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, max_m={self.max_m}, s={self.s}"
 

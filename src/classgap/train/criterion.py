@@ -58,6 +58,11 @@ class Criterion:
         self.needs_features = bool(getattr(module, "needs_features", False))
         self.drw_epoch = None if drw is None else drw.start_epoch
 
+    @property
+    def logit_scale(self) -> float:
+        """What the loss multiplies the model's outputs by (LDAM's ``s``; 1 otherwise)."""
+        return float(getattr(self.module, "logit_scale", 1.0))
+
     def drw_active(self, epoch: int) -> bool:
         """Whether 0-based ``epoch`` trains with the re-weighted criterion."""
         return self.drw is not None and self.drw.is_active(epoch)

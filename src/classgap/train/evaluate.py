@@ -68,10 +68,14 @@ class EvalResult:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DeviceLoader, *, bf16: bool = False,
-             label_smoothing: float | Sequence[float] = 0.0) -> EvalResult:
+             label_smoothing: float | Sequence[float] = 0.0,
+             logit_scale: float = 1.0) -> EvalResult:
     """Run ``model`` in eval mode over every sample of ``loader`` (in order, no augmentation).
 
-    The model's train/eval mode is restored afterwards.
+    ``logit_scale`` multiplies the model's outputs into the logits its loss saw (LDAM on a
+    cosine head trains on ``s · cos``): the saved logits are then on the scale post-hoc
+    adjustment and calibration expect, whatever the head. The model's train/eval mode is
+    restored afterwards.
     """
     was_training = model.training
     model.eval()
@@ -80,7 +84,7 @@ def evaluate(model: nn.Module, loader: DeviceLoader, *, bf16: bool = False,
         for x, _, y in loader.epoch(0):
             with autocast(loader.device, bf16):
                 out = model(x)
-            logits.append(out.float())
+            logits.append(out.float() * logit_scale)
             labels.append(y)
     finally:
         model.train(was_training)

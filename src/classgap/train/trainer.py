@@ -223,6 +223,7 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
         out = rundir.prepare_run_dir(out_dir, config.to_dict(), overwrite=overwrite) \
             if out_dir is not None else None
         criterion = build_criterion(config, train_set.class_counts(), device=device)
+        scale = criterion.logit_scale  # saved logits are the ones the loss saw
         optimizer = build_optimizer(model, oc)
         rho_schedule = build_rho_schedule(config)  # None unless optim.name == "sam"
         steps = len(train_loader)
@@ -266,14 +267,15 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
                    "val_acc": None, "val_loss": None, "epoch_time": round(epoch_time, 4)}
             last = epoch + 1 == tc.epochs
             if "val" in eval_loaders and ((epoch + 1) % tc.eval_every == 0 or last):
-                val = evaluate(model, eval_loaders["val"], bf16=bf16)
+                val = evaluate(model, eval_loaders["val"], bf16=bf16, logit_scale=scale)
                 row["val_acc"], row["val_loss"] = val.accuracy, val.loss
                 bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{val.accuracy:.4f}")
             if tc.track_test:
-                row["test_acc"] = evaluate(model, eval_loaders["test"], bf16=bf16).accuracy
+                row["test_acc"] = evaluate(model, eval_loaders["test"], bf16=bf16,
+                                           logit_scale=scale).accuracy
             history.append(row)
         bar.close()
-        test = evaluate(model, eval_loaders["test"], bf16=bf16)
+        test = evaluate(model, eval_loaders["test"], bf16=bf16, logit_scale=scale)
 
     images_per_second = tc.epochs * steps * oc.batch_size / max(train_time, 1e-9)
     wall_time = time.perf_counter() - t_start  # training and evaluation, not file writing

@@ -124,6 +124,8 @@ class TrainConfig:
     checkpoint: bool = False  # save model.pt
     progress: bool = True  # progress bar (only on a terminal)
     track_test: bool = False  # test accuracy in history every epoch (curves; never to select)
+    bn_recompute: bool | str = "auto"  # BatchNorm statistics from training batches before
+    # each evaluation; auto = runs of fewer than 300 optimizer steps
 
 
 def _empty_aug() -> Mapping[str, AugValue]:
@@ -395,6 +397,8 @@ def _check(c: Config) -> None:
          "value is for plain cross-entropy)", o.label_smoothing)
     _choice("schedule.name", s.name, ("cosine", "step", "onecycle", "constant"))
     need(t.epochs >= 1, "train.epochs", "be >= 1", t.epochs)
+    need(t.bn_recompute in (True, False, "auto"), "train.bn_recompute",
+         "be true, false or 'auto'", t.bn_recompute)
     need(0 <= s.warmup_epochs < t.epochs, "schedule.warmup_epochs",
          f"be in [0, train.epochs={t.epochs})", s.warmup_epochs)
     need(list(s.milestones) == sorted(s.milestones) and all(m > 0 for m in s.milestones),

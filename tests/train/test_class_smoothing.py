@@ -60,29 +60,3 @@ def test_config_and_criterion_checks() -> None:
     with pytest.raises(InputError, match="one value per class"):
         loss_fn(torch.zeros(2, 4), torch.tensor([0, 1]), label_smoothing=[0.1, 0.2])
 
-
-def test_run_directory_predictions_hold_y_pred(tmp_path) -> None:
-    import numpy as np
-
-    from classgap.train import train
-
-    cfg = load_config(overrides=["data.dataset=digits", "model.name=mlp", "train.epochs=1",
-                                 "train.progress=false", "train.threads=1"])
-    train(cfg, tmp_path / "run")
-    for split in ("val", "test"):
-        data = np.load(tmp_path / "run" / f"{split}.npz")
-        assert {"y_true", "y_pred", "logits"} <= set(data.files)
-        np.testing.assert_array_equal(data["y_pred"], data["logits"].argmax(1))
-
-
-def test_atomic_writes_have_the_usual_mode(tmp_path) -> None:
-    import os
-
-    from classgap._files import atomic_write, default_mode
-    from classgap.sweep.store import write_json
-
-    assert (write_json(tmp_path / "summary.json", {"a": 1}).stat().st_mode & 0o777
-            == default_mode())
-    path = atomic_write(tmp_path / "x.txt", "hello")
-    os.chmod(path, 0o640)
-    assert atomic_write(path, b"again").stat().st_mode & 0o777 == 0o640  # replaced: kept

@@ -42,7 +42,8 @@ def summary_dict(result: StudyResult) -> dict[str, Any]:
     classes`` (records with at least ``class, acc_reference, acc_selected, delta, delta_low,
     delta_high, q_value, verdict``), ``by_strength`` (every strength against the reference:
     mean change with its interval, significant drops / gains, worst class), ``ensemble`` and
-    ``transfer`` (the same dict or None).
+    ``transfer`` (the same dict or None) and ``detectable_drop`` (what the seeds can detect,
+    points, or None with fewer than 2 seeds per strength).
     """
     classes = result.classes
     first = [c for c in SUMMARY_CLASS_COLUMNS if c in classes.columns]
@@ -58,4 +59,5 @@ def summary_dict(result: StudyResult) -> dict[str, Any]:
                      "overall": result.meta.get("ensemble")} if result.ensemble is not None
         else None,
         "transfer": summary_dict(result.transfer) if result.transfer is not None else None,
+        "detectable_drop": result.meta.get("detectable_drop"),
     })

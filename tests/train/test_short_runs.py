@@ -1,0 +1,76 @@
+"""What a newcomer hit in training (issue 10): short runs evaluate sanely, run files hold
+y_pred, and files are written with the usual mode."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from classgap.config import load_config
+
+
+def test_run_directory_predictions_hold_y_pred(tmp_path) -> None:
+    import numpy as np
+
+    from classgap.train import train
+
+    cfg = load_config(overrides=["data.dataset=digits", "model.name=mlp", "train.epochs=1",
+                                 "train.progress=false", "train.threads=1"])
+    train(cfg, tmp_path / "run")
+    for split in ("val", "test"):
+        data = np.load(tmp_path / "run" / f"{split}.npz")
+        assert {"y_true", "y_pred", "logits"} <= set(data.files)
+        np.testing.assert_array_equal(data["y_pred"], data["logits"].argmax(1))
+
+
+def test_atomic_writes_have_the_usual_mode(tmp_path) -> None:
+    import os
+
+    from classgap._files import atomic_write, default_mode
+    from classgap.sweep.store import write_json
+
+    assert (write_json(tmp_path / "summary.json", {"a": 1}).stat().st_mode & 0o777
+            == default_mode())
+    path = atomic_write(tmp_path / "x.txt", "hello")
+    os.chmod(path, 0o640)
+    assert atomic_write(path, b"again").stat().st_mode & 0o777 == 0o640  # replaced: kept
+
+
+def test_recompute_bn_is_the_plain_average_of_training_batches() -> None:
+    from classgap.train.trainer import recompute_bn
+
+    class Loader:  # the DeviceLoader interface recompute_bn uses
+        device = torch.device("cpu")
+
+        def __init__(self, batches):
+            self.batches = batches
+
+        def epoch(self, epoch):
+            return ((x, None, None) for x in self.batches)
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3))
+    batches = [torch.randn(8, 1, 6, 6) * (i + 1) + i for i in range(4)]
+    model.eval()
+    recompute_bn(model, Loader(batches), epoch=0, bf16=False)
+    conv, bn = model[0], model[1]
+    with torch.no_grad():
+        means = torch.stack([conv(x).mean(dim=(0, 2, 3)) for x in batches])
+    torch.testing.assert_close(bn.running_mean, means.mean(0))
+    assert bn.momentum == 0.1 and not model.training  # restored
+
+
+def test_short_runs_recompute_bn_and_evaluate_above_chance(tmp_path) -> None:
+    from classgap.train import train
+
+    cfg = load_config(overrides=["data.dataset=digits", "model.name=cnn", "train.epochs=1",
+                                 "train.progress=false", "train.threads=1",
+                                 "optim.batch_size=64", "data.val_size=300"])
+    fresh = train(cfg)
+    with pytest.warns(RuntimeWarning, match="at chance"):  # the stale statistics collapse
+        stale = train(load_config(overrides=[
+            "data.dataset=digits", "model.name=cnn", "train.epochs=1", "train.progress=false",
+            "train.threads=1", "optim.batch_size=64", "data.val_size=300",
+            "train.bn_recompute=false"]))
+    assert fresh.test_accuracy > 0.3  # 20 steps: trained and evaluated sanely
+    assert fresh.test_accuracy >= stale.test_accuracy

@@ -36,6 +36,16 @@ def test_study_then_report(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert code == 0, err
     assert "tmp/report.html" in " ".join(out.split())
     assert json.loads((tmp_path / "tmp" / "summary.json").read_text()) == summary
+    # --alpha is what the summary then speaks of (it used to print q < 0.05 regardless)
+    code, out, err = invoke(capsys, "report", "tmp", "--alpha", "0.01")
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "q < 0.05" not in text and "q < 0.01" in text
+    summary = json.loads((tmp_path / "tmp" / "summary.json").read_text())
+    assert all(c["delta_low"] <= c["delta"] <= c["delta_high"] for c in summary["classes"])
+    # study.json and summary.json have the usual file mode, not mkstemp's 0600
+    for name in ("study.json", "summary.json"):
+        assert (tmp_path / "tmp" / name).stat().st_mode & 0o777 != 0o600
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -388,12 +388,9 @@ def _selection_summary(result: StudyResult) -> str:
         lines.append(f"<li>Mean gain p-value: {_e(f'{float(p_value):.3g}')}.</li>")
     detect = result.meta.get("detectable_drop")
     if detect:
-        median, worst = f"{detect['median']:.1f}", f"{detect['worst']:.1f}"
-        lines.append(
-            f'<li id="detectable-drop">With {_e(detect["seeds"])} seeds per strength this '
-            f"study can detect drops of {_e(median)} points or more (median over classes; the "
-            f"hardest class, {_e(detect['worst_class'])}: {_e(worst)}); "
-            "<code>classgap plan-seeds</code> says how many seeds a smaller drop needs.</li>")
+        from classgap.report.terminal import detectable_text
+
+        lines.append(f'<li id="detectable-drop">{_e(detectable_text(detect))}</li>')
     if not val.empty and {"strength", "val_mean"} <= set(val.columns):
         cols = [c for c in ("val_mean", "val_std", "test_mean", "test_std") if c in val]
         head = "".join(f"<th>{_e(c)} %</th>" for c in cols)

@@ -14,7 +14,7 @@ from rich.text import Text
 
 from classgap.study.result import StudyResult
 
-__all__ = ["print_summary", "refit_line"]
+__all__ = ["detectable_text", "print_summary", "refit_line"]
 
 
 def _s(value: Any) -> str:
@@ -44,6 +44,19 @@ def _drops(row: Any) -> str:
     names = list(row.get("drop_classes") or [])
     shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
     return f"{int(row['n_drop'])}" + (f": {shown}" if names else "")
+
+
+def detectable_text(detect: dict[str, Any]) -> str:
+    """"With S seeds per strength this study can detect drops of X points or more ..."."""
+    seeds, median, worst = detect["seeds"], float(detect["median"]), float(detect["worst"])
+    hint = "classgap plan-seeds says how many seeds a given drop needs."
+    if median > 100:
+        return (f"With {seeds} seeds per strength this study cannot detect a drop of any size "
+                f"in most classes (the median detectable drop exceeds 100 points); {hint}")
+    hardest = f"{worst:.1f}" if worst <= 100 else "no drop at all"
+    return (f"With {seeds} seeds per strength this study can detect drops of {median:.1f} "
+            f"points or more (median over classes; the hardest class, "
+            f"{detect['worst_class']}: {hardest}); {hint}")
 
 
 def refit_line(refit: dict[str, Any]) -> Text:
@@ -111,7 +124,8 @@ def print_summary(
     if drops.empty:
         console.print(Text(f"No class dropped significantly (q < {alpha:g}).", style="green"))
     else:
-        table = Table(title=Text(f"Classes that pay ({len(drops)} of {len(classes)})"),
+        table = Table(title=Text(f"Classes that pay ({len(drops)} of {len(classes)}; "
+                                 f"q < {alpha:g})"),
                       title_style="bold red")
         table.add_column("class", overflow="fold")
         table.add_column("reference %", justify="right")
@@ -165,11 +179,7 @@ def print_summary(
         console.print(refit_line(refit))
     detect = result.meta.get("detectable_drop")
     if detect:
-        console.print(Text(f"With {detect['seeds']} seeds per strength this study can detect "
-                           f"drops of {detect['median']:.1f} points or more (median over "
-                           f"classes; the hardest class, {detect['worst_class']}: "
-                           f"{detect['worst']:.1f}); classgap plan-seeds says how many seeds "
-                           "a smaller drop needs.", style="dim"))
+        console.print(Text(detectable_text(detect), style="dim"))
 
     if result.notes:
         notes = Text("\n").join(Text(f"• {n}") for n in result.notes)

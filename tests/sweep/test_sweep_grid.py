@@ -25,8 +25,12 @@ def test_run_id_is_the_hash_of_the_resolved_config_and_stable() -> None:
     spec = first[4]
     data = spec.config.to_dict()
     data["train"].pop("progress")  # display only: not part of the identity
+    data["train"].pop("bn_recompute")  # added later: at its default, old ids stay valid
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     assert spec.run_id == hashlib.sha256(text.encode()).hexdigest()[:16]
+    changed = Config.from_dict({**spec.config.to_dict(), "train": {
+        **spec.config.to_dict()["train"], "bn_recompute": True}})
+    assert run_id(changed) != spec.run_id  # set to anything else, it is part of the identity
     assert run_id(Config.from_dict(spec.config.to_dict())) == spec.run_id
     # the same config reached from another grid gets the same id
     other = Grid(base(), [parse_axis("aug.mixup=1")], seeds=2).runs()

@@ -10,7 +10,8 @@ so per-class differences between strengths are not drowned in seed noise.
 ``run_id`` is the first 16 hex digits of the SHA-256 of the resolved config as canonical JSON,
 so the same config always gets the same id, whatever grid produced it: that is what lets a
 re-run resume and two grids in one study directory share their common runs.
-``train.progress`` (a progress bar, not part of the result) is left out of the hash.
+``train.progress`` (a progress bar, not part of the result) is left out of the hash, and so
+is a key added later while it holds its default (:data:`HASH_NEW_DEFAULTS`).
 
 >>> from classgap.config import load_config
 >>> grid = Grid(load_config(overrides=["data.dataset=digits"]),
@@ -40,6 +41,9 @@ __all__ = ["MODES", "Axis", "Grid", "RunSpec", "load_grid_toml", "parse_axis", "
 
 MODES = ("product", "one_at_a_time")
 HASH_IGNORED = (("train", "progress"),)  # display only: the same run with or without a bar
+#: Keys added to the config after studies existed, left out of the hash at their default, so
+#: that a study directory written before them keeps its run ids (and resumes, and re-reports).
+HASH_NEW_DEFAULTS = {("train", "bn_recompute"): "auto"}
 
 
 def run_id(config: Config) -> str:
@@ -47,6 +51,9 @@ def run_id(config: Config) -> str:
     data = config.to_dict()
     for section, key in HASH_IGNORED:
         data[section].pop(key, None)
+    for (section, key), default in HASH_NEW_DEFAULTS.items():
+        if data[section].get(key) == default:
+            data[section].pop(key)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -505,7 +505,8 @@ def _refit_section(result: StudyResult, refit: Mapping[str, Any]) -> str:
             f"<td>{_e(_pts(a.get('delta')))} ({_e(a.get('verdict', 'n/a'))})</td></tr>")
     return (f'<p id="refit-verdict">{_e(refit_line(dict(refit)).plain)}</p>'
             '<p>The per-class strength vector (each class its best strength on validation) '
-            f"trained as class-conditional augmentation on seeds {_e(refit.get('seeds'))}, "
+            f"trained as a class-conditional recipe (each class its own "
+            f"<code>{_e(result.axis)}</code>) on seeds {_e(refit.get('seeds'))}, "
             "audited with the study's tests. Accuracies in %, Δ in points versus the "
             "reference.</p>"
             '<table id="refit-classes"><thead><tr><th>class</th><th>reference</th>'
@@ -514,9 +515,20 @@ def _refit_section(result: StudyResult, refit: Mapping[str, Any]) -> str:
 
 
 def _footer(meta: Mapping[str, Any]) -> str:
+    def short(v: Any) -> Any:  # 4 significant digits: provenance, not a results table
+        if isinstance(v, float):
+            return float(f"{v:.4g}")
+        if isinstance(v, Mapping):
+            return {k: short(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [short(x) for x in v]
+        return v
+
+    shown = {k: v for k, v in (meta or {}).items() if k != "detectable_drop"}  # in the summary
     items = "".join(
-        f"<dt>{_e(k)}</dt><dd>{_e(v if isinstance(v, str) else json.dumps(v, default=str))}</dd>"
-        for k, v in (meta or {}).items()
+        f"<dt>{_e(k)}</dt><dd>{_e(v if isinstance(v, str) else json.dumps(short(v), default=str))}"
+        "</dd>"
+        for k, v in shown.items()
     )
     return f'<footer id="provenance"><h2>Provenance</h2><dl>{items}</dl></footer>'
 

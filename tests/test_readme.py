@@ -70,3 +70,14 @@ def test_cli_command_works_as_written(command: str, demo_dir: Path,
         argv.extend(sorted(glob.glob(token)) or [token] if "*" in token else [token])
     code = run(argv)
     assert code in (0, 3) if "--fail-on-drop" in argv else code == 0, command
+
+
+@pytest.mark.parametrize("doc", [README, README.parent / "docs" / "guide.md"],
+                         ids=["README", "guide"])
+def test_code_fences_are_whole_lines(doc: Path) -> None:
+    """A fence with text after it (```` ``` Your run ````) turns the prose that follows into
+    code; every fence must be ``` alone or ``` plus a language, and they must pair up."""
+    fences = [line for line in doc.read_text().splitlines() if line.lstrip().startswith("```")]
+    assert len(fences) % 2 == 0, doc
+    for line in fences:
+        assert re.fullmatch(r"\s*```[a-z]*", line), f"{doc.name}: {line!r}"

@@ -160,7 +160,7 @@ def _summary(result: StudyResult, **kwargs: object) -> str:
 def test_summary_lists_who_pays(fake_result: Factory) -> None:
     result = fake_result(10, n_drops=2, hostile=True, notes=("within seed noise [sic]",))
     text = _summary(result, report_path="/tmp/x/report.html")
-    assert "Classes that pay (2 of 10)" in text
+    assert "Classes that pay (2 of 10; q < 0.05)" in text
     assert HOSTILE in text and "&amp; co" in text  # printed literally, markup not parsed
     assert "aug.mixup = 1" in text and "reference 0" in text
     assert "within seed noise [sic]" in text

@@ -47,16 +47,11 @@ def _drops(row: Any) -> str:
 
 
 def detectable_text(detect: dict[str, Any]) -> str:
-    """"With S seeds per strength this study can detect drops of X points or more ..."."""
-    seeds, median, worst = detect["seeds"], float(detect["median"]), float(detect["worst"])
-    hint = "classgap plan-seeds says how many seeds a given drop needs."
-    if median > 100:
-        return (f"With {seeds} seeds per strength this study cannot detect a drop of any size "
-                f"in most classes (the median detectable drop exceeds 100 points); {hint}")
-    hardest = f"{worst:.1f}" if worst <= 100 else "no drop at all"
-    return (f"With {seeds} seeds per strength this study can detect drops of {median:.1f} "
-            f"points or more (median over classes; the hardest class, "
-            f"{detect['worst_class']}: {hardest}); {hint}")
+    """What the study's seeds can detect, and where to ask for more (terminal and HTML)."""
+    from classgap.study.plan import detectable_sentence
+
+    return f"{detectable_sentence(detect)}; classgap plan-seeds says how many seeds a given " \
+        "drop needs."
 
 
 def refit_line(refit: dict[str, Any]) -> Text:

@@ -41,7 +41,7 @@ squared); :func:`plan_seeds`, like the study's ``max_drop``, takes and reports p
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -283,6 +283,19 @@ def seeds_needed(drop: Any, seed_var: Any, image_var: Any, n_images: Any, *,
     return pd.arrays.IntegerArray(out, ~possible)  # masked: NA
 
 
+def detectable_sentence(detect: Mapping[str, Any]) -> str:
+    """"With S seeds per strength this study can detect drops of X points or more (median over
+    classes; the hardest class, C: Y)", in words that stay true past 100 points."""
+    seeds, median, worst = detect["seeds"], float(detect["median"]), float(detect["worst"])
+    if median > 100:
+        return (f"With {seeds} seeds per strength this study cannot detect a drop of any size "
+                "in most classes (the median detectable drop exceeds 100 points)")
+    hardest = f"{worst:.1f}" if worst <= 100 else "no drop at all"
+    return (f"With {seeds} seeds per strength this study can detect drops of {median:.1f} "
+            f"points or more (median over classes; the hardest class, {detect['worst_class']}: "
+            f"{hardest})")
+
+
 @dataclass(frozen=True)
 class SeedPlan:
     """What a study can detect per class, and the seeds a given drop needs.
@@ -330,11 +343,8 @@ class SeedPlan:
 
     def lines(self) -> list[str]:
         """The plan in words: what the study detects, and the classes no seed count rescues."""
-        d = self.detectable()
-        out = [f"with {self.seeds} seeds per strength this study can detect drops of "
-               f"{d['median']:.1f} points or more (median over classes; the hardest class, "
-               f"{d['worst_class']}: {d['worst']:.1f}) with {100 * self.power:g}% power at a "
-               f"per-class level of {self.level:.2g}"]
+        out = [f"{detectable_sentence(self.detectable())} ({100 * self.power:g}% power at a "
+               f"per-class level of {self.level:.2g})"]
         blocked = self.classes[self.classes["seeds_needed"].isna()
                                & self.classes["support"].gt(0)]
         if len(blocked):

@@ -136,6 +136,11 @@ def main() -> None:
         for name, (overrides, axis) in REGIMES.items():
             print(name, axis, " ".join(overrides))
         return
+    if args.reanalyse and not args.regimes:  # every study already done
+        for regime_dir in sorted(ROOT.glob("*")):
+            for sd in sorted(regime_dir.glob("seeds*")):
+                if (sd / "summary.json").is_file() and regime_dir.name in REGIMES:
+                    run(regime_dir.name, sd.name.removeprefix("seeds"), args.workers, True)
     for name in filter(None, args.regimes.split(",")):
         if name not in REGIMES:
             sys.exit(f"unknown regime {name!r}; run with --regimes list")

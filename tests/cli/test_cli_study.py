@@ -54,6 +54,8 @@ def test_study_then_report(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     (("--preset", "dropot"), "did you mean 'dropout'"),
     (("--axis", "aug.flip=0,1", "--backend", "rey"), "did you mean 'ray'"),
     (("--axis", "aug.flip=0,1", "--mode", "diagonal"), "mode"),
+    (("--axis", "aug.mixup=0,1", "--refit"), "cannot train 'aug.mixup' per class"),
+    (("--axis", "aug.flip=0,1", "--seeds", "5-2"), "'seeds' must be a count"),
 ])
 def test_errors_are_one_line(capsys, tmp_path: Path, args: tuple[str, ...], needle: str) -> None:
     code, _, err = invoke(capsys, "study", *TINY, *args, "--out", tmp_path / "x")

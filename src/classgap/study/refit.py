@@ -41,7 +41,8 @@ from classgap.study.result import StudyResult
 from classgap.sweep import RunSpec, Store, find_predictions
 from classgap.sweep.store import write_json
 
-__all__ = ["MAX_MEAN_COST", "axis_value", "class_strengths_json", "refit_study", "refit_verdict"]
+__all__ = ["MAX_MEAN_COST", "axis_value", "check_refit_axis", "class_strengths_json",
+           "refit_study", "refit_verdict"]
 
 #: The refit's target (issue 9): no class significantly below the reference, at a mean test
 #: accuracy at most this many points below the selected strength's.
@@ -94,6 +95,11 @@ def _knob(axis: str) -> _PerClassKey:
         raise ConfigError(f"--refit cannot train '{axis}' per class: a mixing augmentation "
                           "pairs samples of two classes, so it takes one alpha for all")
     return _PerClassKey("aug", name, float(knob.off), bool(knob.integer))
+
+
+def check_refit_axis(axis: str) -> None:
+    """Raise :class:`ConfigError` unless ``axis`` has a per-class version the refit can train."""
+    _knob(axis)
 
 
 def _vector(knob: _PerClassKey, values: Sequence[Any]) -> tuple[float, ...]:

@@ -316,6 +316,10 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
             "multi_label": None if multi_label is None else str(Path(multi_label).resolve())}
     if multi_label is not None and not Path(multi_label).is_file():
         raise ConfigError(f"{multi_label}: multi-label file does not exist")
+    if refit:  # an axis without a per-class version fails before anything is trained
+        from classgap.study.refit import check_refit_axis
+
+        check_refit_axis(plan.axes[0].key)
     grid = plan.grid()
     specs = grid.runs()
     trainer = ExternalTrainer(train_cmd) if train_cmd else None

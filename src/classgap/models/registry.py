@@ -202,7 +202,7 @@ def _count_macs(model: nn.Module, x: torch.Tensor) -> int:
         if isinstance(module, nn.Conv2d):
             per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
             total += output.numel() * per_output
-        else:  # nn.Linear
+        elif isinstance(module, nn.Linear):
             total += output.numel() * module.in_features
 
     handles = [m.register_forward_hook(hook) for m in model.modules()

@@ -168,7 +168,7 @@ def parse_seeds(value: Any) -> Seeds:
     >>> parse_seeds("3"), parse_seeds("8-11"), parse_seeds("0,3,5"), parse_seeds([2, 4])
     (3, (8, 9, 10, 11), (0, 3, 5), (2, 4))
     """
-    def bad() -> ConfigError:
+    def bad() -> Exception:
         return fail("seeds", "be a count S >= 1, a range A-B (A <= B) or a list A,B,... of "
                     "distinct integers >= 0", value, error=ConfigError)
 

@@ -155,9 +155,10 @@ def _member_losses(logits: torch.Tensor, targets: list[torch.Tensor],
                    configs: Sequence[Config]) -> torch.Tensor:
     """(M,) mean losses; one batched call unless targets or label smoothing differ."""
     smoothing = {c.optim.label_smoothing for c in configs}
-    if len(smoothing) == 1 and len({(t.shape, t.dtype) for t in targets}) == 1:
-        return member_cross_entropy(logits, torch.stack(targets),
-                                    label_smoothing=smoothing.pop())
+    one = next(iter(smoothing))
+    if len(smoothing) == 1 and not isinstance(one, tuple) \
+            and len({(t.shape, t.dtype) for t in targets}) == 1:
+        return member_cross_entropy(logits, torch.stack(targets), label_smoothing=one)
     return torch.stack([loss_fn(z, t, label_smoothing=c.optim.label_smoothing)
                         for z, t, c in zip(logits, targets, configs, strict=True)])
 

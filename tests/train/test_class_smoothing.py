@@ -60,3 +60,13 @@ def test_config_and_criterion_checks() -> None:
     with pytest.raises(InputError, match="one value per class"):
         loss_fn(torch.zeros(2, 4), torch.tensor([0, 1]), label_smoothing=[0.1, 0.2])
 
+
+
+def test_a_wrong_length_vector_fails_before_the_run_directory_appears(tmp_path) -> None:
+    from classgap.train import train
+
+    cfg = load_config(overrides=["data.dataset=digits", "model.name=mlp", "train.epochs=1",
+                                 "optim.label_smoothing=[0.1,0.2]", "train.progress=false"])
+    with pytest.raises(ConfigError, match=r"one value per class \(10\); got 2 values"):
+        train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # nothing half-written

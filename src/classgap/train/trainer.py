@@ -273,11 +273,11 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
                              dropout=config.model.dropout).to(device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        # Only now, with names and data checked, does a bad --out fail or a folder appear.
-        out = rundir.prepare_run_dir(out_dir, config.to_dict(), overwrite=overwrite) \
-            if out_dir is not None else None
         criterion = build_criterion(config, train_set.class_counts(), device=device)
         scale = criterion.logit_scale  # saved logits are the ones the loss saw
+        # Only now, with names, data and loss checked, does a bad --out fail or a folder appear.
+        out = rundir.prepare_run_dir(out_dir, config.to_dict(), overwrite=overwrite) \
+            if out_dir is not None else None
         optimizer = build_optimizer(model, oc)
         rho_schedule = build_rho_schedule(config)  # None unless optim.name == "sam"
         steps = len(train_loader)

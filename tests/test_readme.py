@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import os
 import re
 import shlex
 import subprocess
@@ -81,3 +82,44 @@ def test_code_fences_are_whole_lines(doc: Path) -> None:
     assert len(fences) % 2 == 0, doc
     for line in fences:
         assert re.fullmatch(r"\s*```[a-z]*", line), f"{doc.name}: {line!r}"
+
+
+GUIDE = README.parent / "docs" / "guide.md"
+
+
+def guide_commands() -> list[str]:
+    """The guide's cheap commands (digits, lists, the quick study), continuation lines joined;
+    the full studies and long-tail runs take minutes to hours and are measured in bench/."""
+    text = "\n".join(re.findall(r"```bash\n(.*?)```", GUIDE.read_text(), flags=re.S))
+    joined = re.sub(r"\\\n\s*", " ", text)
+    lines = [line.split(" #")[0].strip() for line in joined.splitlines()]
+    cheap = ("digits", "classgap list", "classgap --help", "grid.toml")
+    return [line for line in lines if line.startswith("classgap ")
+            and any(c in line for c in cheap) and "ray" not in line]
+
+
+@pytest.fixture(scope="module")
+def guide_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scratch directory with what the guide's commands read: examples/ and grid.toml."""
+    import shutil
+
+    cwd = tmp_path_factory.mktemp("guide")
+    shutil.copytree(README.parent / "examples", cwd / "examples")
+    (toml,) = re.findall(r"```toml\n(.*?)```", GUIDE.read_text(), flags=re.S)
+    (cwd / "grid.toml").write_text(toml)
+    return cwd
+
+
+def test_the_guide_has_cheap_commands_to_run() -> None:
+    found = guide_commands()
+    assert any("--train-cmd" in c for c in found) and any("grid.toml" in c for c in found)
+
+
+@pytest.mark.parametrize("command", guide_commands())
+def test_guide_command_works_as_written(command: str, guide_dir: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(guide_dir)
+    # as after the guide's `source .venv/bin/activate`: `python` is this interpreter
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    code = run(shlex.split(command)[1:])
+    assert code == 0, command

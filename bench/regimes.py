@@ -109,14 +109,18 @@ def fmt(r: dict) -> str:
             f"{'yes' if ok else 'no'} |")
 
 
+def done_studies() -> list[tuple[str, str]]:
+    """(regime, seeds) of every study directory with a summary, in name order."""
+    return [(regime_dir.name, sd.name.removeprefix("seeds"))
+            for regime_dir in sorted(ROOT.glob("*")) if regime_dir.name in REGIMES
+            for sd in sorted(regime_dir.glob("seeds*")) if (sd / "summary.json").is_file()]
+
+
 def table() -> str:
     lines = ["| regime | seeds | selected | mean test Δ [95%] | classes dropping (q < 0.05) | "
              "worst class | class-aware | wall s | conditions |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for regime_dir in sorted(ROOT.glob("*")):
-        for sd in sorted(regime_dir.glob("seeds*")):
-            if (sd / "summary.json").is_file() and regime_dir.name in REGIMES:
-                lines.append(fmt(row(regime_dir.name, sd.name.removeprefix("seeds"))))
+    lines += [fmt(row(regime, seeds)) for regime, seeds in done_studies()]
     return "\n".join(lines)
 
 
@@ -137,10 +141,8 @@ def main() -> None:
             print(name, axis, " ".join(overrides))
         return
     if args.reanalyse and not args.regimes:  # every study already done
-        for regime_dir in sorted(ROOT.glob("*")):
-            for sd in sorted(regime_dir.glob("seeds*")):
-                if (sd / "summary.json").is_file() and regime_dir.name in REGIMES:
-                    run(regime_dir.name, sd.name.removeprefix("seeds"), args.workers, True)
+        for regime, seeds in done_studies():
+            run(regime, seeds, args.workers, True)
     for name in filter(None, args.regimes.split(",")):
         if name not in REGIMES:
             sys.exit(f"unknown regime {name!r}; run with --regimes list")

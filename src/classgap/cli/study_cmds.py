@@ -64,7 +64,8 @@ def study_cmd(
     transfer_to: str | None = typer.Option(None, "--transfer-to", help="Linear-probe each "
                                            "strength's backbone on this dataset."),
     refit: bool | None = typer.Option(None, "--refit/--no-refit", help="Train the per-class "
-                                      "strength vector (class-conditional augmentation) and "
+                                      "strength vector (class-conditional augmentation or "
+                                      "label smoothing) and "
                                       "audit it against the selected strength and the "
                                       "reference (default: on for the default preset)."),
 ) -> None:

@@ -34,6 +34,10 @@ class CountingGenerator(np.random.Generator):
         self.calls["binomial"] = self.calls.get("binomial", 0) + 1
         return super().binomial(*args, **kwargs)
 
+    def random(self, *args, **kwargs):  # type: ignore[override]
+        self.calls["random"] = self.calls.get("random", 0) + 1
+        return super().random(*args, **kwargs)
+
     def multinomial(self, *args, **kwargs):  # type: ignore[override]
         self.calls["multinomial"] = self.calls.get("multinomial", 0) + 1
         return super().multinomial(*args, **kwargs)

@@ -12,6 +12,7 @@ from classgap.audit.intervals import (
     bootstrap_interval,
     bootstrap_statistic,
     class_accuracy_jackknife,
+    class_percentile_interval,
     seed_interval,
     two_level_bootstrap_accuracy,
     wilson_interval,
@@ -60,13 +61,52 @@ def test_bootstrap_class_accuracy_shape_values_and_determinism():
         reps, bootstrap_class_accuracy(correct, support, n_boot=2000, random_state=gen))
 
 
-def test_bootstrap_draws_are_one_vectorised_call(counting_rng):
+def test_bootstrap_draws_are_vectorised_over_replicates_and_classes(counting_rng):
+    # Classes of up to 64 images are drawn by inversion on float32 uniforms, one call a block.
+    bootstrap_class_accuracy(np.arange(50), np.full(50, 60), n_boot=500,
+                             random_state=counting_rng)
+    assert counting_rng.calls == {"random": 1}
+    # Larger classes take Generator.binomial, one call for all of them.
+    counting_rng.calls.clear()
     bootstrap_class_accuracy(np.arange(100), np.full(100, 200), n_boot=500,
                              random_state=counting_rng)
     assert counting_rng.calls == {"binomial": 1}
-    two_level_bootstrap_accuracy(np.tile(np.arange(100), (4, 1)), np.full(100, 200),
-                                 n_boot=500, random_state=counting_rng)
-    assert counting_rng.calls == {"binomial": 2}
+    # Two levels: one draw per (seed, times drawn), at most S * S whatever n_boot.
+    for n_boot in (500, 5000):
+        counting_rng.calls.clear()
+        two_level_bootstrap_accuracy(np.tile(np.arange(100), (4, 1)), np.full(100, 200),
+                                     n_boot=n_boot, random_state=counting_rng)
+        assert counting_rng.calls["binomial"] <= 4 * 4
+
+
+def test_inversion_draws_are_binomial():
+    # Every count of every small class against the exact pmf; chi-square over the counts.
+    correct = np.array([0, 1, 3, 5, 9, 10, 2, 30, 63, 64])
+    support = np.array([10, 10, 10, 10, 10, 10, 2, 64, 64, 64])
+    reps = bootstrap_class_accuracy(correct, support, n_boot=40_000, random_state=0)
+    for c, n, column in zip(correct, support, reps.T, strict=True):
+        counts = np.rint(column * n).astype(int)
+        observed = np.bincount(counts, minlength=n + 1)
+        expected = stats.binom.pmf(np.arange(n + 1), n, c / n) * len(counts)
+        if c in (0, n):
+            assert (counts == c).all()
+            continue
+        keep = expected > 5  # pool the far tails into their neighbours
+        obs = np.r_[observed[keep], observed[~keep].sum()]
+        exp = np.r_[expected[keep], expected[~keep].sum()]
+        obs, exp = (obs, exp) if exp[-1] > 0 else (obs[:-1], exp[:-1])
+        assert stats.chisquare(obs, exp * obs.sum() / exp.sum()).pvalue > 1e-3, (c, n)
+
+
+def test_class_percentile_interval_is_the_bootstrap_limit():
+    correct, support = np.array([7, 40, 0, 10, 0]), np.array([10, 50, 10, 10, 0])
+    low, high = class_percentile_interval(correct, support, 0.9)
+    reps = bootstrap_class_accuracy(correct, support, n_boot=100_000, random_state=1)
+    ref_low, ref_high = np.quantile(reps, [0.05, 0.95], axis=0, method="inverted_cdf")
+    np.testing.assert_allclose(low[:4], ref_low[:4])
+    np.testing.assert_allclose(high[:4], ref_high[:4])
+    assert np.isnan(low[4]) and np.isnan(high[4])
+    assert (low[2], high[2], low[3], high[3]) == (0.0, 0.0, 1.0, 1.0)
 
 
 def test_stratified_equals_row_resampling_distribution():

@@ -40,7 +40,12 @@ from classgap.audit.io import (
     write_predictions,
 )
 from classgap.audit.multiplicity import adjust_pvalues
-from classgap.audit.perclass import class_counts, confusion_matrix, per_class_metrics
+from classgap.audit.perclass import (
+    class_counts,
+    confusion_matrix,
+    per_class_metrics,
+    sparse_confusion,
+)
 
 __all__ = [
     "ClassAudit",
@@ -71,6 +76,7 @@ __all__ = [
     "read_class_names",
     "read_predictions",
     "seed_interval",
+    "sparse_confusion",
     "two_level_bootstrap_accuracy",
     "welch_test",
     "wilson_interval",

@@ -9,16 +9,16 @@ Classes with NaN accuracy (absent from the test set) are ignored.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from classgap._validation import check_choice, check_positive_int, fail
+from classgap._validation import check_choice, check_positive_int, check_random_state, fail
 from classgap.audit.intervals import (
     METHODS,
-    bootstrap_class_accuracy,
+    accuracy_blocks,
     bootstrap_interval,
     check_confidence,
     class_accuracy_jackknife,
@@ -40,6 +40,16 @@ __all__ = [
 ]
 
 
+def _has_nan(a: np.ndarray) -> bool:
+    return bool(np.isnan(a).any())
+
+
+def _mean(a: np.ndarray) -> np.ndarray:
+    """Mean over the last axis ignoring NaN; the plain mean (no copy) when there is none."""
+    with quiet():
+        return np.nanmean(a, axis=-1) if _has_nan(a) else a.mean(axis=-1)
+
+
 def worst_class(acc: np.ndarray) -> np.ndarray:
     """Lowest per-class accuracy, ``(..., K) -> (...)``."""
     with quiet():
@@ -49,9 +59,11 @@ def worst_class(acc: np.ndarray) -> np.ndarray:
 def worst_k_mean(acc: np.ndarray, k: int) -> np.ndarray:
     """Mean accuracy of the ``k`` worst classes (all valid ones if fewer than ``k``)."""
     k = check_positive_int(k, "k")
-    worst = np.sort(acc, axis=-1)[..., :k]  # NaN sorts last, so it only enters if < k valid
-    with quiet():
-        return np.nanmean(worst, axis=-1)
+    a = np.asarray(acc, dtype=np.float64)
+    if k >= a.shape[-1]:
+        return _mean(a)
+    # A partial sort is enough; NaN goes last, so it only enters if fewer than k are valid.
+    return _mean(np.partition(a, k - 1, axis=-1)[..., :k])
 
 
 def best_worst_gap(acc: np.ndarray) -> np.ndarray:
@@ -62,29 +74,31 @@ def best_worst_gap(acc: np.ndarray) -> np.ndarray:
 
 def accuracy_std(acc: np.ndarray) -> np.ndarray:
     """Standard deviation of per-class accuracy across classes (population, ``ddof=0``)."""
+    a = np.asarray(acc, dtype=np.float64)
     with quiet():
-        return np.nanstd(acc, axis=-1)
+        return np.nanstd(a, axis=-1) if _has_nan(a) else a.std(axis=-1)
 
 
 def coefficient_of_variation(acc: np.ndarray) -> np.ndarray:
     """``accuracy_std / balanced_accuracy`` (NaN when the mean is 0)."""
     with quiet():
-        return accuracy_std(acc) / np.nanmean(acc, axis=-1)
+        return accuracy_std(acc) / _mean(np.asarray(acc, dtype=np.float64))
 
 
 def harmonic_mean(acc: np.ndarray) -> np.ndarray:
     """Harmonic mean of per-class recalls (Du & Wu 2023); 0 if any class has recall 0."""
     a = np.asarray(acc, dtype=np.float64)
-    valid = ~np.isnan(a)
     with quiet():
-        inv = np.where(valid, 1.0 / a, 0.0).sum(axis=-1)  # inf when a recall is 0
+        if not _has_nan(a):
+            return a.shape[-1] / (1.0 / a).sum(axis=-1)  # a recall of 0 makes the sum inf
+        valid = ~np.isnan(a)
+        inv = np.where(valid, 1.0 / a, 0.0).sum(axis=-1)
         return np.where(valid.any(axis=-1), valid.sum(axis=-1) / inv, np.nan)
 
 
 def balanced_accuracy(acc: np.ndarray) -> np.ndarray:
     """Mean per-class recall (= ``sklearn.metrics.balanced_accuracy_score``)."""
-    with quiet():
-        return np.nanmean(acc, axis=-1)
+    return _mean(np.asarray(acc, dtype=np.float64))
 
 
 def group_mean(acc: np.ndarray, groups: Any, name: Any) -> np.ndarray:
@@ -93,8 +107,10 @@ def group_mean(acc: np.ndarray, groups: Any, name: Any) -> np.ndarray:
     g = np.asarray(groups)
     if g.shape != a.shape[-1:]:
         raise fail("groups", f"have one entry per class ({a.shape[-1]})", f"shape {g.shape}")
-    with quiet():
-        return np.nanmean(a[..., g == name], axis=-1)
+    members = g == name
+    if members.any() and not _has_nan(a):
+        return a @ (members / members.sum())  # a weighted sum: no copy of the members' columns
+    return _mean(a[..., members])
 
 
 def difficulty_tertiles(reference_acc: Any) -> np.ndarray:
@@ -129,19 +145,33 @@ def _group_stat(acc: np.ndarray, *, groups: np.ndarray, name: Any) -> np.ndarray
     return group_mean(acc, groups, name)
 
 
-def summary_statistics(support: np.ndarray, k: int, groups: Mapping[str, Any] | None,
+def _empty_group(acc: np.ndarray) -> np.ndarray:
+    return np.full(np.shape(acc)[:-1], np.nan)
+
+
+def summary_statistics(support: np.ndarray, k: int, groups: Mapping[str, Any] | None, *,
+                       keep: np.ndarray | None = None,
                        ) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """metric name → function of per-class accuracies ``(..., K)`` returning ``(...)``.
 
     The metrics of :func:`disparity_summary`, in its row order; ``support`` weights the
     overall accuracy, ``k`` sets the worst-k mean, ``groups`` adds one group mean per label.
+    With ``keep`` (a boolean mask of the K classes), the functions take arrays of the kept
+    classes only, ``(..., keep.sum())``: leaving out classes with support 0 (NaN in every
+    replicate, ignored by every statistic) gives the same values with no NaN to skip, and the
+    statistics then take their fast paths. Group rows stay those of all K classes.
     """
-    n_total = support.sum()
+    support = np.asarray(support)
+    keep = np.ones(support.shape, dtype=bool) if keep is None else np.asarray(keep, bool)
+    weights = support[keep] / support.sum()  # support 0 weighs 0 (and is NaN)
 
     def overall(acc: np.ndarray) -> np.ndarray:
         # Sample-weighted: classes with support 0 carry weight 0 (and NaN accuracy).
+        a = np.asarray(acc, dtype=np.float64)
+        if not _has_nan(a):
+            return a @ weights
         with quiet():
-            return np.nansum(acc * support, axis=-1) / n_total
+            return np.nansum(a * weights, axis=-1)
 
     stats: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "accuracy": overall,
@@ -158,10 +188,19 @@ def summary_statistics(support: np.ndarray, k: int, groups: Mapping[str, Any] | 
         if g.shape != support.shape:
             raise fail(f"groups[{gname!r}]", f"have one entry per class ({support.size})",
                        f"shape {g.shape}")
+        kept = g[keep]
         for value in pd.unique(g):
-            stats[f"group:{gname}={value}"] = functools.partial(_group_stat, groups=g,
-                                                                name=value)
+            stats[f"group:{gname}={value}"] = (
+                functools.partial(_group_stat, groups=kept, name=value)
+                if (kept == value).any() else _empty_group)
     return stats
+
+
+def replicate_values(statistics: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+                     blocks: Iterable[np.ndarray]) -> np.ndarray:
+    """``(B, M)``: every statistic on every replicate, computed one block of rows at a time."""
+    parts = [np.stack([f(block) for f in statistics.values()], axis=1) for block in blocks]
+    return np.concatenate(parts, axis=0).astype(np.float64, copy=False)
 
 
 def clip_to_range(metrics: list[str], low: np.ndarray,
@@ -188,7 +227,8 @@ def disparity_summary(y_true: Any, y_pred: Any, n_classes: int, *, k: int | None
 
     All intervals come from ONE set of ``(n_boot, K)`` stratified replicates (see
     :func:`~classgap.audit.intervals.bootstrap_class_accuracy`), every statistic computed on
-    the whole replicate matrix at once; BCa acceleration from the exact jackknife.
+    blocks of replicate rows at once (a few MB at a time, whatever K); classes absent from
+    ``y_true`` are left out of the replicates. BCa acceleration from the exact jackknife.
 
     Parameters
     ----------
@@ -225,19 +265,20 @@ def disparity_summary(y_true: Any, y_pred: Any, n_classes: int, *, k: int | None
     if support.sum() == 0:
         raise fail("y_true", "hold at least one sample", "0 samples")
     warn_absent(support)
-    stats = summary_statistics(support, k, groups)
-    reps = bootstrap_class_accuracy(correct, support, n_boot=n_boot,
-                                    random_state=random_state)  # (B, K)
-    with quiet():
-        acc = np.where(support > 0, correct / np.maximum(support, 1), np.nan)
+    present = support > 0
+    stats = summary_statistics(support, k, groups, keep=present)
+    rng = check_random_state(random_state)
+    acc = correct[present] / support[present]
     estimate = np.array([f(acc) for f in stats.values()], dtype=np.float64)  # (M,)
-    values = np.stack([f(reps) for f in stats.values()], axis=1)  # (B, M)
+    values = replicate_values(stats, accuracy_blocks(correct[present], support[present],
+                                                     n_boot, rng))  # (B, M)
     jack = None
     if method == "bca":
         def all_stats(a: np.ndarray) -> np.ndarray:
             return np.stack([f(a) for f in stats.values()], axis=-1)  # (..., M)
 
-        jack = class_accuracy_jackknife(correct, support, all_stats)  # (2K, M), (2K,)
+        jack = class_accuracy_jackknife(correct[present], support[present],
+                                        all_stats)  # (2K, M), (2K,)
     low, high = bootstrap_interval(estimate, values, confidence=confidence, method=method,
                                    jackknife=jack)
     low, high = clip_to_range(list(stats), low, high)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from classgap._validation import (
     check_choice,
@@ -37,16 +38,22 @@ from classgap._validation import (
     check_random_state,
     check_same_length,
 )
-from classgap.audit.disparity import clip_to_range, disparity_summary, summary_statistics
+from classgap.audit.disparity import (
+    clip_to_range,
+    disparity_summary,
+    replicate_values,
+    summary_statistics,
+)
 from classgap.audit.intervals import (
     METHODS,
     bootstrap_interval,
+    class_percentile_interval,
     seed_interval,
     two_level_bootstrap_accuracy,
     wilson_interval,
 )
 from classgap.audit.io import Predictions, align_runs
-from classgap.audit.perclass import class_counts, confusion_matrix, per_class_metrics
+from classgap.audit.perclass import class_counts, per_class_metrics, sparse_confusion
 from classgap.errors import InputError
 
 _CLASS_METRICS = ("accuracy", "precision", "f1")
@@ -67,8 +74,10 @@ class ClassAudit:
     """class × (estimate, low, high): interval of each class's accuracy."""
     summary: pd.DataFrame
     """metric × (estimate, low, high): overall and disparity metrics with bootstrap intervals."""
-    confusion: np.ndarray
-    """(K, K) confusion matrix summed over runs, rows = true class."""
+    confusion: sparse.csr_array
+    """(K, K) confusion matrix summed over runs, rows = true class, as a SciPy sparse array
+    holding only the cells that occur (``.toarray()`` for the dense matrix; see
+    :func:`~classgap.audit.perclass.sparse_confusion`)."""
     n_runs: int
     confidence: float
     interval: str
@@ -227,7 +236,7 @@ def audit(
     counts = [class_counts(y_true, np.asarray(r), n_classes) for r in runs]
     support = counts[0][0]
     correct = np.stack([c for _, c in counts])  # (S, K)
-    confusion = np.sum([confusion_matrix(y_true, r, n_classes) for r in runs], axis=0)
+    confusion = sparse_confusion(y_true, np.stack(runs), n_classes)
 
     if interval == "auto":
         interval = "wilson" if len(runs) == 1 else "bootstrap"
@@ -335,10 +344,9 @@ def _class_intervals(kind: str, correct: np.ndarray, support: np.ndarray,
         low, high = wilson_interval(correct.sum(axis=0), support * len(correct), confidence)
     elif kind == "seeds":
         _, low, high = seed_interval(acc, confidence)
+    elif replicates is None:  # one run: the bootstrap's percentiles are binomial quantiles
+        low, high = class_percentile_interval(correct[0], support, confidence)
     else:
-        if replicates is None:
-            replicates = two_level_bootstrap_accuracy(correct, support, n_boot=n_boot,
-                                                      random_state=rng)
         low, high = bootstrap_interval(estimate, replicates, confidence=confidence,
                                        method="percentile")
     return pd.DataFrame({"estimate": estimate, "low": low, "high": high})
@@ -351,16 +359,24 @@ def _seed_summary(correct: np.ndarray, support: np.ndarray, replicates: np.ndarr
     k = max(1, round(0.1 * support.shape[0])) if k is None else check_positive_int(k, "k")
     with np.errstate(invalid="ignore", divide="ignore"):
         acc = (correct / support).mean(axis=0)  # (K,)
-    statistics = summary_statistics(support, k, groups)
+    present = support > 0
+    statistics = summary_statistics(support, k, groups, keep=present)
     if method == "bca":
         raise InputError("'method' must be 'basic' or 'percentile' for several runs (BCa "
                          "needs a jackknife over samples of one run); got 'bca'")
-    estimate = np.array([stat(acc) for stat in statistics.values()], dtype=np.float64)
-    values = np.stack([stat(replicates) for stat in statistics.values()], axis=1)  # (B, M)
+    estimate = np.array([stat(acc[present]) for stat in statistics.values()],
+                        dtype=np.float64)
+    values = replicate_values(statistics, (block[:, present] for block in
+                                           np.array_split(replicates, _n_blocks(replicates))))
     low, high = bootstrap_interval(estimate, values, confidence=confidence, method=method)
     low, high = clip_to_range(list(statistics), low, high)
     return pd.DataFrame({"estimate": estimate, "low": low, "high": high},
                         index=pd.Index(list(statistics), name="metric", dtype=object))
+
+
+def _n_blocks(replicates: np.ndarray) -> int:
+    """Row blocks of about a million cells, for statistics computed a block at a time."""
+    return max(1, replicates.size // (1 << 20))
 
 
 def _json_number(value: Any) -> Any:

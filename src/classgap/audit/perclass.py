@@ -1,8 +1,12 @@
 """Per-class counts and metrics from true and predicted labels.
 
-Everything here is a count: the confusion matrix, per-class support and number correct, and
-the tidy per-class table built from them. Class order is fixed by ``n_classes``; a class that
-never occurs in ``y_true`` keeps its row, with NaN accuracy and one ``UserWarning``.
+Everything here is a count: per-class support and number correct (bincounts of length K), the
+confusion matrix, and the tidy per-class table built from them. The confusion is sparse by
+default where it is built for the audit (:func:`sparse_confusion`: the cells that occur, at
+most N of them, so 10,000 classes cost what their predictions cost, not 10^8 cells); the dense
+K x K matrix is there on request (:func:`confusion_matrix`). Class order is fixed by
+``n_classes``; a class that never occurs in ``y_true`` keeps its row, with NaN accuracy and
+one ``UserWarning``.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from classgap._validation import check_finite, check_labels, check_positive_int, fail
 
-__all__ = ["class_counts", "confusion_matrix", "per_class_metrics", "topk_correct"]
+__all__ = ["class_counts", "confusion_matrix", "per_class_metrics", "sparse_confusion",
+           "topk_correct"]
 
 METRIC_COLUMNS = ("support", "correct", "accuracy", "precision", "f1", "false_positives",
                   "predicted")
@@ -71,7 +77,10 @@ def _confusion(yt: np.ndarray, yp: np.ndarray, n_classes: int) -> np.ndarray:
 
 
 def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int) -> np.ndarray:
-    """Confusion matrix with rows = true class, columns = predicted class.
+    """Dense confusion matrix with rows = true class, columns = predicted class.
+
+    K² cells: 800 MB at K = 10,000. For many classes use :func:`sparse_confusion`, which holds
+    only the cells that occur.
 
     Parameters
     ----------
@@ -92,6 +101,55 @@ def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int) -> np.ndarray:
     """
     yt, yp, k = check_label_pair(y_true, y_pred, n_classes)
     return _confusion(yt, yp, k)
+
+
+def _sparse_confusion(yt: np.ndarray, yp: np.ndarray, n_classes: int) -> sparse.csr_array:
+    # The distinct (true, pred) cells and their counts: O(N log N), never O(K²). The flat
+    # index fits int64 for any K below 3e9.
+    cells, counts = np.unique(yt.astype(np.int64) * n_classes + yp, return_counts=True)
+    return sparse.csr_array((counts.astype(np.int64), (cells // n_classes, cells % n_classes)),
+                            shape=(n_classes, n_classes))
+
+
+def sparse_confusion(y_true: Any, y_pred: Any, n_classes: int | None = None,
+                     ) -> sparse.csr_array:
+    """Confusion matrix as a SciPy sparse array: only the (true, predicted) cells that occur.
+
+    At most N stored cells whatever K, so it is what the audit keeps (``ClassAudit.confusion``)
+    and what the study's confusion shifts are computed from. ``.toarray()`` gives the dense
+    matrix, ``[t, p]`` one cell, ``.diagonal()`` the correct counts, ``.sum(axis=1)`` the support.
+
+    Parameters
+    ----------
+    y_true, y_pred : array of int, shape (N,), or sequences of such arrays
+        Several ``y_pred`` runs on one ``y_true`` (a 2-D array or a list) give the confusion
+        summed over the runs.
+    n_classes : int, optional
+        K; default ``max(label) + 1``.
+
+    Returns
+    -------
+    scipy.sparse.csr_array of int64, shape (K, K)
+        ``.toarray()`` equals ``sklearn.metrics.confusion_matrix(y_true, y_pred,
+        labels=range(K))``.
+
+    Examples
+    --------
+    >>> cm = sparse_confusion([0, 0, 1], [0, 1, 1], 2)
+    >>> cm.nnz, cm.toarray().tolist()
+    (3, [[1, 1], [0, 1]])
+    """
+    runs = np.asarray(y_pred)
+    if runs.ndim == 2:
+        if runs.shape[1] != np.size(y_true):
+            raise fail("y_pred", f"hold runs of the length of 'y_true' ({np.size(y_true)})",
+                       f"shape {runs.shape}")
+        yt = np.tile(np.asarray(y_true), runs.shape[0])
+        yp = runs.reshape(-1)
+    else:
+        yt, yp = y_true, y_pred
+    yt, yp, k = check_label_pair(yt, yp, n_classes)
+    return _sparse_confusion(yt, yp, k)
 
 
 def _counts(yt: np.ndarray, yp: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:

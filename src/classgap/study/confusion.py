@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
-from classgap.audit import compare_predictions, confusion_matrix
+from classgap.audit import compare_predictions, confusion_matrix, sparse_confusion
 
 __all__ = ["confusion_shifts", "ensemble_labels", "ensemble_table", "mean_confusion_rates"]
 
 
 def mean_confusion_rates(y_true: np.ndarray, preds: np.ndarray, n_classes: int) -> np.ndarray:
-    """Row-normalised confusion matrix averaged over runs.
+    """Row-normalised dense confusion matrix averaged over runs (K² cells: small K only).
 
     Parameters
     ----------
@@ -39,10 +39,24 @@ def mean_confusion_rates(y_true: np.ndarray, preds: np.ndarray, n_classes: int) 
     return out
 
 
+def _pair_rates(y_true: np.ndarray, preds: np.ndarray, n_classes: int) -> pd.Series:
+    """Mean rate of each off-diagonal (true, predicted) cell that occurs, keyed by cell index."""
+    preds = np.asarray(preds)
+    counts = sparse_confusion(y_true, preds, n_classes).tocoo()
+    support = np.bincount(y_true, minlength=n_classes)
+    off = counts.row != counts.col
+    t, p = counts.row[off].astype(np.int64), counts.col[off].astype(np.int64)
+    rate = counts.data[off] / (len(preds) * support[t])
+    return pd.Series(rate, index=t * n_classes + p)
+
+
 def confusion_shifts(y_true: np.ndarray, preds_reference: np.ndarray,
                      preds_selected: np.ndarray, n_classes: int, class_names: Sequence[str],
                      *, top: int | None = None) -> pd.DataFrame:
     """Off-diagonal confusion pairs sorted by how much they moved (largest ``|change|`` first).
+
+    Only pairs that occur in either run set are listed (a pair at 0 in both did not move), so
+    the table has at most ``S N`` rows and costs nothing like K² at 10,000 classes.
 
     Parameters
     ----------
@@ -58,18 +72,22 @@ def confusion_shifts(y_true: np.ndarray, preds_reference: np.ndarray,
     DataFrame
         ``true, predicted, true_index, predicted_index, rate_reference, rate_selected, change``
         (fractions of the true class's samples; ``change = selected - reference``), so a
-        positive change on ``(t, p)`` means class p absorbs samples class t lost.
+        positive change on ``(t, p)`` means class p absorbs samples class t lost. Ties in
+        ``|change|`` keep row-major (true, predicted) order.
     """
-    ref = mean_confusion_rates(y_true, preds_reference, n_classes)
-    sel = mean_confusion_rates(y_true, preds_selected, n_classes)
-    t, p = np.nonzero(~np.eye(n_classes, dtype=bool))  # off-diagonal pairs, row-major
+    ref = _pair_rates(y_true, preds_reference, n_classes)
+    sel = _pair_rates(y_true, preds_selected, n_classes)
+    cells = ref.index.union(sel.index)  # sorted: row-major (true, predicted) order
+    ref, sel = ref.reindex(cells, fill_value=0.0), sel.reindex(cells, fill_value=0.0)
+    t, p = cells.to_numpy() // n_classes, cells.to_numpy() % n_classes
     names = np.asarray(list(class_names), dtype=object)
     table = pd.DataFrame({
         "true": names[t], "predicted": names[p], "true_index": t, "predicted_index": p,
-        "rate_reference": ref[t, p], "rate_selected": sel[t, p], "change": sel[t, p] - ref[t, p],
+        "rate_reference": ref.to_numpy(), "rate_selected": sel.to_numpy(),
+        "change": sel.to_numpy() - ref.to_numpy(),
     })
     order = np.argsort(-np.abs(table["change"].to_numpy()), kind="stable")
-    table = table.iloc[order].dropna(subset=["change"]).reset_index(drop=True)
+    table = table.iloc[order].reset_index(drop=True)
     return table if top is None else table.head(top)
 
 

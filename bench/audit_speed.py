@@ -12,7 +12,15 @@ Workload (issue 2): 1000 bootstrap replicates of per-class accuracy (recall) wit
 * numpy loop: one Python iteration per replicate, each drawing a stratified resample of row
   indices and counting correct rows per class with ``np.bincount``.
 
-Usage: ``python bench/audit_speed.py [--fairlearn-boot 10] [--repeats 5] [--skip-fairlearn]``
+Scale rows (issue 11), in the same run: the audit (1000 replicates) and ``compare_predictions``
+(1 v 1 and 5 v 5 seeds) on label spaces of iNaturalist-2021 validation (100,000 images x 10,000
+classes, 10 each) and ImageNet-21k (218,410 x 21,841 classes, 10 each), wrong predictions spread
+uniformly over the other classes (the most distinct confusion cells). Each row is the best of
+``--repeats`` timings; its peak memory is what ``tracemalloc`` saw allocated during one more
+call (numpy reports its buffers to it), above what was allocated before the call.
+
+Usage: ``python bench/audit_speed.py [--fairlearn-boot 10] [--repeats 5] [--skip-fairlearn]
+[--skip-scale]``
 """
 
 from __future__ import annotations
@@ -21,11 +29,12 @@ import argparse
 import os
 import platform
 import time
+import tracemalloc
 from collections.abc import Callable
 
 import numpy as np
 
-from classgap.audit import audit
+from classgap.audit import audit, compare_predictions
 from classgap.audit.intervals import bootstrap_class_accuracy, bootstrap_interval
 from classgap.audit.perclass import class_counts
 
@@ -39,6 +48,57 @@ def make_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     wrong = (y_true + rng.integers(1, N_CLASSES, N_SAMPLES)) % N_CLASSES
     y_pred = np.where(rng.random(N_SAMPLES) < p_correct, y_true, wrong)
     return y_true, y_pred
+
+
+SCALES = ((10_000, 10), (21_841, 10))  # (classes, test images per class)
+
+
+def make_scale_data(n_classes: int, per_class: int, n_runs: int, seed: int = 0,
+                    ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``y_true`` with ``per_class`` images a class and ``n_runs`` prediction vectors."""
+    rng = np.random.default_rng(seed)
+    y_true = np.repeat(np.arange(n_classes), per_class)
+    p_correct = rng.uniform(0.4, 0.95, n_classes)[y_true]
+    runs = []
+    for _ in range(n_runs):
+        wrong = (y_true + rng.integers(1, n_classes, y_true.size)) % n_classes
+        runs.append(np.where(rng.random(y_true.size) < p_correct, y_true, wrong))
+    return y_true, runs
+
+
+def peak_memory(fn: Callable[[], object]) -> float:
+    """Peak bytes allocated during ``fn()`` above the allocation before it (tracemalloc)."""
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    fn()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return float(peak - base)
+
+
+def scale_rows(repeats: int) -> None:
+    print(f"\n{'scale row':<52} {'time':>9} {'peak memory':>12}")
+    for n_classes, per_class in SCALES:
+        y_true, runs = make_scale_data(n_classes, per_class, 10)
+        base, cand = runs[:5], runs[5:]
+        size = f"{y_true.size:,} x {n_classes:,}"
+        cases: list[tuple[str, Callable[[], object]]] = [
+            (f"audit, 1 run, {size}",
+             lambda y=y_true, r=runs[0], k=n_classes: audit(y, r, n_classes=k, n_boot=N_BOOT,
+                                                            random_state=0)),
+            (f"audit, 5 runs, {size}",
+             lambda y=y_true, r=base, k=n_classes: audit(y, r, n_classes=k, n_boot=N_BOOT,
+                                                         random_state=0)),
+            (f"compare 1 v 1, {size}",
+             lambda y=y_true, a=base[:1], b=cand[:1], k=n_classes: compare_predictions(y, a, b, k)),
+            (f"compare 5 v 5, {size}",
+             lambda y=y_true, a=base, b=cand, k=n_classes: compare_predictions(y, a, b, k)),
+        ]
+        for name, fn in cases:
+            fn()  # warm: page faults of the first large allocation are not the method's cost
+            seconds = best_of(fn, repeats)
+            peak = peak_memory(fn)
+            print(f"{name:<52} {seconds:8.3f} s {peak / 2**30:9.3f} GB", flush=True)
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> float:
@@ -95,6 +155,7 @@ def main() -> None:
                         help="replicates actually run for fairlearn (extrapolated to 1000)")
     parser.add_argument("--repeats", type=int, default=5, help="best of this many timings")
     parser.add_argument("--skip-fairlearn", action="store_true")
+    parser.add_argument("--skip-scale", action="store_true", help="leave out the scale rows")
     args = parser.parse_args()
 
     y_true, y_pred = make_data()
@@ -113,6 +174,8 @@ def main() -> None:
         t_fl, per = fairlearn_time(y_true, y_pred, args.fairlearn_boot)
         print(f"fairlearn MetricFrame (extrapolated from {args.fairlearn_boot} replicates, "
               f"{per:.2f} s each): {t_fl:8.1f} s  (classgap {t_fl / t_classgap:.0f}x faster)")
+    if not args.skip_scale:
+        scale_rows(args.repeats)
 
 
 if __name__ == "__main__":

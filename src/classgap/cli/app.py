@@ -76,6 +76,9 @@ CONF_OPT = typer.Option(0.95, "--confidence", help="Interval level.")
 SEED_OPT = typer.Option(0, "--seed", help="Seed of the bootstrap (same seed, same intervals).")
 FORMAT_OPT = typer.Option(Format.table, "--format", "-f", help="Output format.")
 OUT_OPT = typer.Option(None, "--out", "-o", help="Write the output to this file.")
+ALL_OPT = typer.Option(False, "--all", help="List every class in the table (by default, "
+                       "beyond 30 classes, the worst and the best; JSON and CSV hold every "
+                       "class).")
 
 
 @app.callback()
@@ -135,6 +138,7 @@ def audit_cmd(
                                              "(needs logits and --train-counts)."),
     fmt: Format = FORMAT_OPT,
     out: Path | None = OUT_OPT,
+    show_all: bool = ALL_OPT,
 ) -> None:
     """Per-class accuracy with intervals, and disparity summaries, of one model."""
     from classgap.audit.api import audit_files
@@ -156,9 +160,9 @@ def audit_cmd(
     elif fmt is Format.csv:
         _emit_csv(result.to_frame(), result.to_dict()["overall"], out)
     elif out is not None:
-        _emit(render.render_tables(render.audit_tables(result)), out)
+        _emit(render.render_tables(render.audit_tables(result, show_all=show_all)), out)
     else:
-        for t in render.audit_tables(result):
+        for t in render.audit_tables(result, show_all=show_all):
             console.print(t)
 
 
@@ -182,6 +186,7 @@ def compare_cmd(
     seed: int = SEED_OPT,
     fmt: Format = FORMAT_OPT,
     out: Path | None = OUT_OPT,
+    show_all: bool = ALL_OPT,
     fail_on_drop: float | None = typer.Option(
         None, "--fail-on-drop", metavar="POINTS",
         help="Exit 3 when a class drops significantly by more than POINTS points."),
@@ -200,9 +205,9 @@ def compare_cmd(
     elif fmt is Format.csv:
         _emit_csv(result.classes, result.to_dict()["overall"], out)
     elif out is not None:
-        _emit(render.render_tables(render.comparison_tables(result)), out)
+        _emit(render.render_tables(render.comparison_tables(result, show_all=show_all)), out)
     else:
-        for t in render.comparison_tables(result):
+        for t in render.comparison_tables(result, show_all=show_all):
             console.print(t)
     if fail_on_drop is not None:  # on stderr, so that --format json stays parseable
         from rich.text import Text

@@ -20,6 +20,28 @@ FORMATS = ("table", "json", "csv")
 
 _VERDICT_STYLE = {"drop": "bold red", "gain": "bold green", "none": "dim"}
 
+MAX_ROWS = 30
+"""Per-class tables with more classes than this list only the worst and the best (``--all``:
+every class); JSON and CSV always hold every class."""
+WORST_ROWS, BEST_ROWS = 15, 5
+
+
+def shown_rows(order: pd.Index, show_all: bool) -> tuple[pd.Index, pd.Index, int]:
+    """The rows a per-class table lists: ``(worst, best, n_hidden)``.
+
+    ``order`` runs from worst to best. Small tables and ``show_all`` list every row (as
+    ``worst``, nothing hidden); larger ones the first :data:`WORST_ROWS` and the last
+    :data:`BEST_ROWS`, with the count of the rows between.
+    """
+    if show_all or len(order) <= MAX_ROWS:
+        return order, order[:0], 0
+    return order[:WORST_ROWS], order[-BEST_ROWS:], len(order) - WORST_ROWS - BEST_ROWS
+
+
+def _hidden_row(table: Table, n_hidden: int, what: str) -> None:
+    table.add_row(f"… {n_hidden:,} more {what}", *([""] * (len(table.columns) - 1)),
+                  style="dim italic")
+
 
 def make_console(**kwargs: Any) -> Console:
     """A rich console; piped output (CI logs, ``| less``) gets 120 columns instead of 80."""
@@ -41,25 +63,45 @@ def _p(x: Any) -> str:
     return f"{x:.1e}" if x < 1e-3 else f"{x:.3f}"
 
 
-def audit_tables(result: ClassAudit) -> list[Table]:
-    """Per-class table and the disparity summary, accuracies in percent."""
+def audit_tables(result: ClassAudit, *, show_all: bool = False) -> list[Table]:
+    """Per-class table and the disparity summary, accuracies in percent.
+
+    Up to :data:`MAX_ROWS` classes (or with ``show_all``) the table lists every class in class
+    order; beyond, the worst and the best classes by accuracy and a count of the others.
+    """
     level = f"{100 * result.confidence:g}%"
     runs = f", mean of {result.n_runs} runs" if result.n_runs > 1 else ""
-    per_class = Table(title=f"Per-class accuracy ({level} {result.interval} interval{runs})")
     table = result.to_frame()
+    everything = show_all or len(table) <= MAX_ROWS
+    order = table.index if everything else table.sort_values(
+        "accuracy", kind="stable", na_position="last").index
+    worst_rows, best_rows, n_hidden = shown_rows(order, show_all)
+    scope = "" if everything else (f"; the {len(worst_rows)} worst and {len(best_rows)} best "
+                                   f"of {len(table):,} classes, --all for every class")
+    per_class = Table(title=f"Per-class accuracy ({level} {result.interval} interval{runs}"
+                            f"{scope})")
     extra = [c for c in table.columns if c.startswith("top") and c.endswith("_accuracy")]
     columns = ["class", "support", "accuracy", f"{level} CI",
                *(c.removesuffix("_accuracy") for c in extra), "precision", "f1"]
     for name in columns:
         per_class.add_column(name, justify="left" if name == "class" else "right")
     worst = table["accuracy"].idxmin() if table["accuracy"].notna().any() else None
-    for i, row in table.iterrows():
+
+    def add(i: Any) -> None:
+        row = table.loc[i]
         per_class.add_row(
             str(row["class"]), f"{int(row['support'])}", _pct(row["accuracy"]),
             f"[{_pct(row['accuracy_low'])}, {_pct(row['accuracy_high'])}]",
             *(_pct(row[c]) for c in extra), _pct(row["precision"]), _pct(row["f1"]),
             style="bold red" if i == worst else None,
         )
+
+    for i in worst_rows:
+        add(i)
+    if n_hidden:
+        _hidden_row(per_class, n_hidden, "classes")
+    for i in best_rows:
+        add(i)
     method = result.meta.get("method", "")
     summary = Table(title=f"Overall and disparity ({level} {method} bootstrap intervals)")
     for name in ("metric", "estimate", "low", "high"):
@@ -69,18 +111,28 @@ def audit_tables(result: ClassAudit) -> list[Table]:
     return [per_class, summary]
 
 
-def comparison_tables(result: Comparison) -> list[Table]:
-    """Per-class Δ table, sorted worst drop first, and an overall line."""
+def comparison_tables(result: Comparison, *, show_all: bool = False) -> list[Table]:
+    """Per-class Δ table, sorted worst drop first, and an overall line.
+
+    Beyond :data:`MAX_ROWS` classes (unless ``show_all``) the table lists the largest drops and
+    the largest gains, and counts the classes between with their verdicts.
+    """
     o = result.overall
     level = f"{100 * o['confidence']:g}%"
+    rows = result.classes.sort_values("delta", kind="stable", na_position="last")
+    worst_rows, best_rows, n_hidden = shown_rows(rows.index, show_all)
+    scope = "" if not n_hidden else (f"; the {len(worst_rows)} largest drops and "
+                                     f"{len(best_rows)} largest gains of {len(rows):,} classes, "
+                                     "--all for every class")
     title = (f"Per-class change, candidate − baseline (points; {level} intervals; "
-             f"{o['test']} test, {o['correction']} q-values, α = {o['alpha']:g})")
+             f"{o['test']} test, {o['correction']} q-values, α = {o['alpha']:g}{scope})")
     table = Table(title=title)
     for name in ("class", "support", "baseline", "candidate", "Δ", f"{level} CI", "p", "q",
                  "verdict"):
         table.add_column(name, justify="left" if name in ("class", "verdict") else "right")
-    rows = result.classes.sort_values("delta", kind="stable", na_position="last")
-    for _, row in rows.iterrows():
+
+    def add(i: Any) -> None:
+        row = rows.loc[i]
         verdict = str(row["verdict"])
         table.add_row(
             str(row["class"]), f"{int(row['support'])}", _pct(row["acc_baseline"]),
@@ -89,6 +141,16 @@ def comparison_tables(result: Comparison) -> list[Table]:
             _p(row["p_value"]), _p(row["q_value"]),
             f"[{_VERDICT_STYLE.get(verdict, '')}]{verdict}[/]",
         )
+
+    for i in worst_rows:
+        add(i)
+    if n_hidden:
+        hidden = rows.loc[~rows.index.isin(worst_rows.append(best_rows)), "verdict"]
+        counts = hidden.value_counts()
+        verdicts = ", ".join(f"{int(counts[v]):,} {v}" for v in ("drop", "gain") if v in counts)
+        _hidden_row(table, n_hidden, f"({verdicts or 'no verdict'})")
+    for i in best_rows:
+        add(i)
     overall = Table(title="Overall accuracy")
     for name in ("baseline", "candidate", "Δ", f"{level} CI", "p", "classes dropping",
                  "classes gaining"):

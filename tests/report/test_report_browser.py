@@ -128,3 +128,18 @@ def test_console_errors_are_detected(chromium: str, tmp_path: Path) -> None:
     _, console = _dump_dom(chromium, page, tmp_path / "profile")
     assert any("boom" in m for m in console)
     assert any("nope is not defined" in m for m in console)
+
+
+def test_a_thousand_class_report_loads_and_sorts(
+    chromium: str, fake_result: Factory, tmp_path: Path
+) -> None:
+    # The scale of issue 11: every class a row, every figure decoded, the sort over 1,000 rows.
+    # (Its render time is measured in bench/report_render.py, not here.)
+    result = fake_result(1000, strengths=(0.0, 0.1, 0.3), n_drops=20, n_gains=30)
+    page = write_report(result, tmp_path / "out")
+    dom, console = _dump_dom(chromium, page, tmp_path / "profile")
+    assert console == [], f"console messages: {console}"
+    state = _selftest(dom)
+    assert state["rows"] == 1000 and state["images_loaded"] == state["images_total"] == 4
+    assert state["delta_sorted_desc"] == sorted(state["delta_sorted_desc"], reverse=True)
+    assert 'class="scroll"' in dom

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
@@ -187,3 +188,38 @@ def test_provenance_is_a_two_column_grid_that_wraps(report: tuple[StudyResult, P
     page = report[1].read_text()
     assert "grid-template-columns: max-content minmax(0, 1fr)" in page
     assert "overflow-wrap: anywhere" in page and "float: left" not in page
+
+
+def test_many_classes_stay_readable(fake_result: Factory, tmp_path: Path) -> None:
+    from classgap.report import plots
+    from classgap.report.html import HEADLINE_NAMES, SCROLL_ROWS
+
+    result = fake_result(1000, strengths=(0.0, 0.1, 0.3), n_drops=20, n_gains=30)
+    text = headline(result)
+    assert "20 classes dropped significantly (worst first)" in text
+    assert text.count("[") == 1 + HEADLINE_NAMES and "and 15 more" in text
+    page = write_report(result, tmp_path / "out").read_text(encoding="utf-8")
+    assert page.count('<div class="scroll">') == 1 and page.count("<tr class=") >= 1000
+    small = write_report(fake_result(SCROLL_ROWS), tmp_path / "small").read_text("utf-8")
+    assert '<div class="scroll">' not in small
+    # Figures name at most MAX_NAMED drops in the curves, and never overlap names in the Δ plot.
+    curves = plots.per_class_vs_strength(result)
+    legend = [t.get_text() for t in curves.axes[0].get_legend().get_texts()]
+    assert sum("(significant drop)" in t for t in legend) == plots.MAX_NAMED
+    assert "10 more significant drops (unnamed)" in legend
+    fig = plots.delta_at_selected(result)
+    ticks = fig.axes[0].get_yticks()
+    assert 0 < len(ticks) <= 3 * plots.MAX_NAMED
+    height_rows = 1000 * 7 / (72 * (fig.get_figheight() - 1.8))
+    assert (np.diff(np.sort(ticks)) >= height_rows - 1).all()
+
+
+def test_summary_of_many_drops_lists_the_worst_and_counts_the_rest(fake_result: Factory) -> None:
+    from classgap.report.terminal import TERMINAL_DROPS
+
+    result = fake_result(200, n_drops=50, n_gains=5)
+    text = _summary(result)
+    assert "Classes that pay (50 of 200; q < 0.05)" in text
+    assert f"… {50 - TERMINAL_DROPS} more (report.html, classes.csv)" in text
+    listed = [name for name in result.drops()["class"] if f"│ {name} " in text]
+    assert listed == list(result.drops()["class"][:TERMINAL_DROPS])

@@ -30,6 +30,11 @@ from classgap.study.result import StudyResult
 
 __all__ = ["headline", "write_report"]
 
+HEADLINE_NAMES = 5
+"""Dropping classes a headline names (worst first); the rest are counted."""
+SCROLL_ROWS = 30
+"""Per-class tables longer than this scroll in a box of their own, headers kept in view."""
+
 # Static code, never built from data. With ``#selftest`` in the URL it writes
 # ``<pre id="selftest">{"images_loaded", "images_total", "rows", "scripts", "classes",
 # "delta_sorted_desc"}</pre>``
@@ -119,6 +124,8 @@ table.sortable th { cursor: pointer; background: #f2f2f2; position: sticky; top:
 th[aria-sort="ascending"]::after { content: " \\25B2"; }
 th[aria-sort="descending"]::after { content: " \\25BC"; }
 tr.drop td { color: #b01c1c; } tr.gain td { color: #1f7a1f; }
+.scroll { max-height: 36em; overflow: auto; border: 1px solid #ddd; }
+.scroll table { margin: 0; } .scroll-note { color: #555; font-size: .9em; }
 footer { margin-top: 3em; color: #666; font-size: .85em; }
 footer dl { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .25em 1em; }
 footer dt { font-weight: bold; }
@@ -192,10 +199,14 @@ def headline(result: StudyResult) -> str:
     parts = [
         f"{row['class']} ({_pts(row['delta'])} [{_pts(row.get('delta_low'))}, "
         f"{_pts(row.get('delta_high'))}])"
-        for _, row in drops.iterrows()
+        for _, row in drops.head(HEADLINE_NAMES).iterrows()
     ]
+    if len(drops) > HEADLINE_NAMES:
+        parts.append(f"and {len(drops) - HEADLINE_NAMES} more (the per-class table lists them)")
     noun = "class" if len(drops) == 1 else "classes"
-    return text + f"; {len(drops)} {noun} dropped significantly: " + ", ".join(parts) + "."
+    worst = " (worst first)" if len(drops) > HEADLINE_NAMES else ""
+    return (text + f"; {len(drops)} {noun} dropped significantly{worst}: " + ", ".join(parts)
+            + ".")
 
 
 def write_report(
@@ -368,10 +379,15 @@ def _class_table(classes: pd.DataFrame, table_id: str) -> str:
             f' data-verdict="{_e(verdict)}"'
         )
         rows.append(f"<tr{attrs}>{''.join(cells)}</tr>")
-    return (
+    table = (
         f'<table class="sortable" id="{_e(table_id)}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
+    if len(rows) <= SCROLL_ROWS:
+        return table
+    return (f'<p class="scroll-note">{len(rows):,} classes, worst Δ first; the table scrolls '
+            "(all of it is in classes.csv).</p>"
+            f'<div class="scroll">{table}</div>')
 
 
 def _selection_summary(result: StudyResult) -> str:
@@ -412,9 +428,17 @@ def _selection_summary(result: StudyResult) -> str:
     return f'<ul id="selection">{"".join(lines)}</ul>{table}'
 
 
+def _named(count: int, names: Sequence[str]) -> str:
+    """``count`` and up to :data:`HEADLINE_NAMES` of the names, the rest counted."""
+    if not names:
+        return str(count)
+    shown = ", ".join(names[:HEADLINE_NAMES])
+    more = f", {len(names) - HEADLINE_NAMES} more" if len(names) > HEADLINE_NAMES else ""
+    return f"{count} ({shown}{more})"
+
+
 def _drop_text(row: Any) -> str:
-    names = list(row.get("drop_classes") or [])
-    return str(int(row["n_drop"])) + (f" ({', '.join(names)})" if names else "")
+    return _named(int(row["n_drop"]), list(row.get("drop_classes") or []))
 
 
 def _confidence(result: StudyResult) -> str:
@@ -422,8 +446,7 @@ def _confidence(result: StudyResult) -> str:
 
 
 def _gain_text(row: Any) -> str:
-    names = list(row.get("gain_classes") or [])
-    return str(int(row["n_gain"])) + (f" ({', '.join(names)})" if names else "")
+    return _named(int(row["n_gain"]), list(row.get("gain_classes") or []))
 
 
 def _strength_section(result: StudyResult) -> str:

@@ -42,6 +42,9 @@ CLASS_AWARE_COLOR = "#9467bd"
 # Above this many classes a legend entry or tick label per class is unreadable: only the
 # classes that pay (or gain) are labelled.
 MANY_CLASSES = 20
+# At most this many classes are named in a figure of many classes (the worst drops first):
+# 200 red names over 1,000 lines are as unreadable as none.
+MAX_NAMED = 10
 
 
 # --------------------------------------------------------------------------- helpers
@@ -148,7 +151,8 @@ def per_class_vs_strength(result: StudyResult, *, max_labels: int = MANY_CLASSES
         ``classes`` (to highlight significant drops), ``selected`` and ``reference``.
     max_labels : int, default 20
         Up to this many classes every class gets a colour and a legend entry; above it the
-        classes that do not drop significantly are thin grey unlabelled lines.
+        classes that do not drop significantly are thin grey unlabelled lines, and only the
+        :data:`MAX_NAMED` worst significant drops are named (the others are thin red lines).
 
     Returns
     -------
@@ -167,23 +171,36 @@ def per_class_vs_strength(result: StudyResult, *, max_labels: int = MANY_CLASSES
     many = len(class_names) > max_labels
     dropping = _dropping(result)
     highlighted = set(dropping)
+    # With many classes only the MAX_NAMED worst drops get a colour, a name and a legend entry;
+    # the other drops are thin red lines under one legend entry.
+    named = set(dropping[:MAX_NAMED]) if many else highlighted
+    # One pass over the long table: x position and sweep rank of every row, then one sort.
+    ranked = per_class.assign(
+        _rank=per_class["strength"].map(lambda s: order.get(_key(s), math.inf)),
+        _x=per_class["strength"].map(position).astype(float),
+    ).sort_values("_rank", kind="stable")
+    curves = {name: (rows["_x"].to_numpy(dtype=float),
+                     100 * rows["acc_mean"].to_numpy(dtype=float))
+              for name, rows in ranked.groupby("class", sort=False)}
 
     fig = _new_figure(9.5 if not many else 10.0, 5.5)
     ax = fig.add_subplot()
-    palette = _palette(len(class_names) if not many else max(len(dropping), 1))
+    palette = _palette(len(class_names) if not many else max(len(named), 1))
     colour_index = 0
+    unnamed_drop = False
     for name in class_names:
-        rows = per_class[per_class["class"] == name]
-        rank = rows["strength"].map(lambda s: order.get(_key(s), math.inf))
-        rows = rows.assign(_rank=rank).sort_values("_rank")
-        x = rows["strength"].map(position).to_numpy(dtype=float)
-        y = 100 * rows["acc_mean"].to_numpy(dtype=float)
+        x, y = curves[name]
         label_text = _text(name)
         if name in highlighted:
             label_text += " (significant drop)"
         if many and name not in highlighted:
             style: dict[str, Any] = {"color": "#b0b0b0", "lw": 0.6, "alpha": 0.5, "zorder": 1}
             label_text = "_nolegend_"
+        elif many and name not in named:
+            style = {"color": VERDICT_COLORS["drop"], "lw": 0.9, "alpha": 0.7, "zorder": 2}
+            label_text = "_nolegend_" if unnamed_drop else (
+                f"{len(dropping) - len(named)} more significant drops (unnamed)")
+            unnamed_drop = True
         else:
             colour = palette[colour_index % len(palette)]
             colour_index += 1
@@ -192,7 +209,7 @@ def per_class_vs_strength(result: StudyResult, *, max_labels: int = MANY_CLASSES
                 style.update(lw=2.4, alpha=1.0, zorder=3, marker="o", ms=4)
         (line,) = ax.plot(x, y, label=label_text, **style)
         line.set_gid(f"class:{name}")
-        if many and name in highlighted and len(x):
+        if many and name in named and len(x):
             # With many classes a legend entry is far from its line: name the line at its end.
             ax.annotate(
                 _text(name), (x[-1], y[-1]), xytext=(4, 0), textcoords="offset points",
@@ -508,6 +525,23 @@ def _mark_strength(ax: Any, x: float, gid: str, colour: str, style: str, label: 
     line.set_gid(gid)
 
 
+def _spaced_labels(verdicts: np.ndarray, delta: np.ndarray, height_in: float) -> list[int]:
+    """Rows of a sorted Δ plot of many classes that get a name: significant classes, largest
+    drops first, then largest gains, each kept only if no name already sits within a label's
+    height (7 pt) of it, so names never overlap; at most ``3 * MAX_NAMED``."""
+    n = len(verdicts)
+    gap = max(1, math.ceil(n * 7 / (72 * max(height_in - 1.8, 1.0))))
+    drops = [i for i in np.argsort(delta, kind="stable") if verdicts[i] == "drop"]
+    gains = [i for i in np.argsort(-delta, kind="stable") if verdicts[i] == "gain"]
+    taken: list[int] = []
+    for i in drops + gains:
+        if len(taken) >= 3 * MAX_NAMED:
+            break
+        if all(abs(int(i) - j) >= gap for j in taken):
+            taken.append(int(i))
+    return sorted(taken)
+
+
 def _delta_figure(
     classes: pd.DataFrame, mean_gain: Mapping[str, float], title: str, *, max_labels: int
 ) -> Figure:
@@ -556,16 +590,17 @@ def _delta_figure(
         ax.axvline(100 * gain, color=SELECTED_COLOR, ls="--", lw=1.4, zorder=1,
                    label=gain_text).set_gid("mean-gain")
 
-    if many:
-        labelled = [i for i in range(n) if verdicts[i] in ("drop", "gain")]
-    else:
-        labelled = list(range(n))
+    labelled = _spaced_labels(verdicts, delta, fig.get_figheight()) if many else list(range(n))
     ax.set_yticks(y[labelled], [_text(table["class"].iloc[i]) for i in labelled],
                   fontsize=9 if not many else 7)
     ax.set_ylim(-0.7, n - 0.3)
     ax.invert_yaxis()  # worst drop on top, where the eye starts
     ax.set_xlabel("Δ test accuracy, selected − reference (percentage points; 95% interval)")
-    ax.set_ylabel("class (sorted by Δ)" + ("; only significant ones named" if many else ""))
+    n_significant = int(np.isin(verdicts, ["drop", "gain"]).sum())
+    named_text = (f"; {len(labelled)} of {n_significant} significant named"
+                  if many and len(labelled) < n_significant else
+                  "; only significant ones named" if many else "")
+    ax.set_ylabel("class (sorted by Δ)" + named_text)
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(f"{title}\n{gain_text}; * q<0.05, ** q<0.01, *** q<0.001 (BH)", fontsize=10)
     # Under the axes, never over a point.

@@ -16,6 +16,9 @@ from classgap.study.result import StudyResult
 
 __all__ = ["detectable_text", "print_summary", "refit_line"]
 
+TERMINAL_DROPS = 20
+"""Dropping classes the terminal summary lists (worst first); the rest are counted."""
+
 
 def _s(value: Any) -> str:
     if isinstance(value, Real) and not isinstance(value, bool):
@@ -127,7 +130,8 @@ def print_summary(
         table.add_column("selected %", justify="right")
         table.add_column("Δ pts [95% interval]", justify="right", style="red", no_wrap=True)
         table.add_column(f"q ({correction})", justify="right")
-        for _, row in drops.iterrows():
+        shown = drops.head(TERMINAL_DROPS)  # worst first; report.html and classes.csv hold all
+        for _, row in shown.iterrows():
             q = row.get("q_value", math.nan)
             table.add_row(
                 Text(str(row["class"])),
@@ -137,6 +141,9 @@ def print_summary(
                 f"{_pts(row.get('delta_high'))}]",
                 f"{float(q):.3g}" if isinstance(q, Real) and math.isfinite(q) else "n/a",
             )
+        if len(drops) > len(shown):
+            table.add_row(Text(f"… {len(drops) - len(shown)} more (report.html, classes.csv)",
+                               style="dim italic"), "", "", "", "")
         console.print(table)
 
     sweep = result.by_strength

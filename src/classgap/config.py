@@ -16,8 +16,10 @@ The resolved :class:`Config` is what a run stores (``config.json``), and
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import hashlib
 import json
 import os
 import tomllib
@@ -32,7 +34,8 @@ from classgap._validation import fail, fmt_value
 from classgap.errors import ConfigError
 
 __all__ = ["AUG_KNOBS", "Config", "DataConfig", "LossConfig", "ModelConfig", "OptimConfig",
-           "ScheduleConfig", "TrainConfig", "config_keys", "load_config"]
+           "ScheduleConfig", "TrainConfig", "config_id", "config_keys", "flatten", "get_key",
+           "load_config", "with_point"]
 
 #: Augmentation knobs, used when :mod:`classgap.augment` cannot be imported.
 AUG_KNOBS = ("rrc", "crop", "flip", "jitter", "cutout", "mixup", "cutmix")
@@ -194,6 +197,84 @@ class Config:
 SECTIONS: dict[str, Any] = {"data": DataConfig, "model": ModelConfig, "aug": None,
                             "optim": OptimConfig, "schedule": ScheduleConfig,
                             "train": TrainConfig, "loss": LossConfig}
+
+
+# ------------------------------------------------------------------ config keys: one API
+#
+# A key is ``section.name`` (``optim.lr``, ``aug.rrc``); a *point* maps keys to values. The grid,
+# the pipeline, the refit, the ensemble trainer and the CLI read and set keys through these
+# four functions, and every run directory and study run is named by :func:`config_id`.
+
+#: Keys left out of :func:`config_id`: display only (the same run with or without a bar).
+ID_IGNORED = (("train", "progress"),)
+#: Keys added after studies existed, left out of :func:`config_id` while at their default, so a
+#: study directory written before them keeps its run ids (and resumes, and re-reports).
+ID_NEW_DEFAULTS = {("train", "bn_recompute"): "auto"}
+
+
+def get_key(config: Config | Mapping[str, Any], key: str) -> Any:
+    """The value of ``section.name`` in a config or its ``to_dict()`` (None when unset).
+
+    >>> get_key(load_config(overrides=["optim.lr=0.2"]), "optim.lr")
+    0.2
+    """
+    data = config.to_dict() if isinstance(config, Config) else config
+    section, _, name = key.partition(".")
+    return data.get(section, {}).get(name)
+
+
+def with_point(config: Config, point: Mapping[str, Any]) -> Config:
+    """``config`` with each ``section.name`` of ``point`` set, validated again.
+
+    ``None`` on an ``aug`` knob switches the knob off (removes it).
+
+    >>> with_point(Config(), {"optim.lr": 0.3, "aug.flip": 0.5}).optim.lr
+    0.3
+    """
+    data = copy.deepcopy(config.to_dict())
+    for key, value in point.items():
+        section, _, name = key.partition(".")
+        if section == "aug" and value is None:
+            data["aug"].pop(name, None)
+        else:
+            data.setdefault(section, {})[name] = value
+    return Config.from_dict(data)
+
+
+def flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Section tables as a point: ``{"optim": {"lr": 0.1}}`` → ``{"optim.lr": 0.1}``.
+
+    Only sections are tables (a TOML ``[base.optim]`` or ``optim = {...}``); a key is never
+    deeper than ``section.name``, so a table inside a section stays the key's value.
+
+    >>> flatten({"optim": {"lr": 0.1}, "aug": {"rrc": 0.5}})
+    {'optim.lr': 0.1, 'aug.rrc': 0.5}
+    """
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and "." not in name:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def config_id(config: Config) -> str:
+    """The id of a config: 16 hex digits of SHA-256 of its canonical JSON.
+
+    Canonical: ``to_dict()`` with sorted keys, without :data:`ID_IGNORED` keys and without
+    :data:`ID_NEW_DEFAULTS` keys at their default. A study's run id and a run directory's name
+    (``classgap train``) are this id, so one config has one id everywhere.
+    """
+    data = config.to_dict()
+    for section, key in ID_IGNORED:
+        data[section].pop(key, None)
+    for (section, key), default in ID_NEW_DEFAULTS.items():
+        if data[section].get(key) == default:
+            data[section].pop(key)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def aug_knobs() -> list[str]:

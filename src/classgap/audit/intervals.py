@@ -200,7 +200,7 @@ def class_percentile_interval(correct: Any, support: Any, confidence: float = 0.
     --------
     >>> low, high = class_percentile_interval([8, 10], [10, 10])
     >>> low.tolist(), high.tolist()
-    [[0.5, 1.0], [1.0, 1.0]]
+    ([0.5, 1.0], [1.0, 1.0])
     """
     confidence = check_confidence(confidence)
     c, n = check_counts(correct, support)

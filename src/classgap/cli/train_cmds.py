@@ -6,8 +6,6 @@ defaults ← ``--config`` file ← named options ← ``--set`` (the last one giv
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from pathlib import Path
 
@@ -31,8 +29,11 @@ _SHORTCUTS = {
 
 
 def default_out_dir(config_dict: dict) -> Path:
-    """``runs/<dataset>-<model>-s<seed>-<8 hex of the config hash>``: one folder per config."""
-    digest = hashlib.sha256(json.dumps(config_dict, sort_keys=True).encode()).hexdigest()[:8]
+    """``runs/<dataset>-<model>-s<seed>-<first 8 hex of the config id>``: one folder per
+    config, named by the id a study gives the same config (:func:`classgap.config.config_id`)."""
+    from classgap.config import Config, config_id
+
+    digest = config_id(Config.from_dict(config_dict))[:8]
     data = re.sub(r"[^A-Za-z0-9.-]+", "_", Path(config_dict["data"]["dataset"]).name)
     return Path("runs") / (f"{data}-{config_dict['model']['name']}-"
                            f"s{config_dict['train']['seed']}-{digest}")

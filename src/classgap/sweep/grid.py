@@ -11,7 +11,7 @@ so per-class differences between strengths are not drowned in seed noise.
 so the same config always gets the same id, whatever grid produced it: that is what lets a
 re-run resume and two grids in one study directory share their common runs.
 ``train.progress`` (a progress bar, not part of the result) is left out of the hash, and so
-is a key added later while it holds its default (:data:`HASH_NEW_DEFAULTS`).
+is a key added later while it holds its default (:data:`classgap.config.ID_NEW_DEFAULTS`).
 
 >>> from classgap.config import load_config
 >>> grid = Grid(load_config(overrides=["data.dataset=digits"]),
@@ -22,8 +22,6 @@ is a key added later while it holds its default (:data:`HASH_NEW_DEFAULTS`).
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import itertools
 import json
 import os
@@ -33,29 +31,22 @@ from pathlib import Path
 from typing import Any
 
 from classgap._validation import fail
-from classgap.config import Config, load_config, read_toml
+from classgap.config import (
+    Config,
+    config_id,
+    flatten,
+    get_key,
+    load_config,
+    read_toml,
+    with_point,
+)
 from classgap.errors import ConfigError
 
 __all__ = ["MODES", "Axis", "Grid", "RunSpec", "load_grid_toml", "parse_axis", "parse_seeds",
            "run_id"]
 
 MODES = ("product", "one_at_a_time")
-HASH_IGNORED = (("train", "progress"),)  # display only: the same run with or without a bar
-#: Keys added to the config after studies existed, left out of the hash at their default, so
-#: that a study directory written before them keeps its run ids (and resumes, and re-reports).
-HASH_NEW_DEFAULTS = {("train", "bn_recompute"): "auto"}
-
-
-def run_id(config: Config) -> str:
-    """First 16 hex digits of SHA-256 of the canonical JSON of ``config.to_dict()``."""
-    data = config.to_dict()
-    for section, key in HASH_IGNORED:
-        data[section].pop(key, None)
-    for (section, key), default in HASH_NEW_DEFAULTS.items():
-        if data[section].get(key) == default:
-            data[section].pop(key)
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+run_id = config_id  # a study's run id is the config's id (one id per config everywhere)
 
 
 @dataclass(frozen=True)
@@ -70,23 +61,6 @@ class RunSpec:
     @classmethod
     def from_config(cls, config: Config, point: Mapping[str, Any]) -> RunSpec:
         return cls(config, dict(point), config.train.seed, run_id(config))
-
-
-def _get(data: Mapping[str, Any], key: str) -> Any:
-    section, _, name = key.partition(".")
-    return data.get(section, {}).get(name)
-
-
-def _with(config: Config, point: Mapping[str, Any]) -> Config:
-    """``config`` with each ``section.key`` of ``point`` set (None on an aug knob: off)."""
-    data = copy.deepcopy(config.to_dict())
-    for key, value in point.items():
-        section, _, name = key.partition(".")
-        if section == "aug" and value is None:
-            data["aug"].pop(name, None)
-        else:
-            data.setdefault(section, {})[name] = value
-    return Config.from_dict(data)
 
 
 @dataclass(frozen=True)
@@ -109,7 +83,7 @@ class Axis:
         seen: set[str] = set()
         for value in values:
             try:
-                _with(Config(), {self.key: value})
+                with_point(Config(), {self.key: value})
             except ConfigError as exc:
                 raise ConfigError(f"axis {self.key!r}, value {value!r}: {exc}") from None
             text = json.dumps(value, sort_keys=True)
@@ -155,7 +129,7 @@ def parse_axis(spec: str) -> Axis:
             config = load_config(overrides=[f"{key}={item}"])
         except ConfigError as exc:
             raise ConfigError(f"axis {key!r}, value {item!r}: {exc}") from None
-        values.append(_get(config.to_dict(), key))
+        values.append(get_key(config.to_dict(), key))
     return Axis(key, tuple(values))
 
 
@@ -250,7 +224,7 @@ class Grid:
             return [dict(zip([a.key for a in self.axes], combo, strict=True))
                     for combo in itertools.product(*(a.values for a in self.axes))]
         base_data = self.base.to_dict()
-        centre = {a.key: _get(base_data, a.key) for a in self.axes}
+        centre = {a.key: get_key(base_data, a.key) for a in self.axes}
         points = [centre]
         for axis in self.axes:
             points += [{**centre, axis.key: v} for v in axis.values if v != centre[axis.key]]
@@ -271,7 +245,7 @@ class Grid:
         for seed in seed_list(self.seeds):
             for point in self._points:
                 try:
-                    config = _with(self.base, {**point, "train.seed": seed})
+                    config = with_point(self.base, {**point, "train.seed": seed})
                 except ConfigError as exc:
                     raise ConfigError(f"grid point {point}: {exc}") from None
                 spec = RunSpec.from_config(config, point)
@@ -286,17 +260,6 @@ class Grid:
 
 
 _STUDY_KEYS = ("axes", "seeds", "mode")
-
-
-def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and name.count(".") == 0:  # [base.optim] or optim = {..}
-            out.update(_flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
 
 
 def load_grid_toml(path: str | os.PathLike[str]) -> Grid:
@@ -327,7 +290,7 @@ def load_grid_toml(path: str | os.PathLike[str]) -> Grid:
     if not isinstance(axes_table, Mapping):
         raise fail("study.axes", "be a table of key = [values]", axes_table, source=str(file),
                    error=ConfigError)
-    base = _with(Config(), _flatten(data.get("base", {})))
+    base = with_point(Config(), flatten(data.get("base", {})))
     axes = tuple(Axis(key, tuple(v) if isinstance(v, list) else (v,))
-                 for key, v in _flatten(axes_table).items())
+                 for key, v in flatten(axes_table).items())
     return Grid(base, axes, seeds=study.get("seeds", 1), mode=study.get("mode", "product"))

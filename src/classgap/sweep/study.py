@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from classgap.audit.io import read_predictions
-from classgap.config import Config, load_config
+from classgap.config import Config, flatten, get_key, load_config, with_point
 from classgap.errors import ClassgapError, ConfigError
 from classgap.study import RunRecord, StudyResult, analyze, load_multi_label, summary_dict
 from classgap.study.analysis import plan_records
@@ -43,9 +43,6 @@ from classgap.sweep.grid import (
     Grid,
     RunSpec,
     Seeds,
-    _flatten,
-    _get,
-    _with,
     parse_axis,
     parse_seeds,
 )
@@ -98,8 +95,8 @@ def _apply(config: Config, overrides: Sequence[str]) -> Config:
     point = {}
     for item in overrides:
         key = _key(item)
-        point[key] = _get(load_config(overrides=[item]).to_dict(), key)
-    return _with(config, point)
+        point[key] = get_key(load_config(overrides=[item]).to_dict(), key)
+    return with_point(config, point)
 
 
 #: Torch threads of every study run unless the recipe sets ``train.threads``: the thread count
@@ -157,8 +154,8 @@ def plan_study(preset: str | None = None, *, axes: Sequence[str | Axis] = (),
         from classgap.sweep.grid import load_grid_toml
 
         file_grid = load_grid_toml(config_file)  # validates the file's tables and axes
-        file_point = _flatten(data.get("base", {}))
-        base = _with(load_config(overrides=[o for o in layer if _key(o) not in file_point]),
+        file_point = flatten(data.get("base", {}))
+        base = with_point(load_config(overrides=[o for o in layer if _key(o) not in file_point]),
                      file_point)
     else:
         file_grid = None
@@ -166,7 +163,7 @@ def plan_study(preset: str | None = None, *, axes: Sequence[str | Axis] = (),
         base = load_config(config_file, [o for o in layer if _key(o) not in file_keys])
     base = _apply(base, overrides)
     if threads is not None or base.train.threads is None:
-        base = _with(base, {"train.threads": STUDY_THREADS if threads is None else threads})
+        base = with_point(base, {"train.threads": STUDY_THREADS if threads is None else threads})
 
     parsed = [a if isinstance(a, Axis) else parse_axis(a) for a in axes]
     if not parsed:
@@ -196,7 +193,7 @@ def plan_study(preset: str | None = None, *, axes: Sequence[str | Axis] = (),
             notes.append(f"added the reference {axis.key}={off:g} (regularizer off) to the axis")
         final.append(axis)
         references[axis.key] = ref
-    base = _with(base, references)  # the others' reference: one-at-a-time sweeps around "off"
+    base = with_point(base, references)  # the others' reference: one-at-a-time sweeps around "off"
     return StudyPlan(base, tuple(final), seeds, mode, references, preset, tuple(notes))
 
 
@@ -311,7 +308,7 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
         The first axis's analysis (the others are written to ``out_dir/axes/<key>/``).
     """
     if transfer_to is not None:  # the probe needs each run's backbone (model.pt)
-        plan = replace(plan, base=_with(plan.base, {"train.checkpoint": True}))
+        plan = replace(plan, base=with_point(plan.base, {"train.checkpoint": True}))
     opts = {"alpha": alpha, "correction": correction, "max_drop": max_drop,
             "multi_label": None if multi_label is None else str(Path(multi_label).resolve())}
     if multi_label is not None and not Path(multi_label).is_file():

@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from classgap._validation import check_choice, fail
-from classgap.config import Config, LossConfig
+from classgap.config import Config, LossConfig, flatten
 from classgap.data.loader import DeviceLoader, channel_stats, make_splits
 from classgap.errors import InputError
 from classgap.train import rundir
@@ -64,11 +64,6 @@ def resolve_engine(engine: str, device: torch.device | str) -> str:
     return "vmap" if torch.device(device).type == "cuda" else "sequential"
 
 
-def _flat(config: Config) -> dict[str, Any]:
-    return {f"{section}.{key}": value for section, values in config.to_dict().items()
-            for key, value in values.items()}
-
-
 def check_ensemble_configs(configs: Sequence[Config]) -> None:
     """Raise :class:`~classgap.errors.InputError` naming the first shared field that differs.
 
@@ -76,9 +71,9 @@ def check_ensemble_configs(configs: Sequence[Config]) -> None:
     """
     if not configs or not all(isinstance(c, Config) for c in configs):
         raise fail("configs", "be a non-empty sequence of Config", configs)
-    first = _flat(configs[0])
+    first = flatten(configs[0].to_dict())
     for i, config in enumerate(configs[1:], start=1):
-        other = _flat(config)
+        other = flatten(config.to_dict())
         for key in sorted(set(first) | set(other)):
             if key in PER_MEMBER or key.startswith(tuple(p for p in PER_MEMBER if p[-1] == ".")):
                 continue

@@ -1,4 +1,4 @@
-"""One way to write a file: whole or not at all, with the usual permissions.
+"""One way to write a file: whole or not at all, with the usual permissions; one way to JSON.
 
 Every file classgap writes (run directories, study stores, reports, CLI output) goes through
 :func:`atomic_write` (prediction files through the same steps in
@@ -12,13 +12,15 @@ replaces, else 0666 less the umask (0644 under the usual umask), like any file
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "default_mode"]
+__all__ = ["atomic_write", "default_mode", "jsonable", "write_json"]
 
 
 def default_mode() -> int:
@@ -61,3 +63,35 @@ def atomic_write(path: str | os.PathLike[str], content: bytes | str | Callable[[
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as strict JSON data: numpy scalars and arrays as Python values, tuples as
+    lists, tables (DataFrames) as lists of records, mappings with string keys, NaN and
+    infinities as None (JSON has no NaN), any other object by its text (a ``Path``).
+
+    >>> import numpy as np
+    >>> jsonable({"a": np.float64("nan"), "b": (np.int64(1), 2.5), 3: np.arange(2)})
+    {'a': None, 'b': [1, 2.5], '3': [0, 1]}
+    """
+    if hasattr(value, "to_dict") and hasattr(value, "columns"):  # a DataFrame
+        return [jsonable(r) for r in value.to_dict(orient="records")]
+    if hasattr(value, "tolist") and not isinstance(value, str | bytes):  # numpy
+        value = value.tolist()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    return str(value)
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """``data`` as indented strict JSON (see :func:`jsonable`), written atomically.
+
+    Torch-free, so a study worker running a foreign trainer starts in a second, not three.
+    """
+    return atomic_write(path, json.dumps(jsonable(data), indent=2, allow_nan=False) + "\n")

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
+from classgap.analysis.confusion import confusion_shifts, mean_confusion_rates
 from classgap.audit import audit, sparse_confusion
 from classgap.audit._sampling import BLOCK_ELEMENTS
 from classgap.audit.disparity import disparity_summary, summary_statistics
@@ -24,7 +25,6 @@ from classgap.audit.perclass import confusion_matrix
 from classgap.cli import run
 from classgap.cli.render import BEST_ROWS, MAX_ROWS, WORST_ROWS
 from classgap.errors import InputError
-from classgap.study.confusion import confusion_shifts, mean_confusion_rates
 
 
 def _gappy(n: int, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from classgap.study.result import StudyResult
+from classgap.analysis.result import StudyResult
 
 HOSTILE = ("<script>alert(1)</script>", "&amp; co", 'quote"s \'n <b>bold</b> $5')
 

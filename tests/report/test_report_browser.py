@@ -22,8 +22,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
+from classgap.analysis.result import StudyResult
 from classgap.report import write_report
-from classgap.study.result import StudyResult
 
 Factory = Callable[..., StudyResult]
 HOSTILE = "<script>alert(1)</script>"

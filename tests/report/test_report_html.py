@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
+from classgap.analysis.result import StudyResult
 from classgap.report import headline, print_summary, write_report
-from classgap.study.result import StudyResult
 
 Factory = Callable[..., StudyResult]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

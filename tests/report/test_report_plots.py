@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from classgap.analysis.result import StudyResult
 from classgap.errors import InputError
 from classgap.report import plots
-from classgap.study.result import StudyResult
 
 matplotlib.use("Agg")
 

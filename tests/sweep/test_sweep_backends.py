@@ -12,7 +12,7 @@ import pytest
 
 from classgap.config import load_config
 from classgap.errors import ClassgapError, InputError
-from classgap.sweep import ExternalTrainer, Grid, RunSpec, Store, parse_axis, run_study
+from classgap.sweep import ExternalTrainer, Grid, RunSpec, Store, parse_axis, run_grid
 
 # numpy-only trainer for the processes and Ray backends (fast to start, deterministic)
 NUMPY_SCRIPT = '''
@@ -43,11 +43,11 @@ def numpy_trainer(tmp_path: Path) -> ExternalTrainer:
 def test_local_backend_with_the_classgap_trainer(tmp_path: Path) -> None:
     [spec] = grid(1, axis="aug.mixup=0").runs()
     with Store(tmp_path / "s") as store:
-        summary = run_study(store, [spec], progress=False)
+        summary = run_grid(store, [spec], progress=False)
         assert summary.complete and (summary.trained, summary.skipped) == (1, 0)
         [(done, run_dir)] = store.done_runs()
         row = store.status().iloc[0]
-        again = run_study(store, [spec], progress=False)  # resumed: nothing redone
+        again = run_grid(store, [spec], progress=False)  # resumed: nothing redone
     assert done.run_id == spec.run_id and (again.skipped, again.trained) == (1, 0)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert row.test_acc == metrics["test_accuracy"] and row.val_acc == metrics["val_accuracy"]
@@ -65,7 +65,7 @@ def flaky(spec: RunSpec, run_dir: Path) -> dict[str, float]:
 
 def test_failures_do_not_stop_the_study(tmp_path: Path) -> None:
     with Store(tmp_path / "s") as store:
-        summary = run_study(store, grid(2).runs(), progress=False, train_fn=flaky)
+        summary = run_grid(store, grid(2).runs(), progress=False, train_fn=flaky)
     assert summary.counts == {"pending": 0, "running": 0, "done": 2, "failed": 2}
     assert all("no luck at seed 1" in e for e in summary.errors.values())
 
@@ -73,7 +73,7 @@ def test_failures_do_not_stop_the_study(tmp_path: Path) -> None:
 def test_processes_backend(tmp_path: Path) -> None:
     runs = grid(3).runs()
     with Store(tmp_path / "s") as store:
-        summary = run_study(store, runs, backend="processes", workers=2,
+        summary = run_grid(store, runs, backend="processes", workers=2,
                             threads_per_worker=1, progress=False,
                             train_fn=numpy_trainer(tmp_path))
         claimers = set(store.status().claimed_by)
@@ -87,7 +87,7 @@ def test_ray_backend_on_a_local_ray(tmp_path: Path) -> None:
     runs = grid(3).runs()
     t0 = time.perf_counter()
     with Store(tmp_path / "s") as store:
-        summary = run_study(store, runs, backend="ray", workers=2, progress=False,
+        summary = run_grid(store, runs, backend="ray", workers=2, progress=False,
                             train_fn=numpy_trainer(tmp_path))
         done = store.done_runs()
     assert not ray.is_initialized()  # the study started its own Ray, and stopped it
@@ -106,12 +106,12 @@ def test_ray_missing_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     with Store(tmp_path / "s") as store:
         with pytest.raises(ClassgapError, match=r"pip install 'classgap\[ray\]'"):
-            run_study(store, grid(1).runs(), backend="ray", progress=False)
+            run_grid(store, grid(1).runs(), backend="ray", progress=False)
         assert store.status().empty
 
 
 def test_bad_backend_and_workers() -> None:
     with pytest.raises(InputError, match="'backend' must be one of"):
-        run_study(None, [], backend="dask")  # type: ignore[arg-type]
+        run_grid(None, [], backend="dask")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="'workers' must be an integer >= 1"):
-        run_study(None, [], workers=0)  # type: ignore[arg-type]
+        run_grid(None, [], workers=0)  # type: ignore[arg-type]

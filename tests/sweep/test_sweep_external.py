@@ -12,7 +12,7 @@ import pytest
 from classgap.audit.io import read_predictions
 from classgap.config import load_config
 from classgap.errors import ConfigError
-from classgap.sweep import ExternalTrainer, Grid, Store, parse_axis, run_study
+from classgap.sweep import ExternalTrainer, Grid, Store, parse_axis, run_grid
 
 # The example script users copy (examples/sklearn_train.py) is the trainer under test.
 SKLEARN_SCRIPT = (Path(__file__).resolve().parents[2] / "examples" / "sklearn_train.py").read_text()
@@ -29,7 +29,7 @@ def test_sklearn_script_end_to_end(tmp_path: Path) -> None:
                               f"--seed {{seed}} --out {{out}}", cwd=tmp_path)
     runs = grid().runs()
     with Store(tmp_path / "study") as store:
-        summary = run_study(store, runs, progress=False, train_fn=trainer)
+        summary = run_grid(store, runs, progress=False, train_fn=trainer)
         assert summary.complete and summary.failed == 0, summary.errors
         done = store.done_runs()
         frame = store.status().set_index("run_id")
@@ -51,7 +51,7 @@ def test_unknown_placeholder_fails_before_any_run(tmp_path: Path) -> None:
     trainer = ExternalTrainer("python train.py --rrc {aug.rcc} --out {out}")
     with Store(tmp_path / "s") as store:
         with pytest.raises(ConfigError, match=r"unknown placeholder \{aug.rcc\}.*aug.mixup"):
-            run_study(store, grid("aug.mixup=0,1").runs(), progress=False, train_fn=trainer)
+            run_grid(store, grid("aug.mixup=0,1").runs(), progress=False, train_fn=trainer)
         assert store.status().empty
 
 
@@ -59,7 +59,7 @@ def test_failing_command_records_its_stderr(tmp_path: Path) -> None:
     code = "import sys; sys.stderr.write('boom at seed {seed}'); sys.exit(3)"
     trainer = ExternalTrainer(f"{sys.executable} -c \"{code}\"")
     with Store(tmp_path / "s") as store:
-        summary = run_study(store, grid(seeds=1).runs()[:1], progress=False, train_fn=trainer)
+        summary = run_grid(store, grid(seeds=1).runs()[:1], progress=False, train_fn=trainer)
         assert summary.failed == 1
         error = store.status().error[0]
     assert "status 3" in error and "boom at seed 0" in error
@@ -68,7 +68,7 @@ def test_failing_command_records_its_stderr(tmp_path: Path) -> None:
 def test_missing_predictions_fail_the_run(tmp_path: Path) -> None:
     trainer = ExternalTrainer(f"{sys.executable} -c pass")
     with Store(tmp_path / "s") as store:
-        summary = run_study(store, grid().runs()[:1], progress=False, train_fn=trainer)
+        summary = run_grid(store, grid().runs()[:1], progress=False, train_fn=trainer)
     [error] = summary.errors.values()
     assert "left no val predictions" in error
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from classgap.config import load_config
-from classgap.sweep import Grid, Store, StoreError, parse_axis, run_study
+from classgap.sweep import Grid, Store, StoreError, parse_axis, run_grid
 
 # A fast fake trainer: logs every start, sleeps, writes predictions that depend only on the
 # run's identity (so an interrupted study must reproduce an uninterrupted one exactly).
@@ -46,7 +46,7 @@ class Fake:
 MAIN = '''
 import json, sys
 from classgap.config import load_config
-from classgap.sweep import Grid, Store, parse_axis, run_study
+from classgap.sweep import Grid, Store, parse_axis, run_grid
 from sweepfake import Fake
 
 if __name__ == "__main__":  # the processes backend spawns workers that import this file
@@ -54,7 +54,7 @@ if __name__ == "__main__":  # the processes backend spawns workers that import t
     grid = Grid(load_config(overrides=["data.dataset=digits"]),
                 [parse_axis("aug.mixup=0,1,2")], seeds=int(seeds))
     with Store(path) as store:
-        summary = run_study(store, grid.runs(), backend=backend, workers=int(workers),
+        summary = run_grid(store, grid.runs(), backend=backend, workers=int(workers),
                             progress=False, train_fn=Fake(log, float(sleep)))
     print(json.dumps(summary.counts))
 '''
@@ -126,7 +126,7 @@ def test_resume_after_kill_9_at_a_random_point(tmp_path: Path, fake: type) -> No
     # an uninterrupted study in another directory gives the same predictions
     clean = tmp_path / "clean"
     with Store(clean) as store:
-        run_study(store, grid().runs(), progress=False, train_fn=fake(tmp_path / "log2.txt"))
+        run_grid(store, grid().runs(), progress=False, train_fn=fake(tmp_path / "log2.txt"))
     for spec, run_dir in done:
         for split in ("val", "test"):
             a, b = np.load(run_dir / f"{split}.npz"), np.load(clean / "runs" / spec.run_id /
@@ -154,20 +154,20 @@ def test_failed_runs_are_retried_only_with_retry_failed(tmp_path: Path, fake: ty
     flag.touch()
     runs = grid(1).runs()
     with Store(study) as store:
-        summary = run_study(store, runs, progress=False, train_fn=fake(log, 0, flag))
+        summary = run_grid(store, runs, progress=False, train_fn=fake(log, 0, flag))
     assert (summary.trained, summary.failed, summary.counts["failed"]) == (2, 1, 1)
     [(bad, error)] = summary.errors.items()
     assert "planted failure" in error
     flag.unlink()
     with Store(study) as store:  # resumed without the flag: nothing to do
-        summary = run_study(store, runs, progress=False, train_fn=fake(log, 0, flag))
+        summary = run_grid(store, runs, progress=False, train_fn=fake(log, 0, flag))
         assert (summary.skipped, summary.trained, summary.failed) == (2, 0, 0)
         assert summary.counts["failed"] == 1 and not summary.complete
         row = store.status().set_index("run_id").loc[bad]
         assert row.status == "failed" and "planted failure" in row.error
     assert len(starts(log)) == 3 and sum(starts(log).values()) == 3
     with Store(study) as store:
-        summary = run_study(store, runs, progress=False, retry_failed=True,
+        summary = run_grid(store, runs, progress=False, retry_failed=True,
                             train_fn=fake(log, 0, flag))
         assert summary.complete and summary.trained == 1
         row = store.status().set_index("run_id").loc[bad]
@@ -179,9 +179,9 @@ def test_a_retry_fails_once_per_session(tmp_path: Path, fake: type) -> None:
     flag.touch()
     runs = grid(1).runs()
     with Store(study) as store:
-        run_study(store, runs, progress=False, train_fn=fake(log, 0, flag))
+        run_grid(store, runs, progress=False, train_fn=fake(log, 0, flag))
     with Store(study) as store:  # still failing: retried once, no endless loop
-        summary = run_study(store, runs, progress=False, retry_failed=True,
+        summary = run_grid(store, runs, progress=False, retry_failed=True,
                             train_fn=fake(log, 0, flag))
     assert summary.failed == 1 and sum(starts(log).values()) == 4
 
@@ -191,7 +191,7 @@ def test_layout_and_study_json(tmp_path: Path, fake: type) -> None:
         one, two = grid(1), Grid(grid(1).base, [parse_axis("aug.mixup=2,3")], seeds=1)
         store.write_study(one.to_dict())
         store.write_study(one.to_dict())
-        run_study(store, one.runs(), progress=False, train_fn=fake(tmp_path / "log"))
+        run_grid(store, one.runs(), progress=False, train_fn=fake(tmp_path / "log"))
         store.write_study(two.to_dict())
         assert store.register(two.runs()) == 1  # mixup=2 is shared: only mixup=3 is new
         data = json.loads((tmp_path / "s" / "study.json").read_text())

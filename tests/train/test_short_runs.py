@@ -26,8 +26,7 @@ def test_run_directory_predictions_hold_y_pred(tmp_path) -> None:
 def test_atomic_writes_have_the_usual_mode(tmp_path) -> None:
     import os
 
-    from classgap._files import atomic_write, default_mode
-    from classgap.sweep.store import write_json
+    from classgap._files import atomic_write, default_mode, write_json
 
     assert (write_json(tmp_path / "summary.json", {"a": 1}).stat().st_mode & 0o777
             == default_mode())

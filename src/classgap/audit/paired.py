@@ -292,7 +292,7 @@ def _interaction_ms(yt: np.ndarray, ok: np.ndarray, n: np.ndarray, k: int) -> np
 def crossed_components(y_true: Any, correct_a: Any, correct_b: Any, n_classes: int,
                        ) -> dict[str, np.ndarray]:
     """The per-class variance parts of ``delta = mean acc_B - mean acc_A`` that
-    :func:`crossed_test` combines (and :mod:`classgap.study.plan` plans seeds with).
+    :func:`crossed_test` combines (and :mod:`classgap.analysis.plan` plans seeds with).
 
     Parameters
     ----------

@@ -1,5 +1,5 @@
 """``classgap study``, ``classgap report`` and ``classgap plan-seeds``: thin commands over
-:mod:`classgap.sweep.study`."""
+:mod:`classgap.pipeline`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from classgap.cli import render
 from classgap.cli.app import Correction, Format, app, console
 
 if TYPE_CHECKING:
-    from classgap.study.plan import SeedPlan
+    from classgap.analysis.plan import SeedPlan
 
 
 @app.command("study")
@@ -70,8 +70,8 @@ def study_cmd(
                                       "reference (default: on for the default preset)."),
 ) -> None:
     """Sweep a regularizer over strengths and seeds; show which classes pay for the choice."""
+    from classgap.pipeline import plan_study, run_full_study
     from classgap.report import print_summary
-    from classgap.sweep.study import plan_study, run_full_study
     from classgap.train.pool import default_threads
 
     plan = plan_study(preset, axes=axis or (), seeds=seeds, config_file=config,
@@ -110,8 +110,8 @@ def report_cmd(
                                             "(JSON) to add."),
 ) -> None:
     """Re-analyse a finished study directory and rewrite its report.html and summary.json."""
+    from classgap.pipeline import report_study
     from classgap.report import print_summary
-    from classgap.sweep.study import report_study
 
     result = report_study(study_dir, alpha=alpha, max_drop=max_drop,
                           multi_label=None if multi_label is None
@@ -132,7 +132,7 @@ def plan_seeds_cmd(
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json or csv."),
 ) -> None:
     """Per class: the smallest drop the study's seeds detect, and the seeds a drop needs."""
-    from classgap.sweep.study import plan_study_seeds
+    from classgap.pipeline import plan_study_seeds
 
     plan = plan_study_seeds(study_dir, drop=drop, power=power, alpha=alpha,
                             correction=None if correction is None else correction.value)

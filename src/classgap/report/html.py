@@ -25,8 +25,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from classgap._files import atomic_write
+from classgap.analysis.result import StudyResult
 from classgap.report import plots
-from classgap.study.result import StudyResult
 
 __all__ = ["headline", "write_report"]
 

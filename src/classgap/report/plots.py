@@ -21,8 +21,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from classgap.analysis.result import StudyResult
 from classgap.errors import InputError
-from classgap.study.result import StudyResult
 
 __all__ = [
     "FIGURES",

@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from classgap.study.result import StudyResult
+from classgap.analysis.result import StudyResult
 
 __all__ = ["detectable_text", "print_summary", "refit_line"]
 
@@ -51,7 +51,7 @@ def _drops(row: Any) -> str:
 
 def detectable_text(detect: dict[str, Any]) -> str:
     """What the study's seeds can detect, and where to ask for more (terminal and HTML)."""
-    from classgap.study.plan import detectable_sentence
+    from classgap.analysis.plan import detectable_sentence
 
     return f"{detectable_sentence(detect)}; classgap plan-seeds says how many seeds a given " \
         "drop needs."

@@ -1,4 +1,4 @@
-"""Run a study's runs: in this process, in worker processes, or on Ray.
+"""Train a grid of runs into a store: in this process, in worker processes, or on Ray.
 
 Every backend runs the same loop against the :class:`~classgap.sweep.store.Store`: claim a run,
 train it into a fresh working directory, commit the directory, mark the row done (or failed
@@ -33,7 +33,7 @@ from classgap.errors import ClassgapError
 from classgap.sweep.grid import RunSpec
 from classgap.sweep.store import Store
 
-__all__ = ["BACKENDS", "StudySummary", "TrainFn", "default_train", "run_study"]
+__all__ = ["BACKENDS", "GridSummary", "TrainFn", "default_train", "run_grid"]
 
 BACKENDS = ("auto", "local", "processes", "ray")
 TrainFn = Callable[[RunSpec, Path], Mapping[str, Any]]
@@ -41,8 +41,8 @@ ERROR_CHARS = 4000  # error text kept per failed run: the end of the traceback s
 
 
 @dataclass(frozen=True)
-class StudySummary:
-    """What one :func:`run_study` call did.
+class GridSummary:
+    """What one :func:`run_grid` call did.
 
     Attributes
     ----------
@@ -247,10 +247,10 @@ def _run_ray(store: Store, run_ids: list[str], train_fn: TrainFn, *, workers: in
             ray.shutdown()
 
 
-def run_study(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
-              workers: int = 1, threads_per_worker: int | None = None,
-              retry_failed: bool = False, address: str | None = None, progress: bool = True,
-              train_fn: TrainFn | None = None) -> StudySummary:
+def run_grid(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
+             workers: int = 1, threads_per_worker: int | None = None,
+             retry_failed: bool = False, address: str | None = None, progress: bool = True,
+             train_fn: TrainFn | None = None, desc: str = "runs") -> GridSummary:
     """Register ``specs`` in ``store`` and train every run not done yet.
 
     Parameters
@@ -271,14 +271,14 @@ def run_study(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
     address : str, optional
         Ray cluster address (``ray``); default: a local Ray started for this study.
     progress : bool
-        A progress bar over runs (on a terminal).
+        A progress bar over runs (on a terminal), labelled ``desc``.
     train_fn : callable, optional
         ``train_fn(spec, run_dir) -> metrics``; default :func:`default_train`. If it has a
         ``check(specs)`` method (as :class:`ExternalTrainer`), it is called before any run.
 
     Returns
     -------
-    StudySummary
+    GridSummary
         Failed runs do not stop the study; they are counted and their errors returned.
     """
     check_choice(backend, "backend", BACKENDS)
@@ -296,7 +296,7 @@ def run_study(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
     store.register(specs)
     run_ids = [s.run_id for s in specs]
     before = store.counts(run_ids)
-    bar = tqdm(total=len(run_ids), initial=before["done"], unit="run", desc="study",
+    bar = tqdm(total=len(run_ids), initial=before["done"], unit="run", desc=desc,
                disable=None if progress else True)  # None: off when not on a terminal
     try:
         if backend == "local":
@@ -318,7 +318,7 @@ def run_study(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
     frame = store.status()
     mine = frame[frame["run_id"].isin(run_ids) & (frame["status"] == "failed")
                  & (frame["claimed_at"] >= store.session_start)]
-    return StudySummary(total=len(run_ids), skipped=before["done"],
+    return GridSummary(total=len(run_ids), skipped=before["done"],
                         trained=after["done"] - before["done"], failed=len(mine),
                         counts=after, errors=dict(zip(mine["run_id"], mine["error"],
                                                       strict=True)),

@@ -31,10 +31,11 @@ from typing import Any
 
 import numpy as np
 
+from classgap._files import write_json
 from classgap._validation import fail
 from classgap.errors import ClassgapError, ConfigError
 from classgap.sweep.grid import RunSpec
-from classgap.sweep.store import find_predictions, write_json
+from classgap.sweep.store import find_predictions
 
 __all__ = ["ExternalTrainer", "ExternalTrainerError"]
 

@@ -39,12 +39,12 @@ from typing import Any
 
 import pandas as pd
 
-from classgap._files import atomic_write
+from classgap._files import write_json
 from classgap.config import Config
 from classgap.errors import ClassgapError
 from classgap.sweep.grid import RunSpec
 
-__all__ = ["STATUSES", "Store", "StoreError", "find_predictions", "write_json"]
+__all__ = ["STATUSES", "Store", "StoreError", "find_predictions"]
 
 STATUSES = ("pending", "running", "done", "failed")
 BUSY_TIMEOUT_MS = 60_000  # a claim waits this long for another process's write lock
@@ -60,15 +60,6 @@ CREATE TABLE IF NOT EXISTS runs (
 
 class StoreError(ClassgapError, RuntimeError):
     """The study directory is unusable, or a run's directory is incomplete."""
-
-
-def write_json(path: str | os.PathLike[str], data: Any) -> Path:
-    """Pretty JSON written atomically (temp file + ``os.replace``).
-
-    The same contract as :func:`classgap.train.rundir.write_json`, without importing torch:
-    study workers that run a foreign trainer start in a second, not three.
-    """
-    return atomic_write(path, json.dumps(data, indent=2) + "\n")
 
 
 def find_predictions(run_dir: str | os.PathLike[str], split: str) -> Path | None:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from classgap._files import atomic_write
+from classgap._files import atomic_write, jsonable, write_json
 from classgap.errors import ConfigError
 
 __all__ = ["HISTORY_COLUMNS", "RUN_FILES", "atomic_write", "git_hash", "prepare_run_dir",
@@ -44,24 +44,6 @@ HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "val_los
                    "epoch_time", "test_acc")  # test_acc only with train.track_test
 RUN_FILES = ("config.json", "provenance.json", "history.csv", "metrics.json", "val.npz",
              "test.npz", "model.pt", "train_counts.json")
-
-
-def write_json(path: str | os.PathLike[str], data: Any) -> Path:
-    """Pretty JSON (NaN written as ``null``, as JSON has no NaN), atomically."""
-    text = json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n"
-    return atomic_write(path, lambda fh: fh.write(text.encode()))
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and x != x:
-        return None
-    return x
 
 
 def write_history(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> Path:
@@ -101,7 +83,7 @@ def prepare_run_dir(out_dir: str | os.PathLike[str], config: Mapping[str, Any], 
         else:
             old = out / "config.json"
             try:
-                same = json.loads(old.read_text(encoding="utf-8")) == _jsonable(config)
+                same = json.loads(old.read_text(encoding="utf-8")) == jsonable(config)
             except (OSError, ValueError):
                 same = False
             if not same:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from classgap.errors import InputError
-from classgap.study import extract_features, linear_probe
+from classgap.train.probe import extract_features, linear_probe
 
 
 def _features(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,34 +1,13 @@
-"""``summary.json``: a :class:`~classgap.study.result.StudyResult` as strict JSON."""
+"""``summary.json``: a :class:`~classgap.analysis.result.StudyResult` as strict JSON."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from classgap.study.result import StudyResult
+from classgap._files import jsonable
+from classgap.analysis.result import StudyResult
 
 __all__ = ["summary_dict"]
-
-
-def _jsonable(x: Any) -> Any:
-    """Python scalars, lists and dicts only; NaN and inf become None."""
-    if isinstance(x, pd.DataFrame):
-        return [_jsonable(r) for r in x.to_dict(orient="records")]
-    if isinstance(x, Mapping):
-        return {str(key): _jsonable(v) for key, v in x.items()}
-    if isinstance(x, list | tuple | np.ndarray):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if x is None or isinstance(x, bool | int | str):
-        return x
-    return str(x)  # anything else (e.g. a Path strength) by its text
 
 
 SUMMARY_CLASS_COLUMNS = ("class", "acc_reference", "acc_selected", "delta", "delta_low",
@@ -48,7 +27,7 @@ def summary_dict(result: StudyResult) -> dict[str, Any]:
     classes = result.classes
     first = [c for c in SUMMARY_CLASS_COLUMNS if c in classes.columns]
     classes = classes[first + [c for c in classes.columns if c not in first]]
-    return _jsonable({
+    return jsonable({
         "axis": result.axis, "strengths": list(result.strengths),
         "reference": result.reference, "selected": result.selected,
         "mean_gain": dict(result.mean_gain), "notes": list(result.notes),

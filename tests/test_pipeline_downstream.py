@@ -1,4 +1,7 @@
-"""Transfer to a downstream probe and the class-aware refit, on a tiny real digits study."""
+"""Transfer to a downstream probe and the class-aware refit, on a tiny real digits study.
+
+Both are runs of the study's own store: trained by the grid's backend, resumable, failures
+recorded and retried."""
 
 from __future__ import annotations
 
@@ -11,14 +14,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from classgap.analysis import RunRecord, StudyResult, analyze
 from classgap.audit import read_predictions
 from classgap.augment import parse_aug
 from classgap.config import load_config
 from classgap.data import Dataset, save_npz_dataset
 from classgap.errors import ConfigError, InputError
-from classgap.study import RunRecord, StudyResult, analyze
-from classgap.study.downstream import match_images, refit_study, transfer_study
-from classgap.sweep import Grid, Store, parse_axis, run_study
+from classgap.pipeline import KIND, StudyError, Training, refit_runs, transfer_runs
+from classgap.sweep import Grid, Store, parse_axis, run_grid
+from classgap.train.probe import match_images
 
 AXIS = "aug.crop"
 
@@ -31,7 +35,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, StudyResult]:
                                   "train.checkpoint=true", "train.threads=1",
                                   "optim.batch_size=64", "train.progress=false"])
     with Store(path) as store:
-        summary = run_study(store, Grid(base, [parse_axis(f"{AXIS}=0,1")], seeds=2).runs(),
+        summary = run_grid(store, Grid(base, [parse_axis(f"{AXIS}=0,1")], seeds=2).runs(),
                             progress=False)
         assert summary.complete
         records = [RunRecord(spec.point, spec.point[AXIS], spec.seed,
@@ -57,8 +61,9 @@ def test_transfer_one_row_per_downstream_class_and_deterministic(
         study: tuple[Path, StudyResult], rgb_npz: str) -> None:
     path, source = study
     with Store(path) as store:
-        first = transfer_study(store, axis=AXIS, reference=0, downstream=rgb_npz)
-        again = transfer_study(store, axis=AXIS, reference=0, downstream=rgb_npz)
+        first = transfer_runs(store, Training(), axis=AXIS, reference=0, downstream=rgb_npz)
+        again = transfer_runs(store, Training(), axis=AXIS, reference=0, downstream=rgb_npz)
+        probes = [s for s, _ in store.done_runs() if s.point.get(KIND) == "probe"]
     assert isinstance(first, StudyResult)
     assert first.classes["class"].tolist() == ["ring", "bar", "dot"]
     assert first.strengths == source.strengths and first.reference == 0
@@ -69,11 +74,12 @@ def test_transfer_one_row_per_downstream_class_and_deterministic(
     pd.testing.assert_frame_equal(first.classes, again.classes)
     pd.testing.assert_frame_equal(first.per_class, again.per_class)
     assert first.selected == again.selected
+    assert len(probes) == 4  # one probe run per source run, in the store, reused the 2nd time
 
 
 def test_transfer_needs_checkpoints(tmp_path: Path) -> None:
     with Store(tmp_path / "empty") as store, pytest.raises(ConfigError, match="checkpoint"):
-        transfer_study(store, axis=AXIS, reference=0)
+        transfer_runs(store, Training(), axis=AXIS, reference=0)
 
 
 def test_match_images_channels_and_size() -> None:
@@ -92,30 +98,58 @@ def _with_vector(result: StudyResult, vector: list[Any]) -> StudyResult:
 
 
 def test_refit_trains_class_conditional_runs_and_audits(
-        study: tuple[Path, StudyResult], tmp_path: Path) -> None:
+        study: tuple[Path, StudyResult]) -> None:
     path, source = study
     vector = [1, 0] * 5  # a non-trivial per-class vector (the fitted one may be all 0)
     result = _with_vector(source, vector)
     with Store(path) as store:
-        report = refit_study(store, result, out_dir=tmp_path)
+        report = refit_runs(store, result, Training())
+        refit = [(s, d) for s, d in store.done_runs() if s.point.get(KIND) == "refit"]
     assert report["per_class_strengths"] == vector and report["seeds"] == [0, 1]
-    for seed in (0, 1):
-        config = json.loads((tmp_path / "refit" / f"seed{seed}" / "config.json").read_text())
-        assert config["aug"]["crop"] == vector and config["train"]["seed"] == seed
-    assert json.loads((tmp_path / "refit.json").read_text()) == report
+    assert sorted(str(d) for _, d in refit) == sorted(report["runs"])
+    for spec, run_dir in refit:
+        config = json.loads((run_dir / "config.json").read_text())
+        assert config["aug"]["crop"] == vector and config["train"]["seed"] == spec.seed
+    assert json.loads((path / "refit.json").read_text()) == report
     assert len(report["vs_selected"]["classes"]) == 10
     assert len(report["vs_reference"]["classes"]) == 10
     assert set(report["mean_test"]) == {"refit", "selected", "reference"}
     names = [r["class"] for r in report["vs_selected"]["classes"]]
-    file = tmp_path / "class_strengths.json"
+    file = path / "class_strengths.json"
     assert isinstance(json.loads(file.read_text()), dict)
     assert parse_aug(f"crop=@{file}", class_names=names) == ("crop", tuple(vector))
 
     def refuse(*_: Any) -> None:
         raise AssertionError("a finished refit run was trained again")
 
-    with Store(path) as store:  # resumable: the same call reuses the run directories
-        assert refit_study(store, result, out_dir=tmp_path, train_fn=refuse) == report
+    with Store(path) as store:  # resumable: the same call reuses the store's runs
+        assert refit_runs(store, result, Training(train_fn=refuse)) == report
+
+
+def test_refit_through_worker_processes_and_its_failures_in_the_store(
+        study: tuple[Path, StudyResult]) -> None:
+    path, source = study
+    result = _with_vector(source, [0, 1] * 5)
+    with Store(path) as store:  # a refit run that fails is recorded, not lost
+        with pytest.raises(StudyError, match=r"2 of 2 refit runs are not done.*failed"):
+            refit_runs(store, result, Training(train_fn=_broken))
+        failed = store.status().query("status == 'failed'")
+        assert len(failed) == 2 and failed["error"].str.contains("no GPU today").all()
+    with Store(path) as store:  # a later command, --retry-failed, via two worker processes
+        report = refit_runs(store, result, Training("processes", workers=2,
+                                                    threads_per_worker=1, retry_failed=True))
+        serial = refit_runs(store, result, Training())  # reused, nothing trained again
+    assert report == serial and report["seeds"] == [0, 1]
+    assert store_counts(path)["failed"] == 0
+
+
+def _broken(spec: Any, run_dir: Path) -> None:
+    raise RuntimeError("no GPU today")
+
+
+def store_counts(path: Path) -> dict[str, int]:
+    with Store(path) as store:
+        return store.counts()
 
 
 @pytest.mark.parametrize(("axis", "match"), [("optim.weight_decay", "'optim.weight_decay'"),
@@ -123,6 +157,7 @@ def test_refit_trains_class_conditional_runs_and_audits(
 def test_refit_refuses_axes_without_a_per_class_version(
         study: tuple[Path, StudyResult], tmp_path: Path, axis: str, match: str) -> None:
     path, source = study
+    before = store_counts(path)
     with Store(path) as store, pytest.raises(ConfigError, match=match):
-        refit_study(store, dataclasses.replace(source, axis=axis), out_dir=tmp_path)
-    assert not (tmp_path / "refit.json").exists()
+        refit_runs(store, dataclasses.replace(source, axis=axis), Training())
+    assert store_counts(path) == before  # nothing registered

@@ -1,7 +1,7 @@
 """The study's analysis (spec steps 5-9): select a strength, then show which classes pay.
 
 Input: one :class:`RunRecord` per (strength, seed) with its predictions on the shared
-validation split and the shared test set. Output: a :class:`~classgap.study.result.StudyResult`.
+validation split and the shared test set. Output: a :class:`~classgap.analysis.result.StudyResult`.
 Every statistic comes from :mod:`classgap.audit`; this module only arranges the comparisons:
 
 * **select** ``s*`` = argmax of mean validation accuracy over seeds, never the test set
@@ -27,20 +27,20 @@ import numpy as np
 import pandas as pd
 
 from classgap._validation import check_in_range, fail
-from classgap.audit import Comparison, Predictions, compare_predictions, seed_interval
-from classgap.errors import InputError
-from classgap.study.confusion import confusion_shifts, ensemble_labels, ensemble_table
-from classgap.study.multilabel import acceptance_matrix, check_multi_label, multilabel_view
-from classgap.study.plan import SeedPlan, plan_seeds
-from classgap.study.result import StudyResult
-from classgap.study.select import (
+from classgap.analysis.confusion import confusion_shifts, ensemble_labels, ensemble_table
+from classgap.analysis.multilabel import acceptance_matrix, check_multi_label, multilabel_view
+from classgap.analysis.plan import SeedPlan, plan_seeds
+from classgap.analysis.result import StudyResult
+from classgap.analysis.select import (
     class_aware_select,
     per_class_accuracy,
     per_class_strengths,
     pick_best,
     validation_table,
 )
-from classgap.study.summary import summary_dict
+from classgap.analysis.summary import summary_dict
+from classgap.audit import Comparison, Predictions, compare_predictions, seed_interval
+from classgap.errors import InputError
 
 __all__ = ["RunRecord", "analyze", "plan_records", "summary_dict"]
 
@@ -260,7 +260,7 @@ def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: f
     random_state
         Seed of every comparison's random parts (all use the same seed).
     multi_label : list of N lists of int, optional
-        Acceptable labels per test sample (see :func:`~classgap.study.load_multi_label`).
+        Acceptable labels per test sample (see :func:`~classgap.analysis.load_multi_label`).
 
     Returns
     -------
@@ -344,7 +344,7 @@ def _detectable(sweep: _Sweep, ref: int, alpha: float, correction: str) -> dict[
 
 def plan_records(records: Sequence[RunRecord], *, reference: Any, drop: float = 1.0,
                  power: float = 0.8, alpha: float = 0.05, correction: str = "bh") -> SeedPlan:
-    """:func:`~classgap.study.plan.plan_seeds` on a study's records (one axis, as ``analyze``).
+    """:func:`~classgap.analysis.plan.plan_seeds` on a study's records (one axis, as ``analyze``).
 
     Examples
     --------

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from classgap.errors import ConfigError
-from classgap.sweep import Store
-from classgap.sweep.presets import PRESETS, get_preset, list_presets
-from classgap.sweep.study import (
+from classgap.pipeline import (
     StudyError,
     plan_study,
     reference_value,
     report_study,
     run_full_study,
 )
+from classgap.sweep import Store
+from classgap.sweep.presets import PRESETS, get_preset, list_presets
 
 TINY = ("data.dataset=digits", "model.name=mlp", "train.epochs=1", "train.threads=1",
         "train.precision=fp32", "train.progress=false")
@@ -165,8 +165,9 @@ def test_refit_trains_the_class_conditional_recipe(tmp_path: Path) -> None:
     refit = result.class_aware["refit"]
     assert len(refit["per_class_strengths"]) == 10
     assert (tmp_path / "refit.json").is_file() and (tmp_path / "class_strengths.json").is_file()
-    config = json.loads(next((tmp_path / "refit").glob("seed*/config.json")).read_text())
+    config = json.loads((Path(refit["runs"][0]) / "config.json").read_text())
     assert config["aug"]["crop"] == refit["per_class_strengths"]
+    assert Path(refit["runs"][0]).parent == tmp_path / "runs"  # a run of the study's store
     assert "vs_selected" in refit and "vs_reference" in refit
 
 
@@ -174,7 +175,7 @@ def test_refit_of_label_smoothing_is_class_conditional(tmp_path: Path) -> None:
     result = run_full_study(tiny_plan("optim.label_smoothing=0,0.3", seeds=2), tmp_path,
                             progress=False, refit=True)
     refit = result.class_aware["refit"]
-    config = json.loads(next((tmp_path / "refit").glob("seed*/config.json")).read_text())
+    config = json.loads((Path(refit["runs"][0]) / "config.json").read_text())
     assert config["optim"]["label_smoothing"] == refit["per_class_strengths"]
     verdict = refit["verdict"]
     assert set(verdict) >= {"below_reference", "mean_vs_selected", "mean_vs_reference",

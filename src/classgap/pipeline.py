@@ -1,5 +1,13 @@
 """The whole study: plan a grid, train it (resumably), analyse it, write the report.
 
+The one module that touches the store, training, the analysis and the report: the sweep
+package (:mod:`classgap.sweep`) trains grids of runs and knows nothing of studies, the analysis
+package (:mod:`classgap.analysis`) turns predictions into a :class:`StudyResult` and never
+trains. The class-aware refit and the transfer probe are runs of the study's own store,
+trained by the same backend (and, for the refit, the same ``--train-cmd``) as the grid:
+resumable, failures recorded in ``study.sqlite`` and retried with ``--retry-failed``. Their
+points carry ``run.kind`` (``"refit"`` or ``"probe"``), which keeps them apart from the grid.
+
 :func:`plan_study` turns a preset, axes, a config file and ``--set`` overrides into a
 :class:`StudyPlan`; :func:`run_full_study` trains what is not done yet in ``out_dir`` and
 writes ``report.html`` and ``summary.json`` there; :func:`report_study` re-analyses a study
@@ -22,6 +30,8 @@ reference; the first axis's report goes to ``out_dir``, each other's to
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tomllib
 from collections.abc import Sequence
@@ -29,13 +39,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from classgap._files import write_json
+from classgap.analysis import RunRecord, StudyResult, analyze, load_multi_label, summary_dict
+from classgap.analysis.analysis import plan_records
+from classgap.analysis.plan import SeedPlan
 from classgap.audit.io import read_predictions
 from classgap.config import Config, flatten, get_key, load_config, with_point
 from classgap.errors import ClassgapError, ConfigError
-from classgap.study import RunRecord, StudyResult, analyze, load_multi_label, summary_dict
-from classgap.study.analysis import plan_records
-from classgap.study.plan import SeedPlan
-from classgap.sweep.backends import run_study
+from classgap.sweep.backends import run_grid
 from classgap.sweep.external import ExternalTrainer
 from classgap.sweep.grid import (
     MODES,
@@ -47,10 +58,10 @@ from classgap.sweep.grid import (
     parse_seeds,
 )
 from classgap.sweep.presets import QUICK_OVERRIDES, QUICK_SEEDS, get_preset
-from classgap.sweep.store import Store, find_predictions, write_json
+from classgap.sweep.store import Store, find_predictions
 
-__all__ = ["StudyError", "StudyPlan", "plan_study", "plan_study_seeds", "reference_value",
-           "report_study", "run_full_study"]
+__all__ = ["StudyError", "StudyPlan", "Training", "plan_study", "plan_study_seeds",
+           "reference_value", "refit_runs", "report_study", "run_full_study", "transfer_runs"]
 
 #: Non-augmentation regularizers and their off value.
 OFF_VALUES = {"optim.weight_decay": 0.0, "model.dropout": 0.0, "optim.label_smoothing": 0.0}
@@ -314,7 +325,7 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
     if multi_label is not None and not Path(multi_label).is_file():
         raise ConfigError(f"{multi_label}: multi-label file does not exist")
     if refit:  # an axis without a per-class version fails before anything is trained
-        from classgap.study.refit import check_refit_axis
+        from classgap.analysis.refit import check_refit_axis
 
         check_refit_axis(plan.axes[0].key)
     grid = plan.grid()
@@ -326,33 +337,186 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
         store.write_study({**grid.to_dict(), "references": plan.references,
                            "preset": plan.preset, "notes": list(plan.notes), "analysis": opts,
                            "downstream": {"transfer_to": transfer_to, "refit": refit}})
-        run_study(store, specs, backend=backend, workers=workers,
-                  threads_per_worker=threads_per_worker or plan.base.train.threads,
-                  retry_failed=retry_failed,
-                  address=address, progress=progress, train_fn=trainer)
+        training = Training(backend, workers, threads_per_worker or plan.base.train.threads,
+                            retry_failed, address, trainer, progress)
+        training.run(store, specs, desc="study")
         result = _analyse_all(store, plan, opts)
-        result = _downstream(store, result, opts, transfer_to=transfer_to, refit=refit,
-                             workers=workers, progress=progress)
+        result = _downstream(store, result, opts, training, transfer_to=transfer_to,
+                             refit=refit)
     return result
 
 
-def _downstream(store: Store, result: StudyResult, opts: dict[str, Any], *,
-                transfer_to: str | None, refit: bool, workers: int = 1,
-                progress: bool = False) -> StudyResult:
+@dataclass(frozen=True)
+class Training:
+    """How a study's runs are trained: the arguments of :func:`~classgap.sweep.run_grid`."""
+
+    backend: str = "local"
+    workers: int = 1
+    threads_per_worker: int | None = None
+    retry_failed: bool = False
+    address: str | None = None
+    train_fn: Any = None
+    progress: bool = False
+
+    def run(self, store: Store, specs: Sequence[RunSpec], *, desc: str,
+            train_fn: Any = None) -> None:
+        run_grid(store, specs, backend=self.backend, workers=self.workers,
+                 threads_per_worker=self.threads_per_worker, retry_failed=self.retry_failed,
+                 address=self.address, progress=self.progress,
+                 train_fn=train_fn or self.train_fn, desc=desc)
+
+
+KIND = "run.kind"  # point key of the refit and probe runs (absent on grid runs)
+
+
+def _grid_done(store: Store) -> list[tuple[RunSpec, Path]]:
+    """The store's finished grid runs (not refit or probe runs)."""
+    return [(s, d) for s, d in store.done_runs() if KIND not in s.point]
+
+
+def _strength_of(spec: RunSpec, axis: str) -> Any:
+    """A run's strength on ``axis``: its grid point's value, else the value in its config."""
+    if axis in spec.point:
+        return spec.point[axis]
+    value = get_key(spec.config, axis)
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _runs_at(runs: list[tuple[RunSpec, Path]], axis: str, strength: Any,
+             ) -> list[tuple[RunSpec, Path]]:
+    found = sorted((r for r in runs if _strength_of(r[0], axis) == strength),
+                   key=lambda r: r[0].seed)
+    if not found:
+        raise StudyError(f"the store holds no finished run at {axis}={strength!r}")
+    return found
+
+
+def _outcome(store: Store, specs: Sequence[RunSpec], what: str) -> list[Path]:
+    """The run directories of ``specs``, or a StudyError naming the runs not done."""
+    done = {spec.run_id: path for spec, path in store.done_runs()}
+    missing = _failures(store, specs, done)
+    if missing:
+        raise StudyError(f"{len(missing)} of {len(specs)} {what} runs are not done: "
+                         f"{'; '.join(missing[:5])}; see {store.path}/study.sqlite, rerun "
+                         "(with --retry-failed for failed runs)")
+    return [done[s.run_id] for s in specs]
+
+
+def refit_runs(store: Store, result: StudyResult, training: Training, *,
+               alpha: float = 0.05, correction: str = "bh") -> dict[str, Any]:
+    """Train the class-aware refit as runs of ``store`` and audit it.
+
+    One run per seed of the selected strength: that seed's selected recipe with the axis per
+    class (:func:`~classgap.analysis.refit.refit_config`), trained by ``training`` like the
+    grid; finished runs are reused. Writes ``refit.json`` (the audit of
+    :func:`~classgap.analysis.refit.audit_refit` plus ``runs``, the run directories) and
+    ``class_strengths.json`` into the study directory, and returns the audit.
+
+    Raises
+    ------
+    ConfigError
+        The axis has no per-class version.
+    StudyError
+        A refit run failed (its error is in ``study.sqlite``).
+    """
+    from classgap.analysis.refit import (
+        audit_refit,
+        class_strengths_json,
+        refit_config,
+        refit_vector,
+    )
+
+    axis = result.axis
+    vector = refit_vector(axis, result.class_aware["per_class_strengths"])
+    done = _grid_done(store)
+    selected = _runs_at(done, axis, result.selected)
+    reference = _runs_at(done, axis, result.reference)
+    specs = [RunSpec.from_config(refit_config(spec.config, axis, vector, spec.seed),
+                                 {**spec.point, axis: list(vector), KIND: "refit"})
+             for spec, _ in selected]
+    training.run(store, specs, desc="refit")
+    dirs = _outcome(store, specs, "refit")
+    report = audit_refit([read_predictions(_predictions(d, "test")) for d in dirs],
+                         [read_predictions(_predictions(d, "test")) for _, d in selected],
+                         [read_predictions(_predictions(d, "test")) for _, d in reference],
+                         axis=axis, vector=vector, selected_strength=result.selected,
+                         reference_strength=result.reference, alpha=alpha,
+                         correction=correction)
+    report["runs"] = [str(d) for d in dirs]
+    names = [r["class"] for r in report["vs_selected"]["classes"]]
+    write_json(store.path / "class_strengths.json", class_strengths_json(names, vector))
+    write_json(store.path / "refit.json", report)
+    return report
+
+
+def transfer_runs(store: Store, training: Training, *, axis: str, reference: Any,
+                  downstream: str = "digits", image_size: Any = None, random_state: int = 0,
+                  **analyze_kwargs: Any) -> StudyResult:
+    """One linear probe per finished grid run's frozen backbone, as runs of ``store``.
+
+    The probe runs (:class:`~classgap.train.probe.ProbeTrainer`) are trained by ``training``'s
+    backend (never by a ``--train-cmd``: the probe is classgap's, whatever trained the
+    backbone) and analysed like the source task; ``analyze_kwargs`` go to
+    :func:`~classgap.analysis.analyze` (``alpha``, ``max_drop``, ...).
+
+    Returns
+    -------
+    StudyResult
+        On the downstream classes; ``meta`` adds ``dataset``, ``source_dataset``,
+        ``image_size``, ``normalisation``, ``probe_val_fraction`` and ``runs``.
+
+    Raises
+    ------
+    ConfigError
+        No finished run has a ``model.pt`` (train with ``train.checkpoint=true``).
+    StudyError
+        A probe run failed (its error, e.g. images an MLP cannot take, is in the message).
+    """
+    from classgap.config import config_id
+    from classgap.train.probe import VAL_FRACTION, ProbeTrainer
+
+    sources = [(s, d) for s, d in _grid_done(store) if (d / "model.pt").is_file()]
+    if not sources:
+        raise ConfigError("transfer needs finished runs with a saved backbone (model.pt); "
+                          "none found: train the study with train.checkpoint=true")
+    probe = {"probe.downstream": downstream, "probe.image_size": image_size,
+             "probe.random_state": random_state}
+    specs = []
+    for spec, _ in sources:
+        point = {**spec.point, KIND: "probe", "probe.source": spec.run_id, **probe}
+        key = json.dumps([config_id(spec.config), probe], sort_keys=True, default=str)
+        specs.append(RunSpec(spec.config, point, spec.seed,
+                             "probe-" + hashlib.sha256(key.encode()).hexdigest()[:16]))
+    trainer = ProbeTrainer(str(store.path / "runs"), downstream, image_size, random_state)
+    training.run(store, specs, desc="transfer", train_fn=trainer)
+    dirs = _outcome(store, specs, "transfer probe")
+    records = [RunRecord(dict(spec.point), _strength_of(spec, axis), spec.seed,
+                         read_predictions(_predictions(d, "val")),
+                         read_predictions(_predictions(d, "test")))
+               for spec, d in zip(specs, dirs, strict=True)]
+    result = analyze(records, axis=axis, reference=reference, random_state=random_state,
+                     **analyze_kwargs)
+    size = json.loads((dirs[0] / "metrics.json").read_text()).get("image_size")
+    meta = {**result.meta, "dataset": downstream,
+            "source_dataset": sources[0][0].config.data.dataset, "image_size": size,
+            "normalisation": "source training split mean/std (channel_stats)",
+            "probe_val_fraction": VAL_FRACTION, "runs": len(records)}
+    return replace(result, meta=meta)
+
+
+def _downstream(store: Store, result: StudyResult, opts: dict[str, Any], training: Training,
+                *, transfer_to: str | None, refit: bool) -> StudyResult:
     """Add the transfer probe and the class-conditional refit, then rewrite the report."""
     if transfer_to is None and not refit:
         return result
-    from classgap.study.downstream import refit_study, transfer_study
-
     if transfer_to is not None:
-        probe = transfer_study(store, axis=result.axis, reference=result.reference,
-                               downstream=transfer_to, alpha=opts["alpha"],
-                               correction=opts["correction"], max_drop=opts["max_drop"])
+        probe = transfer_runs(store, training, axis=result.axis, reference=result.reference,
+                              downstream=transfer_to, alpha=opts["alpha"],
+                              correction=opts["correction"], max_drop=opts["max_drop"])
         result = replace(result, transfer=probe)
     if refit:  # finished refit runs are reused, so a second call trains nothing
-        outcome = refit_study(store, result, out_dir=store.path, workers=workers,
-                              alpha=opts["alpha"], correction=opts["correction"],
-                              progress=progress)
+        outcome = refit_runs(store, result, training, alpha=opts["alpha"],
+                             correction=opts["correction"])
         result = replace(result, class_aware={**result.class_aware, "refit": outcome})
     _write(result, store.path)
     return result
@@ -394,7 +558,9 @@ def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResul
     with Store(path) as store:
         result = _analyse_all(store, plan, opts)
         # the transfer probe and the refit are part of the study: a re-report keeps them
-        return _downstream(store, result, opts, transfer_to=downstream.get("transfer_to"),
+        return _downstream(store, result, opts, Training(threads_per_worker=
+                                                         plan.base.train.threads),
+                           transfer_to=downstream.get("transfer_to"),
                            refit=bool(downstream.get("refit")))
 
 
@@ -405,7 +571,7 @@ def plan_study_seeds(out_dir: str | os.PathLike[str], *, drop: float = 1.0,
 
     Reads the study as :func:`report_study` does and plans on its first axis, on the runs
     where the other axes are at their reference; ``alpha`` and ``correction`` default to the
-    study's own (``study.json``). See :func:`~classgap.study.plan.plan_seeds`.
+    study's own (``study.json``). See :func:`~classgap.analysis.plan.plan_seeds`.
 
     Parameters
     ----------

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from classgap.analysis import load_multi_label
+from classgap.analysis.multilabel import acceptance_matrix, multilabel_view
 from classgap.errors import DataFormatError
-from classgap.study import load_multi_label
-from classgap.study.multilabel import acceptance_matrix, multilabel_view
 
 
 def _write(tmp_path: Path, content: str) -> Path:

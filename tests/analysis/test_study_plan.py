@@ -12,18 +12,18 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from classgap.audit import Predictions, compare_predictions
-from classgap.audit.paired import crossed_components
-from classgap.cli import run
-from classgap.errors import InputError
-from classgap.study import RunRecord, SeedPlan, analyze, plan_seeds
-from classgap.study.plan import (
+from classgap.analysis import RunRecord, SeedPlan, analyze, plan_seeds
+from classgap.analysis.plan import (
     class_level,
     min_detectable_drop,
     power,
     seeds_needed,
 )
-from classgap.sweep.study import StudyError, plan_study, plan_study_seeds, run_full_study
+from classgap.audit import Predictions, compare_predictions
+from classgap.audit.paired import crossed_components
+from classgap.cli import run
+from classgap.errors import InputError
+from classgap.pipeline import StudyError, plan_study, plan_study_seeds, run_full_study
 
 # ---------------------------------------------------------------- the array functions
 
@@ -322,7 +322,7 @@ def test_cli_table(capsys: pytest.CaptureFixture[str], study_dir: Path) -> None:
 
 
 def test_detectable_sentence_stays_true_past_100_points() -> None:
-    from classgap.study.plan import detectable_sentence
+    from classgap.analysis.plan import detectable_sentence
 
     d = {"seeds": 4, "median": 2.5, "worst": 250.0, "worst_class": "Shirt"}
     assert "drops of 2.5 points or more" in detectable_sentence(d)

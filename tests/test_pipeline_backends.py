@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from classgap.pipeline import STUDY_THREADS, plan_study
 from classgap.sweep import Store
-from classgap.sweep.backends import run_study
-from classgap.sweep.study import STUDY_THREADS, plan_study
+from classgap.sweep.backends import run_grid
 
 TINY = ("data.dataset=digits", "model.name=mlp", "train.epochs=1", "train.progress=false",
         "data.val_size=300")
@@ -56,7 +56,7 @@ def test_local_processes_and_ray_give_identical_predictions(tmp_path: Path) -> N
     for backend, workers in backends:
         out = tmp_path / backend
         with Store(out) as store:
-            summary = run_study(store, specs, backend=backend, workers=workers,
+            summary = run_grid(store, specs, backend=backend, workers=workers,
                                 threads_per_worker=plan.base.train.threads, progress=False)
         assert summary.failed == 0, summary.errors
         results[backend] = _logits(out)

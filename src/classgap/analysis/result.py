@@ -1,6 +1,6 @@
 """What a study's analysis produces: tidy tables the report, the CLI and ``summary.json`` read.
 
-The analysis (:mod:`classgap.study.analysis`) fills a :class:`StudyResult` from stored
+The analysis (:mod:`classgap.analysis.analysis`) fills a :class:`StudyResult` from stored
 predictions; the report (:mod:`classgap.report`) only draws and prints it. Accuracies are
 fractions in [0, 1]; deltas are ``selected − reference``.
 """
@@ -59,7 +59,7 @@ class StudyResult:
         delta_low, delta_high, p_value, q_value, verdict`` (exact McNemar, one run per side).
     by_strength : pd.DataFrame or None
         Every strength against the reference, one row each (see
-        :func:`classgap.study.analysis.strength_table`): what the sweep costs per class even
+        :func:`classgap.analysis.analysis.strength_table`): what the sweep costs per class even
         where validation keeps the reference.
     """
 

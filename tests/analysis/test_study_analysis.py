@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from classgap.analysis import RunRecord, StudyResult, analyze, summary_dict
 from classgap.audit import Predictions
 from classgap.errors import InputError
-from classgap.study import RunRecord, StudyResult, analyze, summary_dict
 
 K = 10
 DROP_CLASS, SINK = 7, 5  # class 7's lost samples go to class 5

@@ -1,0 +1,204 @@
+"""Class-aware refit (spec step 9): the per-class strength vector and its audit.
+
+The analysis fits ``class_aware["per_class_strengths"]``: for each class, the swept strength
+with the best mean *validation* accuracy. The pipeline (:mod:`classgap.pipeline`) trains it as
+class-conditional augmentation (Kirichenko et al. 2023: the knob's value depends on the
+sample's label, from the start of training) with the selected run's recipe and the study's
+seeds, as runs of the study's own store; :func:`audit_refit` audits those runs' predictions
+with :func:`~classgap.audit.compare_predictions` against the selected strength (baseline) and
+against the reference. Nothing here trains or opens a store.
+
+Choices:
+
+* Augmentation knobs and label smoothing have a per-class version (class-conditional
+  augmentation; class-conditional label smoothing, where a sample of class y is smoothed with
+  ``eps_y``), but not ``mixup``/``cutmix`` (a mixed pair has two labels): any other axis
+  raises :class:`~classgap.errors.ConfigError`.
+* A strength of ``None`` in the sweep (knob absent) becomes the knob's off value.
+* ``class_strengths.json`` is ``{class name: value}`` for ``classgap train --aug
+  KNOB=@class_strengths.json``; a name that :func:`~classgap.augment.parse_aug` would read as
+  an index or the default (digits, ``"*"``) is written as its index instead, so the file
+  always means the same vector.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from classgap._files import jsonable
+from classgap.audit import Predictions, compare_predictions
+from classgap.config import Config, with_point
+from classgap.errors import ConfigError, InputError
+
+__all__ = ["MAX_MEAN_COST", "audit_refit", "check_refit_axis", "class_strengths_json",
+           "refit_config", "refit_vector", "refit_verdict"]
+
+#: The refit's target (issue 9): no class significantly below the reference, at a mean test
+#: accuracy at most this many points below the selected strength's.
+MAX_MEAN_COST = 0.3
+
+
+@dataclass(frozen=True)
+class _PerClassKey:
+    """A config key that takes one value per class: its section, name, off value, type."""
+
+    section: str
+    name: str
+    off: float
+    integer: bool = False
+
+
+def _knob(axis: str) -> _PerClassKey:
+    """The per-class version of ``axis``: an augmentation knob or label smoothing."""
+    if axis == "optim.label_smoothing":
+        return _PerClassKey("optim", "label_smoothing", 0.0)
+    from classgap.augment import AUGMENTATIONS
+
+    section, _, name = axis.partition(".")
+    if section != "aug":
+        raise ConfigError(f"--refit needs an augmentation axis (aug.KNOB) or "
+                          f"optim.label_smoothing; '{axis}' has no per-class version")
+    knob = AUGMENTATIONS.get(name)
+    if knob.mixes:
+        raise ConfigError(f"--refit cannot train '{axis}' per class: a mixing augmentation "
+                          "pairs samples of two classes, so it takes one alpha for all")
+    return _PerClassKey("aug", name, float(knob.off), bool(knob.integer))
+
+
+def check_refit_axis(axis: str) -> None:
+    """Raise :class:`ConfigError` unless ``axis`` has a per-class version the refit can train."""
+    _knob(axis)
+
+
+def _vector(knob: _PerClassKey, values: Sequence[Any]) -> tuple[float, ...]:
+    out = []
+    for v in values:
+        if isinstance(v, tuple | list):
+            raise ConfigError(f"--refit needs scalar strengths on {knob.section}.{knob.name}; "
+                              f"the sweep holds the per-class value {list(v)}")
+        v = knob.off if v is None else float(v)
+        out.append(int(v) if knob.integer else v)  # pixel knobs take whole numbers
+    return tuple(out)
+
+
+def class_strengths_json(names: Sequence[str], vector: Sequence[Any]) -> dict[str, Any]:
+    """``{class name: value}`` that ``parse_aug("KNOB=@file")`` reads back as ``vector``.
+
+    Examples
+    --------
+    >>> class_strengths_json(["cat", "dog"], [0.5, 1.0])
+    {'cat': 0.5, 'dog': 1.0}
+    >>> class_strengths_json(["1", "0"], [0.5, 1.0])  # names parse_aug would read as indices
+    {'0': 0.5, '1': 1.0}
+    """
+    ambiguous = any(n == "*" or n.lstrip("-").isdigit() for n in names)
+    keys = [str(i) for i in range(len(names))] if ambiguous else list(names)
+    return dict(zip(keys, jsonable(list(vector)), strict=True))
+
+
+def refit_verdict(vs_selected: Any, vs_reference: Any) -> dict[str, Any]:
+    """Did the refit remove the drops at an acceptable price? JSON-safe, deltas in points.
+
+    ``below_reference``: classes significantly below the reference (q < alpha, the study's
+    test); ``mean_vs_selected`` / ``mean_vs_reference``: the refit's mean test accuracy minus
+    theirs, with intervals; ``target_met``: no class below the reference and a mean at most
+    :data:`MAX_MEAN_COST` points below the selected strength's (point estimate).
+    """
+    def pts(x: Any) -> float | None:
+        return None if x is None or not math.isfinite(float(x)) else round(100 * float(x), 3)
+
+    below = vs_reference.drops()
+    o_sel, o_ref = vs_selected.overall, vs_reference.overall
+    cost = pts(o_sel["delta"])
+    return {
+        "below_reference": [{"class": str(r["class"]), "delta": pts(r["delta"]),
+                             "q_value": float(r["q_value"])} for _, r in below.iterrows()],
+        "above_reference": [str(c) for c in
+                            vs_reference.classes.loc[vs_reference.classes["verdict"] == "gain",
+                                                     "class"]],
+        "below_selected": [str(c) for c in vs_selected.drops()["class"]],
+        "mean_vs_selected": {"delta": cost, "low": pts(o_sel["delta_low"]),
+                             "high": pts(o_sel["delta_high"]), "p_value": o_sel["p_value"]},
+        "mean_vs_reference": {"delta": pts(o_ref["delta"]), "low": pts(o_ref["delta_low"]),
+                              "high": pts(o_ref["delta_high"]), "p_value": o_ref["p_value"]},
+        "max_mean_cost": MAX_MEAN_COST,
+        "target_met": bool(below.empty and cost is not None and cost >= -MAX_MEAN_COST),
+    }
+
+
+def refit_vector(axis: str, per_class_strengths: Sequence[Any]) -> tuple[float, ...]:
+    """The per-class values the refit trains on ``axis`` (off for a strength of None)."""
+    return _vector(_knob(axis), per_class_strengths)
+
+
+def refit_config(recipe: Config, axis: str, vector: Sequence[Any], seed: int) -> Config:
+    """``recipe`` (the selected strength's run config) with ``axis`` per class and ``seed``.
+
+    Only the knob becomes per class, so the audit isolates the class-conditioning.
+    """
+    knob = _knob(axis)
+    return with_point(recipe, {f"{knob.section}.{knob.name}": list(vector),
+                               "train.seed": int(seed)})
+
+
+def audit_refit(refit: Sequence[Predictions], selected: Sequence[Predictions],
+                reference: Sequence[Predictions], *, axis: str, vector: Sequence[Any],
+                selected_strength: Any, reference_strength: Any, alpha: float = 0.05,
+                correction: str = "bh") -> dict[str, Any]:
+    """Audit the refit runs' test predictions against the selected and the reference runs.
+
+    Parameters
+    ----------
+    refit, selected, reference : sequences of Predictions
+        Test predictions of the refit runs (one per seed) and of the study's runs at the
+        selected and at the reference strength, on one test set.
+    axis, vector
+        The swept key and the per-class values the refit trained.
+    selected_strength, reference_strength
+        The strengths, for the record.
+    alpha, correction
+        As the study's: the refit is audited with the same tests.
+
+    Returns
+    -------
+    dict
+        JSON-safe: ``axis``, ``per_class_strengths`` (class order), ``class_strengths``
+        (by name), ``selected``, ``reference``, ``seeds``, ``vs_selected`` and ``vs_reference``
+        (:meth:`~classgap.audit.Comparison.to_dict`; deltas are refit − baseline),
+        ``verdict`` (:func:`refit_verdict`), ``mean_test`` (``{"refit", "selected",
+        "reference"}``, mean over seeds).
+    """
+    y = refit[0].y_true
+    for p in [*selected, *reference, *refit]:
+        if not np.array_equal(p.y_true, y):
+            raise InputError(f"test labels differ between the refit runs and {p.source}: "
+                             "they must share the test set")
+    k = max(p.n_classes_hint for p in [*selected, *refit])
+    names = next((list(p.classes) for p in [*selected, *refit] if p.classes is not None),
+                 [str(c) for c in range(k)])
+    if len(vector) != k:
+        raise InputError(f"'per_class_strengths' must hold one value per class ({k}); "
+                         f"got {len(vector)}")
+    kw: dict[str, Any] = {"class_names": names, "random_state": 0, "alpha": alpha,
+                          "correction": correction}
+    cand = [p.y_pred for p in refit]
+    vs_sel = compare_predictions(y, [p.y_pred for p in selected], cand, k, **kw)
+    vs_ref = compare_predictions(y, [p.y_pred for p in reference], cand, k, **kw)
+
+    def mean_acc(preds: Sequence[Predictions]) -> float:
+        return float(np.mean([(p.y_pred == y).mean() for p in preds]))
+
+    return {"axis": axis, "per_class_strengths": jsonable(list(vector)),
+            "class_strengths": dict(zip(names, jsonable(list(vector)), strict=True)),
+            "selected": jsonable(selected_strength),
+            "reference": jsonable(reference_strength),
+            "seeds": [p.seed for p in refit],
+            "vs_selected": vs_sel.to_dict(), "vs_reference": vs_ref.to_dict(),
+            "verdict": refit_verdict(vs_sel, vs_ref),
+            "mean_test": {"refit": mean_acc(refit), "selected": mean_acc(selected),
+                          "reference": mean_acc(reference)}}

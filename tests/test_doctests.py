@@ -9,6 +9,8 @@ import pytest
 
 MODULES = [
     "classgap.config",
+    "classgap._files",
+    "classgap._format",
     "classgap.audit._sampling",
     "classgap.audit.perclass",
     "classgap.audit.intervals",

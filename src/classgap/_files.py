@@ -1,9 +1,8 @@
 """One way to write a file: whole or not at all, with the usual permissions; one way to JSON.
 
-Every file classgap writes (run directories, study stores, reports, CLI output) goes through
-:func:`atomic_write` (prediction files through the same steps in
-:func:`classgap.audit._io_formats.write_raw`, which must also write tables by path): the
-content goes to a temporary file in the target's directory, which is then renamed over the
+Every file classgap writes (run directories, study stores, reports, CLI output, prediction
+files, downloads) goes through :func:`atomic_target` (:func:`atomic_write` for bytes and text):
+the content goes to a temporary file in the target's directory, which is then renamed over the
 target, so a crash or Ctrl-C never leaves half a file and never destroys the previous version.
 ``tempfile.mkstemp`` creates files with mode 0600; the result gets the mode of the file it
 replaces, else 0666 less the umask (0644 under the usual umask), like any file
@@ -12,15 +11,16 @@ replaces, else 0666 less the umask (0644 under the usual umask), like any file
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "default_mode", "jsonable", "write_json"]
+__all__ = ["atomic_target", "atomic_write", "default_mode", "jsonable", "write_json"]
 
 
 def default_mode() -> int:
@@ -28,6 +28,39 @@ def default_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike[str], *, fsync: bool = False,
+                  suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed over it when the block ends without error.
+
+    For writers that need a path (pandas, pyarrow) or a check before the rename (a download's
+    hash: raise inside the block and nothing is written). On any error, Ctrl-C included, the
+    temporary file is removed and ``path`` is untouched.
+
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "out.txt"
+    >>> with atomic_target(target) as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> target.read_text()
+    'done'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mode = path.stat().st_mode & 0o777 if path.exists() else default_mode()
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        if fsync:
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write(path: str | os.PathLike[str], content: bytes | str | Callable[[IO[bytes]], Any],
@@ -44,25 +77,12 @@ def atomic_write(path: str | os.PathLike[str], content: bytes | str | Callable[[
     fsync : bool
         Flush to disk before the rename (for files people must not lose, such as reports).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else default_mode()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if callable(content):
-                content(fh)
-            else:
-                fh.write(content.encode("utf-8") if isinstance(content, str) else content)
-            fh.flush()
-            if fsync:
-                os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_target(path, fsync=fsync) as tmp, open(tmp, "wb") as fh:
+        if callable(content):
+            content(fh)
+        else:
+            fh.write(content.encode("utf-8") if isinstance(content, str) else content)
+    return Path(path)
 
 
 def jsonable(value: Any) -> Any:

@@ -16,13 +16,10 @@ files written by :func:`classgap.audit.io.write_predictions` keep them in the sc
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
-import os
 import pickle
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from classgap._files import atomic_target
 from classgap._validation import fail
 from classgap.errors import DataFormatError
 
@@ -279,25 +277,16 @@ def write_raw(path: Path, source: str, fields: Mapping[str, Any]) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise file_error(source, f"cannot be written: directory {str(parent)!r} does not exist")
-    # same directory as the target, so that os.replace is an atomic rename
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            if suffix == ".npz":
-                arrays: dict[str, Any] = {k: np.asarray(v) for k, v in fields.items()}
+    with atomic_target(path) as tmp:
+        if suffix == ".npz":
+            arrays: dict[str, Any] = {k: np.asarray(v) for k, v in fields.items()}
+            with open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)
-            elif suffix in (".pt", ".pth"):
+        elif suffix in (".pt", ".pth"):
+            with open(tmp, "wb") as handle:
                 _save_pt(handle, fields)
-            handle.flush()
-        if suffix in (".csv", ".parquet"):
-            _save_table(Path(tmp), suffix, fields)
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        os.chmod(tmp, mode)  # mkstemp creates 0600; keep the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        else:
+            _save_table(tmp, suffix, fields)
 
 
 def _save_pt(handle: Any, fields: Mapping[str, Any]) -> None:

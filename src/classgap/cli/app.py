@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperOption
 
+from classgap._files import atomic_write
 from classgap.cli import render
 
 
@@ -92,7 +93,7 @@ def _emit(text: str, out: Path | None) -> None:
     if out is None:
         typer.echo(text, nl=False)
     else:
-        render.write_atomic(out, text)
+        atomic_write(out, text)
         console.print(f"wrote {out}", style="dim")
 
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import math
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from classgap._files import atomic_write
+from classgap._format import pct, points, pvalue
 from classgap.audit.compare import Comparison
 from classgap.audit.frame import ClassAudit
 
@@ -49,18 +47,10 @@ def make_console(**kwargs: Any) -> Console:
     return console if console.is_terminal else Console(highlight=False, width=120, **kwargs)
 
 
-def _pct(x: Any, digits: int = 1) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}"
 
 
-def _points(x: Any) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:+.1f}"
 
 
-def _p(x: Any) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"{x:.1e}" if x < 1e-3 else f"{x:.3f}"
 
 
 def audit_tables(result: ClassAudit, *, show_all: bool = False) -> list[Table]:
@@ -90,9 +80,9 @@ def audit_tables(result: ClassAudit, *, show_all: bool = False) -> list[Table]:
     def add(i: Any) -> None:
         row = table.loc[i]
         per_class.add_row(
-            str(row["class"]), f"{int(row['support'])}", _pct(row["accuracy"]),
-            f"[{_pct(row['accuracy_low'])}, {_pct(row['accuracy_high'])}]",
-            *(_pct(row[c]) for c in extra), _pct(row["precision"]), _pct(row["f1"]),
+            str(row["class"]), f"{int(row['support'])}", pct(row["accuracy"], 1),
+            f"[{pct(row['accuracy_low'], 1)}, {pct(row['accuracy_high'], 1)}]",
+            *(pct(row[c], 1) for c in extra), pct(row["precision"], 1), pct(row["f1"], 1),
             style="bold red" if i == worst else None,
         )
 
@@ -107,7 +97,7 @@ def audit_tables(result: ClassAudit, *, show_all: bool = False) -> list[Table]:
     for name in ("metric", "estimate", "low", "high"):
         summary.add_column(name, justify="left" if name == "metric" else "right")
     for metric, row in result.summary.iterrows():
-        summary.add_row(str(metric), _pct(row["estimate"]), _pct(row["low"]), _pct(row["high"]))
+        summary.add_row(str(metric), *(pct(row[c], 1) for c in ("estimate", "low", "high")))
     return [per_class, summary]
 
 
@@ -135,10 +125,10 @@ def comparison_tables(result: Comparison, *, show_all: bool = False) -> list[Tab
         row = rows.loc[i]
         verdict = str(row["verdict"])
         table.add_row(
-            str(row["class"]), f"{int(row['support'])}", _pct(row["acc_baseline"]),
-            _pct(row["acc_candidate"]), _points(row["delta"]),
-            f"[{_points(row['delta_low'])}, {_points(row['delta_high'])}]",
-            _p(row["p_value"]), _p(row["q_value"]),
+            str(row["class"]), f"{int(row['support'])}", pct(row["acc_baseline"], 1),
+            pct(row["acc_candidate"], 1), points(row["delta"], 1),
+            f"[{points(row['delta_low'], 1)}, {points(row['delta_high'], 1)}]",
+            pvalue(row["p_value"]), pvalue(row["q_value"]),
             f"[{_VERDICT_STYLE.get(verdict, '')}]{verdict}[/]",
         )
 
@@ -156,8 +146,8 @@ def comparison_tables(result: Comparison, *, show_all: bool = False) -> list[Tab
                  "classes gaining"):
         overall.add_column(name, justify="right")
     overall.add_row(
-        _pct(o["acc_baseline"]), _pct(o["acc_candidate"]), _points(o["delta"]),
-        f"[{_points(o['delta_low'])}, {_points(o['delta_high'])}]", _p(o["p_value"]),
+        pct(o["acc_baseline"], 1), pct(o["acc_candidate"], 1), points(o["delta"], 1),
+        f"[{points(o['delta_low'], 1)}, {points(o['delta_high'], 1)}]", pvalue(o["p_value"]),
         str(o["n_drop"]), str(o["n_gain"]),
     )
     return [table, overall]
@@ -178,8 +168,3 @@ def to_json(payload: dict[str, Any]) -> str:
 
 def to_csv(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False)
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file, so a crash never leaves half a file."""
-    return atomic_write(path, text)

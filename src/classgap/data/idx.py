@@ -11,7 +11,6 @@ import gzip
 import hashlib
 import io
 import os
-import tempfile
 import urllib.request
 import zlib
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from classgap._files import atomic_target
 from classgap._validation import check_choice
 from classgap.data.dataset import Dataset, build_dataset
 from classgap.errors import DataFormatError
@@ -256,16 +256,10 @@ def download_fashion_mnist(cache_dir: str | os.PathLike[str] | None = None, *,
             continue
         url = base_url.rstrip("/") + f"/{stem}.gz"
         data = fetch(url)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=".part", dir=folder)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+        with atomic_target(target, suffix=".part") as tmp:
+            tmp.write_bytes(data)
             if not _is_genuine(stem, tmp.read_bytes()):
                 raise DataFormatError(
                     f"{url}: SHA-256 mismatch: got {hashlib.sha256(data).hexdigest()}, "
                     f"expected {FASHION_MNIST_SHA256[stem][0]}; nothing was written")
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
     return folder

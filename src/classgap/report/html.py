@@ -25,6 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from classgap._files import atomic_write
+from classgap._format import finite, pct, points, strength
 from classgap.analysis.result import StudyResult
 from classgap.report import plots
 
@@ -151,26 +152,12 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _s(value: Any) -> str:
-    """A strength as text (``1.0`` → ``1``, strings unchanged)."""
-    if isinstance(value, Real) and not isinstance(value, bool):
-        return f"{float(value):g}"
-    return str(value)
 
 
-def _pct(x: Any) -> str:
-    return f"{100 * float(x):.2f}" if _finite(x) else "n/a"
 
 
-def _pts(x: Any) -> str:
-    return f"{100 * float(x):+.2f}" if _finite(x) else "n/a"
 
 
-def _finite(x: Any) -> bool:
-    try:
-        return math.isfinite(float(x))
-    except (TypeError, ValueError):
-        return False
 
 
 def headline(result: StudyResult) -> str:
@@ -183,22 +170,22 @@ def headline(result: StudyResult) -> str:
     """
     gain = result.mean_gain or {}
     delta = gain.get("delta", math.nan)
-    if _finite(delta):
+    if finite(delta):
         verb = "raised" if delta > 0 else "lowered" if delta < 0 else "did not change"
-        by = f" by {_pts(delta)} points" if delta != 0 else ""
+        by = f" by {points(delta)} points" if delta != 0 else ""
         text = (
-            f"Selecting {result.axis} = {_s(result.selected)} (reference "
-            f"{_s(result.reference)}) {verb} mean test accuracy{by} "
-            f"[{_pts(gain.get('low'))}, {_pts(gain.get('high'))}]"
+            f"Selecting {result.axis} = {strength(result.selected)} (reference "
+            f"{strength(result.reference)}) {verb} mean test accuracy{by} "
+            f"[{points(gain.get('low'))}, {points(gain.get('high'))}]"
         )
     else:
-        text = f"Selecting {result.axis} = {_s(result.selected)}: mean gain not available"
+        text = f"Selecting {result.axis} = {strength(result.selected)}: mean gain not available"
     drops = result.drops()
     if drops.empty:
         return text + "; no class dropped significantly."
     parts = [
-        f"{row['class']} ({_pts(row['delta'])} [{_pts(row.get('delta_low'))}, "
-        f"{_pts(row.get('delta_high'))}])"
+        f"{row['class']} ({points(row['delta'])} [{points(row.get('delta_low'))}, "
+        f"{points(row.get('delta_high'))}])"
         for _, row in drops.head(HEADLINE_NAMES).iterrows()
     ]
     if len(drops) > HEADLINE_NAMES:
@@ -283,11 +270,11 @@ def _render(result: StudyResult, images: Mapping[str, bytes], title: str) -> str
     body.append(_strength_section(result))
 
     body.append("<h2>Who pays</h2>")
-    if _s(result.selected) == _s(result.reference):
+    if strength(result.selected) == strength(result.reference):
         # Nothing was selected: a change of 0 against 0 says nothing. What each strength
         # would cost is the table above; the curves show it per class.
         body.append('<p id="nothing-selected">Validation keeps the reference '
-                    f"({_e(_s(result.reference))}): the usual selection buys nothing, so no "
+                    f"({_e(strength(result.reference))}): the usual selection buys nothing, so no "
                     "class pays for it. What each strength would cost, per class, is in the "
                     "table above and the curves below.</p>")
         body.append(_figure("per_class_vs_strength", images, axis))
@@ -296,7 +283,8 @@ def _render(result: StudyResult, images: Mapping[str, bytes], title: str) -> str
             body.append(_figure(name, images, axis))
         body.append(
             "<h2>Per-class results</h2><p>Accuracies in %, Δ in percentage points "
-            f"(selected {_e(_s(result.selected))} − reference {_e(_s(result.reference))}), "
+            f"(selected {_e(strength(result.selected))} − reference "
+            f"{_e(strength(result.reference))}), "
             f"{_e(_confidence(result))}% interval, q-value "
             f"({_e(result.meta.get('correction', 'bh'))}). Click a column header to sort.</p>"
         )
@@ -347,16 +335,16 @@ def _figure(name: str, images: Mapping[str, bytes], axis: str) -> str:
 # (header, column, formatter) for the sortable per-class table.
 _COLUMNS: Sequence[tuple[str, str, Callable[[Any], str]]] = (
     ("class", "class", str),
-    ("reference %", "acc_reference", _pct),
-    ("selected %", "acc_selected", _pct),
-    ("Δ pts", "delta", _pts),
-    ("Δ low", "delta_low", _pts),
-    ("Δ high", "delta_high", _pts),
-    ("p", "p_value", lambda v: f"{float(v):.3g}" if _finite(v) else "n/a"),
-    ("q (BH)", "q_value", lambda v: f"{float(v):.3g}" if _finite(v) else "n/a"),
+    ("reference %", "acc_reference", pct),
+    ("selected %", "acc_selected", pct),
+    ("Δ pts", "delta", points),
+    ("Δ low", "delta_low", points),
+    ("Δ high", "delta_high", points),
+    ("p", "p_value", lambda v: f"{float(v):.3g}" if finite(v) else "n/a"),
+    ("q (BH)", "q_value", lambda v: f"{float(v):.3g}" if finite(v) else "n/a"),
     ("verdict", "verdict", str),
-    ("own best", "own_best", _s),
-    ("own best %", "acc_own_best", _pct),
+    ("own best", "own_best", strength),
+    ("own best %", "acc_own_best", pct),
 )
 
 
@@ -370,7 +358,7 @@ def _class_table(classes: pd.DataFrame, table_id: str) -> str:
         for _, column, fmt in columns:
             value = row[column]
             # data-v holds the raw number so sorting is numeric, not lexicographic.
-            raw = f' data-v="{_e(value)}"' if _finite(value) else ""
+            raw = f' data-v="{_e(value)}"' if finite(value) else ""
             cells.append(f"<td{raw}>{_e(fmt(value))}</td>")
         verdict = str(row.get("verdict", "none"))
         attrs = (
@@ -394,13 +382,13 @@ def _selection_summary(result: StudyResult) -> str:
     val = result.validation
     lines = [
         f"<li>Axis <code>{_e(result.axis)}</code>, strengths in sweep order: "
-        f"{_e(', '.join(_s(s) for s in result.strengths))}.</li>",
-        f"<li>Reference (regularizer off): <strong>{_e(_s(result.reference))}</strong>; "
+        f"{_e(', '.join(strength(s) for s in result.strengths))}.</li>",
+        f"<li>Reference (regularizer off): <strong>{_e(strength(result.reference))}</strong>; "
         f"selected on validation (best mean over seeds): "
-        f"<strong>{_e(_s(result.selected))}</strong>.</li>",
+        f"<strong>{_e(strength(result.selected))}</strong>.</li>",
     ]
     p_value = (result.mean_gain or {}).get("p_value")
-    if p_value is not None and _finite(p_value):
+    if p_value is not None and finite(p_value):
         lines.append(f"<li>Mean gain p-value: {_e(f'{float(p_value):.3g}')}.</li>")
     detect = result.meta.get("detectable_drop")
     if detect:
@@ -411,10 +399,10 @@ def _selection_summary(result: StudyResult) -> str:
         cols = [c for c in ("val_mean", "val_std", "test_mean", "test_std") if c in val]
         head = "".join(f"<th>{_e(c)} %</th>" for c in cols)
         body = "".join(
-            f"<tr><td>{_e(_s(r['strength']))}</td>"
-            + "".join(f"<td>{_e(_pct(r[c]))}</td>" for c in cols)
+            f"<tr><td>{_e(strength(r['strength']))}</td>"
+            + "".join(f"<td>{_e(pct(r[c]))}</td>" for c in cols)
             # iterrows upcasts the int column to float: print 3, not 3.0.
-            + (f"<td>{_e(_s(r['n_seeds']))}</td>" if "n_seeds" in val else "")
+            + (f"<td>{_e(strength(r['n_seeds']))}</td>" if "n_seeds" in val else "")
             + "</tr>"
             for _, r in val.iterrows()
         )
@@ -456,14 +444,14 @@ def _strength_section(result: StudyResult) -> str:
         return ""
     rows = []
     for _, r in t.iterrows():
-        ref = _s(r["strength"]) == _s(result.reference)
-        delta = "reference" if ref else (f"{_pts(r['delta'])} [{_pts(r['delta_low'])}, "
-                                         f"{_pts(r['delta_high'])}]")
+        ref = strength(r["strength"]) == strength(result.reference)
+        delta = "reference" if ref else (f"{points(r['delta'])} [{points(r['delta_low'])}, "
+                                         f"{points(r['delta_high'])}]")
         worst = "–" if ref or r["worst_class"] is None else \
-            f"{r['worst_class']} ({_pts(r['worst_delta'])})"
+            f"{r['worst_class']} ({points(r['worst_delta'])})"
         mark = " (selected)" if r["selected"] else ""
-        rows.append(f"<tr><td>{_e(_s(r['strength']) + mark)}</td><td>{_e(_pct(r['val_mean']))}"
-                    f"</td><td>{_e(_pct(r['test_mean']))}</td><td>{_e(delta)}</td>"
+        rows.append(f"<tr><td>{_e(strength(r['strength']) + mark)}</td><td>{_e(pct(r['val_mean']))}"
+                    f"</td><td>{_e(pct(r['test_mean']))}</td><td>{_e(delta)}</td>"
                     f"<td>{_e('–' if ref else _drop_text(r))}</td>"
                     f"<td>{_e('–' if ref else _gain_text(r))}</td>"
                     f"<td>{_e(worst)}</td></tr>")
@@ -489,11 +477,12 @@ def _class_aware_section(result: StudyResult) -> str:
         )
     else:
         val = aware.get("val_mean")
-        val_text = f" (mean validation accuracy {_e(_pct(val))}%)" if _finite(val) else ""
+        val_text = f" (mean validation accuracy {_e(pct(val))}%)" if finite(val) else ""
         parts.append(
             f'<p id="class-aware-pick">Best mean validation accuracy with no class dropping '
             f"significantly by more than {_e(max_drop)} points: <strong>{_e(result.axis)} = "
-            f"{_e(_s(pick))}</strong>{val_text}; the usual pick is {_e(_s(result.selected))}."
+            f"{_e(strength(pick))}</strong>{val_text}; the usual pick is "
+            f"{_e(strength(result.selected))}."
             "</p>"
         )
     vector = aware.get("per_class_strengths")
@@ -502,7 +491,7 @@ def _class_aware_section(result: StudyResult) -> str:
         vector = dict(zip(result.classes["class"], vector, strict=False))
     if isinstance(vector, Mapping) and vector:
         rows = "".join(
-            f"<tr><td>{_e(c)}</td><td>{_e(_s(s))}</td></tr>" for c, s in vector.items()
+            f"<tr><td>{_e(c)}</td><td>{_e(strength(s))}</td></tr>" for c, s in vector.items()
         )
         parts.append(
             "<details><summary>Per-class strength vector (class-conditional "
@@ -522,10 +511,10 @@ def _refit_section(result: StudyResult, refit: Mapping[str, Any]) -> str:
         a = after.get(str(r["class"]), {})
         cls = "drop" if a.get("verdict") == "drop" else ""
         rows.append(
-            f'<tr class="{cls}"><td>{_e(r["class"])}</td><td>{_e(_pct(r["acc_reference"]))}</td>'
-            f"<td>{_e(_pct(r['acc_selected']))}</td><td>{_e(_pts(r['delta']))} "
-            f"({_e(r['verdict'])})</td><td>{_e(_pct(a.get('acc_candidate')))}</td>"
-            f"<td>{_e(_pts(a.get('delta')))} ({_e(a.get('verdict', 'n/a'))})</td></tr>")
+            f'<tr class="{cls}"><td>{_e(r["class"])}</td><td>{_e(pct(r["acc_reference"]))}</td>'
+            f"<td>{_e(pct(r['acc_selected']))}</td><td>{_e(points(r['delta']))} "
+            f"({_e(r['verdict'])})</td><td>{_e(pct(a.get('acc_candidate')))}</td>"
+            f"<td>{_e(points(a.get('delta')))} ({_e(a.get('verdict', 'n/a'))})</td></tr>")
     return (f'<p id="refit-verdict">{_e(refit_line(dict(refit)).plain)}</p>'
             '<p>The per-class strength vector (each class its best strength on validation) '
             f"trained as a class-conditional recipe (each class its own "
@@ -582,4 +571,4 @@ def _parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    atomic_write(path, data, fsync=True)  # a report is meant to be kept and shared
+    atomic_write(path, data, fsync=True)  # a report is meant to be kept and shared (fsync)

@@ -21,6 +21,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from classgap._format import points
 from classgap.analysis.result import StudyResult
 from classgap.errors import InputError
 
@@ -124,9 +125,6 @@ def _stars(q: float) -> str:
     return "***" if q < 0.001 else "**" if q < 0.01 else "*" if q < 0.05 else ""
 
 
-def _pts(x: float) -> str:
-    """A fraction as signed percentage points."""
-    return f"{100 * x:+.2f}" if np.isfinite(x) else "n/a"
 
 
 def _require_columns(frame: pd.DataFrame, name: str, columns: Sequence[str]) -> None:
@@ -568,9 +566,9 @@ def _delta_figure(
             mask = ~np.isin(verdicts, ["drop", "gain"])
         if not mask.any():
             continue
-        points = ax.scatter(delta[mask], y[mask], color=VERDICT_COLORS[verdict], zorder=3,
+        dots = ax.scatter(delta[mask], y[mask], color=VERDICT_COLORS[verdict], zorder=3,
                             s=28 if not many else 12, label=f"{names[verdict]} ({mask.sum()})")
-        points.set_gid(f"delta-points:{verdict}")
+        dots.set_gid(f"delta-points:{verdict}")
 
     q = table["q_value"].to_numpy(dtype=float) if "q_value" in table else np.full(n, np.nan)
     for i in range(n):
@@ -586,7 +584,7 @@ def _delta_figure(
     if np.isfinite(gain):
         lo_g = float(mean_gain.get("low", math.nan))
         hi_g = float(mean_gain.get("high", math.nan))
-        gain_text = f"mean gain {_pts(gain)} pts [{_pts(lo_g)}, {_pts(hi_g)}]"
+        gain_text = f"mean gain {points(gain)} pts [{points(lo_g)}, {points(hi_g)}]"
         ax.axvline(100 * gain, color=SELECTED_COLOR, ls="--", lw=1.4, zorder=1,
                    label=gain_text).set_gid("mean-gain")
 

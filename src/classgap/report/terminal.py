@@ -12,6 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from classgap._format import pct, points, strength
 from classgap.analysis.result import StudyResult
 
 __all__ = ["detectable_text", "print_summary", "refit_line"]
@@ -20,26 +21,10 @@ TERMINAL_DROPS = 20
 """Dropping classes the terminal summary lists (worst first); the rest are counted."""
 
 
-def _s(value: Any) -> str:
-    if isinstance(value, Real) and not isinstance(value, bool):
-        return f"{float(value):g}"
-    return str(value)
 
 
-def _pts(x: Any) -> str:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return f"{100 * value:+.2f}" if math.isfinite(value) else "n/a"
 
 
-def _pct(x: Any) -> str:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return "n/a"
-    return f"{100 * value:.2f}" if math.isfinite(value) else "n/a"
 
 
 def _drops(row: Any) -> str:
@@ -108,10 +93,10 @@ def print_summary(
     gain = result.mean_gain or {}
     console.print(
         Text.assemble(
-            ("Selected ", ""), (f"{result.axis} = {_s(result.selected)}", "bold"),
-            (f" (reference {_s(result.reference)}): mean test accuracy ", ""),
-            (f"{_pts(gain.get('delta'))} pts", "bold"),
-            (f" [{_pts(gain.get('low'))}, {_pts(gain.get('high'))}]", ""),
+            ("Selected ", ""), (f"{result.axis} = {strength(result.selected)}", "bold"),
+            (f" (reference {strength(result.reference)}): mean test accuracy ", ""),
+            (f"{points(gain.get('delta'))} pts", "bold"),
+            (f" [{points(gain.get('low'))}, {points(gain.get('high'))}]", ""),
         )
     )
 
@@ -135,10 +120,10 @@ def print_summary(
             q = row.get("q_value", math.nan)
             table.add_row(
                 Text(str(row["class"])),
-                _pct(row.get("acc_reference")),
-                _pct(row.get("acc_selected")),
-                f"{_pts(row['delta'])} [{_pts(row.get('delta_low'))}, "
-                f"{_pts(row.get('delta_high'))}]",
+                pct(row.get("acc_reference")),
+                pct(row.get("acc_selected")),
+                f"{points(row['delta'])} [{points(row.get('delta_low'))}, "
+                f"{points(row.get('delta_high'))}]",
                 f"{float(q):.3g}" if isinstance(q, Real) and math.isfinite(q) else "n/a",
             )
         if len(drops) > len(shown):
@@ -153,15 +138,15 @@ def print_summary(
             table.add_column(col, justify="left" if col in ("strength", "drops", "worst class")
                              else "right")
         for _, row in sweep.iterrows():
-            ref = _s(row["strength"]) == _s(result.reference)
+            ref = strength(row["strength"]) == strength(result.reference)
             table.add_row(
-                Text(_s(row["strength"]) + (" *" if row["selected"] else "")),
-                _pct(row["val_mean"]), _pct(row["test_mean"]),
-                "reference" if ref else f"{_pts(row['delta'])} [{_pts(row['delta_low'])}, "
-                                        f"{_pts(row['delta_high'])}]",
+                Text(strength(row["strength"]) + (" *" if row["selected"] else "")),
+                pct(row["val_mean"]), pct(row["test_mean"]),
+                "reference" if ref else f"{points(row['delta'])} [{points(row['delta_low'])}, "
+                                        f"{points(row['delta_high'])}]",
                 "–" if ref else Text(_drops(row)),
                 Text("–" if ref or row["worst_class"] is None
-                     else f"{row['worst_class']} ({_pts(row['worst_delta'])})"))
+                     else f"{row['worst_class']} ({points(row['worst_delta'])})"))
         table.caption = "* selected on validation; drops: significant (q < alpha) class drops"
         console.print(table)
 
@@ -170,9 +155,9 @@ def print_summary(
         dgain = down.mean_gain or {}
         console.print(Text.assemble(
             ("Transfer (frozen backbones, linear probe): selected ", ""),
-            (f"{_s(down.selected)}", "bold"),
-            (f", mean {_pts(dgain.get('delta'))} pts [{_pts(dgain.get('low'))}, "
-             f"{_pts(dgain.get('high'))}], ", ""),
+            (f"{strength(down.selected)}", "bold"),
+            (f", mean {points(dgain.get('delta'))} pts [{points(dgain.get('low'))}, "
+             f"{points(dgain.get('high'))}], ", ""),
             (f"{len(down.drops())} class(es) drop significantly", "bold"),
         ))
 

@@ -45,7 +45,7 @@ from classgap.analysis.analysis import plan_records
 from classgap.analysis.plan import SeedPlan
 from classgap.audit.io import read_predictions
 from classgap.config import Config, flatten, get_key, load_config, with_point
-from classgap.errors import ClassgapError, ConfigError
+from classgap.errors import ConfigError, StudyError
 from classgap.sweep.backends import run_grid
 from classgap.sweep.external import ExternalTrainer
 from classgap.sweep.grid import (
@@ -67,8 +67,6 @@ __all__ = ["StudyError", "StudyPlan", "Training", "plan_study", "plan_study_seed
 OFF_VALUES = {"optim.weight_decay": 0.0, "model.dropout": 0.0, "optim.label_smoothing": 0.0}
 
 
-class StudyError(ClassgapError, RuntimeError):
-    """The study cannot be analysed (runs failed or missing, no study in the directory)."""
 
 
 def reference_value(key: str) -> Any | None:

@@ -33,7 +33,7 @@ import numpy as np
 
 from classgap._files import write_json
 from classgap._validation import fail
-from classgap.errors import ClassgapError, ConfigError
+from classgap.errors import ConfigError, ExternalTrainerError
 from classgap.sweep.grid import RunSpec
 from classgap.sweep.store import find_predictions
 
@@ -44,8 +44,6 @@ _FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 _BUILTIN = ("seed", "out", "run_id")
 
 
-class ExternalTrainerError(ClassgapError, RuntimeError):
-    """The training command failed or left no usable predictions."""
 
 
 def _text(value: Any) -> str:

@@ -41,7 +41,7 @@ import pandas as pd
 
 from classgap._files import write_json
 from classgap.config import Config
-from classgap.errors import ClassgapError
+from classgap.errors import StoreError
 from classgap.sweep.grid import RunSpec
 
 __all__ = ["STATUSES", "Store", "StoreError", "find_predictions"]
@@ -58,8 +58,6 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 
-class StoreError(ClassgapError, RuntimeError):
-    """The study directory is unusable, or a run's directory is incomplete."""
 
 
 def find_predictions(run_dir: str | os.PathLike[str], split: str) -> Path | None:

@@ -31,41 +31,11 @@ from tqdm.auto import tqdm
 
 from classgap._validation import check_positive_int, fail
 from classgap.config import Config
-from classgap.errors import ClassgapError
+from classgap.errors import RunsFailed
 from classgap.train.trainer import RunResult
 
 __all__ = ["RunsFailed", "default_threads", "train_many"]
 
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).splitlines() or [""])[0]
-
-
-class RunsFailed(ClassgapError, RuntimeError):
-    """Some runs of :func:`train_many` failed; the message names each one with its error.
-
-    Attributes
-    ----------
-    errors : dict of int to Exception
-        Index of each failed run in the input → its exception (with the worker's traceback
-        as a note).
-    results : list of RunResult or None
-        Input order; ``None`` where the run failed.
-    """
-
-    def __init__(self, errors: dict[int, Exception], results: list[RunResult | None],
-                 labels: list[str]) -> None:
-        lines = [f"run {i} ({labels[i]}): {type(e).__name__}: {_first_line(e)}"
-                 for i, e in sorted(errors.items())]
-        hint = ""
-        if any(type(e).__name__ == "BrokenProcessPool" for e in errors.values()):
-            hint = ("; a worker process died: a script that calls train_many must keep its "
-                    "top-level code under 'if __name__ == \"__main__\":' (spawned workers "
-                    "re-import it), and a worker killed for memory breaks the pool")
-        super().__init__(f"{len(errors)} of {len(results)} runs failed: " + "; ".join(lines)
-                         + hint)
-        self.errors = errors
-        self.results = results
 
 PathLike = str | os.PathLike[str]
 

@@ -21,7 +21,6 @@ keeps two or three significant digits; the Hessian is taken in the parameters' f
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from torch import Tensor, nn
 
 from classgap._validation import check_choice, check_positive_int, fail
 from classgap.diagnostics.perclass import HessianResult, overall_hessian, per_class_hessian
-from classgap.errors import DataFormatError, InputError
+from classgap.errors import InputError
 
 __all__ = ["SPLITS", "LoadedRun", "Normalize", "hessian_for_run", "load_run"]
 
@@ -93,30 +92,6 @@ class LoadedRun:
     split: str
 
 
-def _read_config(run: Path) -> Any:
-    from classgap.config import Config
-
-    path = run / "config.json"
-    if not path.is_file():  # the whole path: fail() would shorten it
-        raise InputError(f"'run_dir' must be a run directory holding config.json; got "
-                         f"{str(run)!r}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise DataFormatError(f"{path}: not readable JSON ({exc})") from exc
-    return Config.from_dict(data)
-
-
-def _load_state(path: Path) -> dict[str, Tensor]:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, or anything but tensors (refused, not run)
-        raise DataFormatError(f"{path}: not a state_dict of tensors ({exc})") from exc
-    if not isinstance(state, dict):
-        raise DataFormatError(f"{path}: must hold a state_dict; got {type(state).__name__}")
-    return state
-
-
 def load_run(run_dir: str | os.PathLike[str], *, split: str = "train",
              device: torch.device | str = "cpu", data_dir: str | None = None) -> LoadedRun:
     """Rebuild a run's model from ``model.pt`` and load one of its splits as it was trained.
@@ -144,14 +119,13 @@ def load_run(run_dir: str | os.PathLike[str], *, split: str = "train",
         An unreadable ``config.json`` / ``model.pt``, or weights that do not fit the model.
     """
     from classgap.data.loader import channel_stats, make_splits
-    from classgap.models import create_model
+    from classgap.train.rundir import load_model, read_run_config
     from classgap.train.trainer import resolve_device
 
     run = Path(run_dir)
     check_choice(split, "split", SPLITS)
-    config = _read_config(run)
-    weights = run / "model.pt"
-    if not weights.is_file():
+    config = read_run_config(run)
+    if not (run / "model.pt").is_file():
         raise InputError(f"'run_dir' must hold model.pt (train the run with --set "
                          f"train.checkpoint=true); got {str(run)!r}")
     if data_dir is not None:
@@ -165,17 +139,8 @@ def load_run(run_dir: str | os.PathLike[str], *, split: str = "train",
         raise fail("split", "name a split the run has (it has no validation set: "
                    "data.val_size=0)", split)
     mean, std = channel_stats(splits.train.images)  # training statistics normalise all splits
-    c, h, w = splits.train.image_shape
-    with torch.random.fork_rng(devices=[]):  # the initialisation is overwritten: keep RNG
-        model = create_model(config.model.name, num_classes=splits.train.n_classes,
-                             in_channels=c, image_size=(h, w), head=config.model.head,
-                             dropout=config.model.dropout)
-    try:
-        model.load_state_dict(_load_state(weights))
-    except RuntimeError as exc:  # missing/unexpected keys or shapes
-        raise DataFormatError(f"{weights}: weights do not fit model {config.model.name!r} "
-                              f"({exc})") from exc
-    model.to(where).eval()
+    model = load_model(run, config, image_shape=splits.train.image_shape,
+                       n_classes=splits.train.n_classes).to(where)
     return LoadedRun(config, model, chosen.images, chosen.labels, tuple(chosen.classes),
                      Normalize(mean, std), split)
 

@@ -263,14 +263,9 @@ class _Source:
 
 def _load_backbone(config: Any, path: Path, shape: tuple[int, int, int],
                    n_classes: int) -> torch.nn.Module:
-    from classgap.models import create_model
+    from classgap.train.rundir import load_model
 
-    c, h, w = shape
-    model = create_model(config.model.name, num_classes=n_classes, in_channels=c,
-                         image_size=(h, w), head=config.model.head,
-                         dropout=config.model.dropout)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    model.eval()
+    model = load_model(path.parent, config, image_shape=shape, n_classes=n_classes)
     for p in model.parameters():  # frozen: the probe is the only thing fitted downstream
         p.requires_grad_(False)
     return model

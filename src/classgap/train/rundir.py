@@ -37,7 +37,8 @@ import torch
 from classgap._files import atomic_write, jsonable, write_json
 from classgap.errors import ConfigError
 
-__all__ = ["HISTORY_COLUMNS", "RUN_FILES", "atomic_write", "git_hash", "prepare_run_dir",
+__all__ = ["HISTORY_COLUMNS", "RUN_FILES", "atomic_write", "git_hash", "load_model",
+           "prepare_run_dir",
            "provenance", "save_state_dict", "write_history", "write_json"]
 
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "val_loss",
@@ -184,3 +185,61 @@ def write_run(out: Path, config: Any, *, splits: Any, history: Sequence[Mapping[
     })
     return paths
 
+
+
+def read_run_config(run_dir: str | os.PathLike[str]) -> Any:
+    """The :class:`~classgap.config.Config` a run directory was trained with."""
+    from classgap.config import Config
+    from classgap.errors import DataFormatError, InputError
+
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():  # the whole path: fail() would shorten it
+        raise InputError(f"'run_dir' must be a run directory holding config.json; got "
+                         f"{str(run_dir)!r}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataFormatError(f"{path}: not readable JSON ({exc})") from exc
+    return Config.from_dict(data)
+
+
+def load_model(run_dir: str | os.PathLike[str], config: Any, *,
+               image_shape: Sequence[int], n_classes: int) -> torch.nn.Module:
+    """The model of a run directory: its architecture from ``config``, weights from
+    ``model.pt``, on the CPU in eval mode.
+
+    ``model.pt`` is read with ``torch.load(..., weights_only=True)``, which refuses anything
+    but tensors: a run directory is data, never code to unpickle. The global RNG is left as
+    it was (building the model draws an initialisation that the weights overwrite).
+
+    Raises
+    ------
+    InputError
+        No ``model.pt`` (the run was trained without ``train.checkpoint=true``).
+    DataFormatError
+        ``model.pt`` is unreadable, not a state dict, or does not fit the architecture.
+    """
+    from classgap.errors import DataFormatError, InputError
+    from classgap.models import create_model
+
+    weights = Path(run_dir) / "model.pt"
+    if not weights.is_file():
+        raise InputError(f"'run_dir' must hold model.pt (train the run with --set "
+                         f"train.checkpoint=true); got {str(run_dir)!r}")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, or anything but tensors (refused, not run)
+        raise DataFormatError(f"{weights}: not a state_dict of tensors ({exc})") from exc
+    if not isinstance(state, dict):
+        raise DataFormatError(f"{weights}: must hold a state_dict; got {type(state).__name__}")
+    c, h, w = image_shape
+    with torch.random.fork_rng(devices=[]):
+        model = create_model(config.model.name, num_classes=n_classes, in_channels=c,
+                             image_size=(h, w), head=config.model.head,
+                             dropout=config.model.dropout)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # missing/unexpected keys or shapes
+        raise DataFormatError(f"{weights}: weights do not fit model {config.model.name!r} "
+                              f"({exc})") from exc
+    return model.eval()

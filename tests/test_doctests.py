@@ -11,6 +11,8 @@ MODULES = [
     "classgap.config",
     "classgap._files",
     "classgap._format",
+    "classgap._registry",
+    "classgap.catalog",
     "classgap.audit._sampling",
     "classgap.audit.perclass",
     "classgap.audit.intervals",

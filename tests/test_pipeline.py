@@ -109,9 +109,9 @@ def test_reference_is_prepended_and_presets() -> None:
     assert reference_value("optim.weight_decay") == 0.0 and reference_value("optim.lr") is None
     wd = plan_study("weight_decay")
     assert wd.references == {"optim.weight_decay": 0.0}
-    assert wd.seeds == PRESETS["weight_decay"].seeds
+    assert wd.seeds == PRESETS.get("weight_decay").seeds
     default = plan_study()
-    preset = PRESETS["default"]
+    preset = PRESETS.get("default")
     assert default.preset == "default" and default.seeds == preset.seeds and preset.refit
     assert f"{default.axes[0].key}={','.join(f'{v:g}' for v in default.axes[0].values)}" \
         == preset.axis
@@ -126,7 +126,7 @@ def test_reference_is_prepended_and_presets() -> None:
     quick = plan_study(quick=True)
     assert quick.preset == "quick" and quick.seeds == 2 and quick.base.train.epochs < \
         default.base.train.epochs
-    assert {r["name"] for r in list_presets()} == set(PRESETS)
+    assert [r["name"] for r in list_presets()] == PRESETS.list()
     with pytest.raises(ConfigError, match="did you mean 'dropout'"):
         get_preset("dropot")
 

@@ -227,10 +227,16 @@ def compare_cmd(
                                  f"{fail_on_drop:g} points (q < {alpha:g})"))
 
 
+def _dataset_choices() -> str:
+    from classgap.data.registry import list_datasets
+
+    names = list_datasets()
+    return f"{', '.join(names[:-1])} or {names[-1]}"
+
+
 @data_app.command("info")
 def data_info_cmd(
-    dataset: str = typer.Argument(..., help="fashion-mnist, digits, cifar10, cifar100, "
-                                  "folder:PATH or npz:PATH.", show_default=False),
+    dataset: str = typer.Argument(..., help=f"{_dataset_choices()}.", show_default=False),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the data lies "
                                          "(default: $CLASSGAP_DATA, then system paths)."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),

@@ -13,6 +13,7 @@ from rich.table import Table
 from classgap._format import pct, points, pvalue
 from classgap.audit.compare import Comparison
 from classgap.audit.frame import ClassAudit
+from classgap.catalog import Listing
 
 FORMATS = ("table", "json", "csv")
 
@@ -151,6 +152,16 @@ def comparison_tables(result: Comparison, *, show_all: bool = False) -> list[Tab
         str(o["n_drop"]), str(o["n_gain"]),
     )
     return [table, overall]
+
+
+def listing_table(listing: Listing) -> Table:
+    """A :class:`~classgap.catalog.Listing` as a rich table."""
+    table = Table(title=listing.title)
+    for col in listing.columns:
+        table.add_column(col, justify="right" if col in listing.right else "left")
+    for row in listing.rows:
+        table.add_row(*row)
+    return table
 
 
 def render_tables(tables: list[Table], *, width: int = 120) -> str:

@@ -13,6 +13,8 @@ from rich.table import Table
 
 from classgap.cli import render
 from classgap.cli.app import Correction, Format, app, console
+from classgap.sweep.backends import AUTO, BACKENDS
+from classgap.sweep.presets import PRESETS
 
 if TYPE_CHECKING:
     from classgap.analysis.plan import SeedPlan
@@ -20,10 +22,9 @@ if TYPE_CHECKING:
 
 @app.command("study")
 def study_cmd(
-    preset: str | None = typer.Option(None, "--preset", "-p", help="A named study: default, "
-                                      "quick, mixup, crop, rrc, dropout, weight_decay, "
-                                      "label_smoothing (classgap list presets; default: "
-                                      "default)."),
+    preset: str | None = typer.Option(None, "--preset", "-p", help=f"A named study: "
+                                      f"{PRESETS.choices()} (classgap list presets; "
+                                      f"default: {PRESETS.list()[0]})."),
     quick: bool = typer.Option(False, "--quick", help="A smaller study for a first look "
                                "(3k images, 4 epochs, 2 seeds; times: bench/RESULTS.md)."),
     axis: list[str] | None = typer.Option(None, "--axis", metavar="KEY=V1,V2",
@@ -41,8 +42,8 @@ def study_cmd(
                                           help="Any config key of the base recipe; repeatable."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Study directory (default "
                                     "runs/study-<preset>[-quick]); rerunning resumes it."),
-    backend: str = typer.Option("auto", "--backend", help="auto (processes when --workers "
-                                "> 1, else local), local, processes or ray."),
+    backend: str = typer.Option(AUTO, "--backend", help=f"{BACKENDS.choices((AUTO,))}; "
+                                f"{AUTO}: processes when --workers > 1, else local."),
     workers: int | None = typer.Option(None, "--workers", help="Parallel runs (default: one "
                                        "per usable core)."),
     threads_per_worker: int | None = typer.Option(None, "--threads-per-worker",

@@ -12,10 +12,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from classgap._validation import check_choice
+from classgap.catalog import TOPICS, listing
+from classgap.cli import render
 from classgap.cli.app import app, console
-
-TOPICS = ("models", "augs", "datasets", "presets", "losses", "recipes")
 
 # option name -> config key, in the order they are applied
 _SHORTCUTS = {
@@ -127,68 +126,7 @@ def train_cmd(
 
 @app.command("list")
 def list_cmd(
-    topic: str = typer.Argument(..., help="models, augs, datasets, presets, losses or "
-                               "recipes.", show_default=False),
+    topic: str = typer.Argument(..., help=f"{TOPICS.choices()}.", show_default=False),
 ) -> None:
     """List the models, augmentation knobs, datasets, study presets, losses or recipes."""
-    check_choice(topic, "topic", TOPICS)
-    if topic == "models":
-        from classgap.models import list_models, model_info
-
-        table = Table(title="Models (params and multiply-adds per image for 10 classes at the "
-                            "default input; a training step costs about 3× the forward)")
-        for col in ("name", "params", "MACs/image", "default input", "min size", "description"):
-            table.add_column(col, justify="right" if col in ("params", "MACs/image") else "left")
-        for name in list_models():
-            info = model_info(name)
-            table.add_row(name, f"{info['params']:,}", f"{info['macs'] / 1e6:.1f} M",
-                          "×".join(map(str, info["default_input"])),
-                          "×".join(map(str, info["min_image_size"])), info["description"])
-    elif topic == "augs":
-        from classgap.augment import list_augs
-
-        table = Table(title="Augmentation knobs (--aug NAME=VALUE; \\[v1, ...] per class)")
-        for col in ("name", "unit", "off", "range", "description"):
-            table.add_column(col)
-        for row in list_augs():
-            table.add_row(row["name"], row["unit"], f"{row['off']:g}", row["range"],
-                          row["description"])
-    elif topic == "presets":
-        from classgap.sweep.presets import list_presets
-
-        table = Table(title="Study presets (classgap study --preset NAME)")
-        for col in ("name", "axis", "seeds", "description"):
-            table.add_column(col)
-        for row in list_presets():
-            table.add_row(row["name"], row["axis"], row["seeds"], row["description"])
-    elif topic == "losses":
-        from classgap.losses import list_losses, loss_info
-
-        table = Table(title="Losses (--loss NAME; parameters: --set loss.KEY=VALUE)")
-        for col in ("name", "parameters (defaults)", "needs", "description"):
-            table.add_column(col)
-        for name in list_losses():
-            info = loss_info(name)
-            params = ", ".join(f"{k}={v}" if k != "label_smoothing" else f"optim.{k}={v}"
-                               for k, v in info["params"].items() if k != "weight")
-            needs = ", ".join(n for n, flag in (("class counts", info["needs_counts"]),
-                                                ("features", info["needs_features"])) if flag)
-            table.add_row(name, params or "–", needs or "–", info["description"])
-    elif topic == "recipes":
-        from classgap.train.recipes import list_recipes
-
-        table = Table(title="Recipes (--recipe METHOD or METHOD@SETTING; default setting "
-                            "@fmnist-lt)")
-        for col in ("name", "kind", "description"):
-            table.add_column(col)
-        for row in list_recipes():
-            table.add_row(row["name"], row["kind"], row["description"])
-    else:
-        from classgap.data.registry import SPLITS, list_datasets
-
-        table = Table(title="Datasets (--dataset SPEC)")
-        table.add_column("spec")
-        table.add_column("splits")
-        for spec in list_datasets():
-            table.add_row(spec, ", ".join(SPLITS[spec.partition(":")[0]]))
-    console.print(table)
+    console.print(render.listing_table(listing(topic)))

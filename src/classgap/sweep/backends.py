@@ -28,14 +28,19 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from classgap._registry import Registry
 from classgap._validation import check_choice, check_positive_int
 from classgap.errors import ClassgapError
 from classgap.sweep.grid import RunSpec
 from classgap.sweep.store import Store
 
-__all__ = ["BACKENDS", "GridSummary", "TrainFn", "default_train", "run_grid"]
+__all__ = ["AUTO", "BACKENDS", "GridSummary", "TrainFn", "default_train", "run_grid"]
 
-BACKENDS = ("auto", "local", "processes", "ray")
+#: Backend name → runner ``runner(store, run_ids, train_fn, *, workers, threads, retry_failed,
+#: address, bar)``; ``auto`` (not a runner) means ``processes`` for several workers, else
+#: ``local``.
+BACKENDS: Registry[Callable[..., None]] = Registry("backend", sort=False)
+AUTO = "auto"
 TrainFn = Callable[[RunSpec, Path], Mapping[str, Any]]
 ERROR_CHARS = 4000  # error text kept per failed run: the end of the traceback says most
 
@@ -130,6 +135,17 @@ def _set_threads(threads: int | None) -> int | None:
     return old
 
 
+def _run_local(store: Store, run_ids: list[str], train_fn: TrainFn | None, *, workers: int,
+               threads: int | None, retry_failed: bool, address: str | None, bar: Any) -> None:
+    """One run after another in this process (``workers`` and ``address`` do not apply)."""
+    old = _set_threads(threads)
+    try:
+        _claim_loop(store, run_ids, train_fn or default_train, retry_failed=retry_failed,
+                    on_run=lambda: bar.update(1))
+    finally:
+        _set_threads(old)
+
+
 def _worker_main(path: str, run_ids: list[str], train_fn: TrainFn | None, retry_failed: bool,
                  threads: int | None, session_start: float, worker_id: str) -> None:
     """Entry point of one ``processes`` worker (spawned)."""
@@ -140,7 +156,9 @@ def _worker_main(path: str, run_ids: list[str], train_fn: TrainFn | None, retry_
 
 
 def _run_processes(store: Store, run_ids: list[str], train_fn: TrainFn | None, *,
-                   workers: int, threads: int | None, retry_failed: bool, bar: Any) -> None:
+                   workers: int, threads: int | None, retry_failed: bool, address: str | None,
+                   bar: Any) -> None:
+    """``workers`` spawned processes, each claiming runs from the store."""
     from classgap.train.pool import default_threads
 
     ctx = multiprocessing.get_context("spawn")  # fork after torch started threads can hang
@@ -195,9 +213,11 @@ def _import_ray() -> Any:
     return ray
 
 
-def _run_ray(store: Store, run_ids: list[str], train_fn: TrainFn, *, workers: int,
+def _run_ray(store: Store, run_ids: list[str], train_fn: TrainFn | None, *, workers: int,
              threads: int | None, retry_failed: bool, address: str | None, bar: Any) -> None:
+    """At most ``workers`` Ray tasks at a time; the driver alone touches the store."""
     ray = _import_ray()
+    train_fn = train_fn or default_train
     started = not ray.is_initialized()
     if started:
         if address:
@@ -247,6 +267,11 @@ def _run_ray(store: Store, run_ids: list[str], train_fn: TrainFn, *, workers: in
             ray.shutdown()
 
 
+BACKENDS.add("local", _run_local)
+BACKENDS.add("processes", _run_processes)
+BACKENDS.add("ray", _run_ray)
+
+
 def run_grid(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
              workers: int = 1, threads_per_worker: int | None = None,
              retry_failed: bool = False, address: str | None = None, progress: bool = True,
@@ -281,9 +306,9 @@ def run_grid(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
     GridSummary
         Failed runs do not stop the study; they are counted and their errors returned.
     """
-    check_choice(backend, "backend", BACKENDS)
+    check_choice(backend, "backend", (AUTO, *BACKENDS))
     workers = check_positive_int(workers, "workers")
-    if backend == "auto":
+    if backend == AUTO:
         backend = "processes" if workers > 1 else "local"
     if threads_per_worker is not None:
         threads_per_worker = check_positive_int(threads_per_worker, "threads_per_worker")
@@ -299,19 +324,9 @@ def run_grid(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
     bar = tqdm(total=len(run_ids), initial=before["done"], unit="run", desc=desc,
                disable=None if progress else True)  # None: off when not on a terminal
     try:
-        if backend == "local":
-            old = _set_threads(threads_per_worker)
-            try:
-                _claim_loop(store, run_ids, train_fn or default_train,
-                            retry_failed=retry_failed, on_run=lambda: bar.update(1))
-            finally:
-                _set_threads(old)
-        elif backend == "processes":
-            _run_processes(store, run_ids, train_fn, workers=workers, bar=bar,
-                           threads=threads_per_worker, retry_failed=retry_failed)
-        else:
-            _run_ray(store, run_ids, train_fn or default_train, workers=workers, bar=bar,
-                     threads=threads_per_worker, retry_failed=retry_failed, address=address)
+        BACKENDS.get(backend)(store, run_ids, train_fn, workers=workers,
+                              threads=threads_per_worker, retry_failed=retry_failed,
+                              address=address, bar=bar)
     finally:
         bar.close()
     after = store.counts(run_ids)

@@ -1,0 +1,107 @@
+"""What classgap knows by name, as tables: models, augmentation knobs, datasets, presets,
+losses and recipes (``classgap list TOPIC``).
+
+Each topic is a :class:`Listing`, plain data built from its registry, so the CLI only renders
+it and a notebook can read it.
+
+>>> listing("presets").columns[:2]
+('name', 'axis')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from classgap._registry import Registry
+
+__all__ = ["TOPICS", "Listing", "listing"]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A titled table: ``columns``, one tuple of text a row; ``right`` names the numeric
+    columns (right-aligned)."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: Sequence[tuple[str, ...]]
+    right: tuple[str, ...] = ()
+
+
+TOPICS: Registry[Callable[[], Listing]] = Registry("topic", sort=False)
+
+
+@TOPICS.register("models")
+def _models() -> Listing:
+    from classgap.models import list_models, model_info
+
+    rows = []
+    for name in list_models():
+        info = model_info(name)
+        rows.append((name, f"{info['params']:,}", f"{info['macs'] / 1e6:.1f} M",
+                     "×".join(map(str, info["default_input"])),
+                     "×".join(map(str, info["min_image_size"])), info["description"]))
+    return Listing("Models (params and multiply-adds per image for 10 classes at the default "
+                   "input; a training step costs about 3× the forward)",
+                   ("name", "params", "MACs/image", "default input", "min size", "description"),
+                   rows, right=("params", "MACs/image"))
+
+
+@TOPICS.register("augs")
+def _augs() -> Listing:
+    from classgap.augment import list_augs
+
+    return Listing("Augmentation knobs (--aug NAME=VALUE; \\[v1, ...] per class)",
+                   ("name", "unit", "off", "range", "description"),
+                   [(r["name"], r["unit"], f"{r['off']:g}", r["range"], r["description"])
+                    for r in list_augs()])
+
+
+@TOPICS.register("datasets")
+def _datasets() -> Listing:
+    from classgap.data.registry import SPLITS, list_datasets
+
+    return Listing("Datasets (--dataset SPEC)", ("spec", "splits"),
+                   [(spec, ", ".join(SPLITS[spec.partition(":")[0]]))
+                    for spec in list_datasets()])
+
+
+@TOPICS.register("presets")
+def _presets() -> Listing:
+    from classgap.sweep.presets import list_presets
+
+    return Listing("Study presets (classgap study --preset NAME)",
+                   ("name", "axis", "seeds", "description"),
+                   [(r["name"], r["axis"], r["seeds"], r["description"])
+                    for r in list_presets()])
+
+
+@TOPICS.register("losses")
+def _losses() -> Listing:
+    from classgap.losses import list_losses, loss_info
+
+    rows = []
+    for name in list_losses():
+        info = loss_info(name)
+        params = ", ".join(f"{k}={v}" if k != "label_smoothing" else f"optim.{k}={v}"
+                           for k, v in info["params"].items() if k != "weight")
+        needs = ", ".join(n for n, flag in (("class counts", info["needs_counts"]),
+                                            ("features", info["needs_features"])) if flag)
+        rows.append((name, params or "–", needs or "–", info["description"]))
+    return Listing("Losses (--loss NAME; parameters: --set loss.KEY=VALUE)",
+                   ("name", "parameters (defaults)", "needs", "description"), rows)
+
+
+@TOPICS.register("recipes")
+def _recipes() -> Listing:
+    from classgap.train.recipes import list_recipes
+
+    return Listing("Recipes (--recipe METHOD or METHOD@SETTING; default setting @fmnist-lt)",
+                   ("name", "kind", "description"),
+                   [(r["name"], r["kind"], r["description"]) for r in list_recipes()])
+
+
+def listing(topic: str) -> Listing:
+    """The table of ``topic`` (one of :data:`TOPICS`)."""
+    return TOPICS.get(topic)()

@@ -60,8 +60,20 @@ from classgap.sweep.grid import (
 from classgap.sweep.presets import QUICK_OVERRIDES, QUICK_SEEDS, get_preset
 from classgap.sweep.store import Store, find_predictions
 
-__all__ = ["StudyError", "StudyPlan", "Training", "plan_study", "plan_study_seeds",
-           "reference_value", "refit_runs", "report_study", "run_full_study", "transfer_runs"]
+__all__ = [
+    "StudyError",
+    "StudyPlan",
+    "StudyRun",
+    "Training",
+    "plan_study",
+    "plan_study_seeds",
+    "reference_value",
+    "refit_runs",
+    "report_study",
+    "resolve_study_run",
+    "run_full_study",
+    "transfer_runs",
+]
 
 #: Non-augmentation regularizers and their off value.
 OFF_VALUES = {"optim.weight_decay": 0.0, "model.dropout": 0.0, "optim.label_smoothing": 0.0}
@@ -204,6 +216,37 @@ def plan_study(preset: str | None = None, *, axes: Sequence[str | Axis] = (),
         references[axis.key] = ref
     base = with_point(base, references)  # the others' reference: one-at-a-time sweeps around "off"
     return StudyPlan(base, tuple(final), seeds, mode, references, preset, tuple(notes))
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """Where and how a planned study runs (what ``classgap study`` resolves before training)."""
+
+    out_dir: Path
+    workers: int
+    refit: bool
+    n_runs: int
+
+
+def resolve_study_run(plan: StudyPlan, *, out: str | os.PathLike[str] | None = None,
+                      workers: int | None = None, refit: bool | None = None,
+                      axes_given: bool = False, quick: bool = False) -> StudyRun:
+    """The defaults of a study run.
+
+    ``out``: ``runs/study-<preset>[-quick]`` (``custom`` without a preset). ``workers``: one
+    run per usable core, each with the plan's threads, at most one per run. ``refit``: the
+    preset's choice when the preset's own axis is swept, else off.
+    """
+    from classgap.train.pool import default_threads
+
+    name = (plan.preset or "custom") + ("-quick" if quick and plan.preset != "quick" else "")
+    out_dir = Path(out) if out is not None else Path("runs") / f"study-{name}"
+    if refit is None:
+        refit = plan.preset is not None and get_preset(plan.preset).refit and not axes_given
+    n_runs = len(plan.grid().runs())
+    if workers is None:
+        workers = max(1, min(n_runs, default_threads(plan.base.train.threads or 1)))
+    return StudyRun(out_dir, workers, bool(refit), n_runs)
 
 
 def _failures(store: Store, specs: Sequence[RunSpec], done: dict[str, Path]) -> list[str]:

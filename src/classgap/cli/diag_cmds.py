@@ -5,11 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 import typer
-from rich.table import Table
 
 from classgap._validation import check_choice
+from classgap.cli import render
 from classgap.cli.app import app, console
 
 
@@ -39,7 +38,7 @@ def hessian_cmd(
     Negative bottom eigenvalues large next to the top one mark a saddle point (Rangwani et al.
     2022 find them on the tail classes of long-tailed training).
     """
-    from classgap.diagnostics import hessian_for_run, plot_per_class_hessian
+    from classgap.diagnostics import hessian_for_run, write_hessian
 
     check_choice(split, "--split", ("train", "val", "test"))
     result = hessian_for_run(run_dir, split=split, per_class=per_class,
@@ -48,23 +47,7 @@ def hessian_cmd(
                              progress=sys.stderr.isatty(), seed=seed,
                              lanczos_steps=lanczos_steps, trace_samples=trace_samples,
                              density=density)
-    folder = out if out is not None else run_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    frame = result.to_frame()
-    frame.to_csv(folder / "hessian.csv", index=False)
-    written = [folder / "hessian.csv"]
-    if density and result.densities is not None and result.grid is not None:
-        np.savez(folder / "hessian_density.npz", grid=result.grid, densities=result.densities,
-                 classes=frame["class"].to_numpy())
-        written.append(folder / "hessian_density.npz")
-    written.append(plot_per_class_hessian(result, folder / "hessian.png"))
-    table = Table(title=f"Hessian of the {split} loss ({run_dir})")
-    for col in ("class", "n", "loss", "λ max", "λ min", "|λ min|/λ max", "trace"):
-        table.add_column(col, justify="left" if col == "class" else "right")
-    for row in frame.itertuples():
-        table.add_row(str(row.name), str(row.n), f"{row.loss:.3f}", f"{row.top_eigenvalue:.3g}",
-                      f"{row.bottom_eigenvalue:.3g}", f"{row.ratio:.3f}",
-                      f"{row.trace:.3g} ± {row.trace_se:.2g}")
-    console.print(table)
+    written = write_hessian(result, out if out is not None else run_dir)
+    console.print(render.hessian_table(result, f"Hessian of the {split} loss ({run_dir})"))
     console.print("written: " + ", ".join(map(str, written)), style="dim", markup=False,
                   highlight=False)

@@ -164,6 +164,46 @@ def listing_table(listing: Listing) -> Table:
     return table
 
 
+def hessian_table(result: Any, title: str) -> Table:
+    """Per-class Hessian summary of a :class:`~classgap.diagnostics.HessianResult`."""
+    table = Table(title=title)
+    for col in ("class", "n", "loss", "λ max", "λ min", "|λ min|/λ max", "trace"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for row in result.to_frame().itertuples():
+        table.add_row(str(row.name), str(row.n), f"{row.loss:.3f}", f"{row.top_eigenvalue:.3g}",
+                      f"{row.bottom_eigenvalue:.3g}", f"{row.ratio:.3f}",
+                      f"{row.trace:.3g} ± {row.trace_se:.2g}")
+    return table
+
+
+def train_line(result: Any, epochs: int) -> str:
+    """One line (rich markup) on a finished run: accuracies, time and throughput."""
+    val = "–" if result.val_accuracy is None else f"{100 * result.val_accuracy:.2f}%"
+    return (f"val accuracy [bold]{val}[/], test accuracy [bold]{100 * result.test_accuracy:.2f}"
+            f"%[/], {epochs} epoch(s) in {result.wall_time:.1f} s "
+            f"({result.images_per_second:,.0f} images/s)")
+
+
+def seeds_table(results: Any, epochs: int) -> Table:
+    """One row per seed of ``classgap train --seeds``."""
+    table = Table(title=f"{len(results)} seeds, {epochs} epoch(s)")
+    for col in ("seed", "val accuracy", "test accuracy", "images/s", "run directory"):
+        table.add_column(col, justify="left" if col == "run directory" else "right")
+    for r in results:
+        table.add_row(str(r.config.train.seed), pct(r.val_accuracy), pct(r.test_accuracy),
+                      f"{r.images_per_second:,.0f}", str(r.out_dir))
+    return table
+
+
+def study_line(plan: Any, where: Any) -> str:
+    """``study: AXIS=V1,V2, S seed(s), N runs, W worker(s) → DIR`` before a study trains."""
+    axes = "; ".join(f"{a.key}={','.join(map(str, a.values))}" for a in plan.axes)
+    seeds = (f"{plan.seeds} seed(s)" if isinstance(plan.seeds, int)
+             else f"seeds {','.join(map(str, plan.seeds))}")
+    return f"study: {axes}, {seeds}, {where.n_runs} runs, {where.workers} worker(s) → " \
+           f"{where.out_dir}"
+
+
 def render_tables(tables: list[Table], *, width: int = 120) -> str:
     """Plain text of rich tables (for ``--out`` with ``--format table``)."""
     buffer = io.StringIO()

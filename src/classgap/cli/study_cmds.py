@@ -71,32 +71,20 @@ def study_cmd(
                                       "reference (default: on for the default preset)."),
 ) -> None:
     """Sweep a regularizer over strengths and seeds; show which classes pay for the choice."""
-    from classgap.pipeline import plan_study, run_full_study
+    from classgap.pipeline import plan_study, resolve_study_run, run_full_study
     from classgap.report import print_summary
-    from classgap.train.pool import default_threads
 
     plan = plan_study(preset, axes=axis or (), seeds=seeds, config_file=config,
                       overrides=set_ or (), quick=quick, mode=mode, threads=threads_per_worker)
-    name = (plan.preset or "custom") + ("-quick" if quick and plan.preset != "quick" else "")
-    out_dir = out if out is not None else Path("runs") / f"study-{name}"
-    if refit is None:  # the preset's choice, for the preset's own axis
-        from classgap.sweep.presets import get_preset
-
-        refit = plan.preset is not None and get_preset(plan.preset).refit and not axis
-    n_runs = len(plan.grid().runs())
-    if workers is None:  # one run per usable core, each with the plan's threads
-        workers = max(1, min(n_runs, default_threads(plan.base.train.threads or 1)))
-    axes = "; ".join(f"{a.key}={','.join(map(str, a.values))}" for a in plan.axes)
-    seed_text = (f"{plan.seeds} seed(s)" if isinstance(plan.seeds, int)
-                 else f"seeds {','.join(map(str, plan.seeds))}")
-    console.print(f"study: {axes}, {seed_text}, {n_runs} runs, {workers} worker(s) → {out_dir}",
-                  style="dim", markup=False, highlight=False)
-    result = run_full_study(plan, out_dir, backend=backend, workers=workers,
-                            retry_failed=retry_failed,
-                            address=address, train_cmd=train_cmd, alpha=alpha,
-                            correction=correction.value, max_drop=max_drop,
+    where = resolve_study_run(plan, out=out, workers=workers, refit=refit,
+                              axes_given=bool(axis), quick=quick)
+    console.print(render.study_line(plan, where), style="dim", markup=False, highlight=False)
+    result = run_full_study(plan, where.out_dir, backend=backend, workers=where.workers,
+                            retry_failed=retry_failed, address=address, train_cmd=train_cmd,
+                            alpha=alpha, correction=correction.value, max_drop=max_drop,
                             multi_label=multi_label, progress=True, transfer_to=transfer_to,
-                            refit=refit)
+                            refit=where.refit)
+    out_dir = where.out_dir
     print_summary(result, console, report_path=out_dir / "report.html")
 
 

@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
 from classgap.catalog import TOPICS, listing
 from classgap.cli import render
@@ -103,23 +102,13 @@ def train_cmd(
     out_dir = out if out is not None else default_out_dir(cfg.to_dict())
     if seeds == 1:
         result = train(cfg, out_dir, overwrite=overwrite)
-        val = "–" if result.val_accuracy is None else f"{100 * result.val_accuracy:.2f}%"
-        console.print(f"val accuracy [bold]{val}[/], test accuracy "
-                      f"[bold]{100 * result.test_accuracy:.2f}%[/], {cfg.train.epochs} epoch(s) "
-                      f"in {result.wall_time:.1f} s ({result.images_per_second:,.0f} images/s)")
+        console.print(render.train_line(result, cfg.train.epochs))
         console.print(f"run directory: {out_dir}")
         console.print(f"per-class audit: classgap audit {out_dir / 'test.npz'}", style="dim")
         return
     results = train_seeds(cfg, seeds, out_dir, engine=engine, workers=workers,
                           threads_per_worker=threads_per_worker, overwrite=overwrite)
-    table = Table(title=f"{seeds} seeds, {cfg.train.epochs} epoch(s)")
-    for col in ("seed", "val accuracy", "test accuracy", "images/s", "run directory"):
-        table.add_column(col, justify="left" if col == "run directory" else "right")
-    for r in results:
-        val = "–" if r.val_accuracy is None else f"{100 * r.val_accuracy:.2f}"
-        table.add_row(str(r.config.train.seed), val, f"{100 * r.test_accuracy:.2f}",
-                      f"{r.images_per_second:,.0f}", str(r.out_dir))
-    console.print(table)
+    console.print(render.seeds_table(results, cfg.train.epochs))
     console.print(f"per-class audit over seeds: classgap audit {out_dir}/seed*/test.npz",
                   style="dim")
 

@@ -16,7 +16,11 @@ from classgap.diagnostics.perclass import (
     overall_hessian,
     per_class_hessian,
 )
-from classgap.diagnostics.plot import per_class_hessian_figure, plot_per_class_hessian
+from classgap.diagnostics.plot import (
+    per_class_hessian_figure,
+    plot_per_class_hessian,
+    write_hessian,
+)
 from classgap.diagnostics.run import LoadedRun, Normalize, hessian_for_run, load_run
 from classgap.diagnostics.spectrum import (
     ExtremeEigenvalues,
@@ -57,4 +61,5 @@ __all__ = [
     "spectral_density",
     "top_eigenvalues",
     "trainable_parameters",
+    "write_hessian",
 ]

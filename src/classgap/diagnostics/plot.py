@@ -86,7 +86,30 @@ def plot_per_class_hessian(result: HessianResult, path: str | os.PathLike[str]) 
     -------
     Path
     """
+    from classgap._files import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    per_class_hessian_figure(result).savefig(path)
-    return path
+    figure = per_class_hessian_figure(result)
+    fmt = path.suffix.lstrip(".") or "png"
+    return atomic_write(path, lambda fh: figure.savefig(fh, format=fmt))
+
+
+def write_hessian(result: HessianResult, folder: str | os.PathLike[str]) -> list[Path]:
+    """Write ``hessian.csv``, ``hessian_density.npz`` (when densities were computed) and
+    ``hessian.png`` into ``folder`` (created when missing), each atomically; return the paths.
+    """
+    import numpy as np
+
+    from classgap._files import atomic_write
+
+    folder = Path(folder)
+    frame = result.to_frame()
+    written = [atomic_write(folder / "hessian.csv", frame.to_csv(index=False))]
+    grid, densities = result.grid, result.densities
+    if densities is not None and grid is not None:
+        written.append(atomic_write(
+            folder / "hessian_density.npz",
+            lambda fh: np.savez(fh, grid=grid, densities=densities,
+                                classes=frame["class"].to_numpy())))
+    written.append(plot_per_class_hessian(result, folder / "hessian.png"))
+    return written

@@ -115,3 +115,41 @@ def test_bad_backend_and_workers() -> None:
         run_grid(None, [], backend="dask")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="'workers' must be an integer >= 1"):
         run_grid(None, [], workers=0)  # type: ignore[arg-type]
+
+
+def test_ensemble_backend_without_cuda_trains_as_local_with_a_note(tmp_path: Path) -> None:
+    runs = grid(1, axis="aug.flip=0,0.5").runs()
+    with Store(tmp_path / "local") as store:
+        run_grid(store, runs, progress=False)
+        want = {s.run_id: np.load(d / "test.npz")["logits"] for s, d in store.done_runs()}
+    with Store(tmp_path / "ens") as store, pytest.warns(RuntimeWarning, match="CUDA only"):
+        summary = run_grid(store, runs, backend="ensemble", progress=False)
+        got = {s.run_id: np.load(d / "test.npz")["logits"] for s, d in store.done_runs()}
+    assert summary.complete and want.keys() == got.keys()
+    for run_id, logits in want.items():
+        np.testing.assert_array_equal(got[run_id], logits)
+
+
+def test_ensemble_groups_commit_each_member_as_a_run(tmp_path: Path) -> None:
+    # The CUDA path's grouping and commits, driven with the vmap engine on the CPU: runs that
+    # differ only in per-member keys (seed, flip) form one ensemble; another model, another.
+    from classgap.sweep.backends import ensemble_key, train_groups
+
+    runs = grid(2, axis="aug.flip=0,0.5").runs() + grid(1, "model.dropout=0.5",
+                                                       axis="aug.flip=0").runs()
+    keys = {ensemble_key(s.config) for s in runs}
+    assert len(keys) == 2  # dropout is shared within an ensemble, seed and flip are not
+    with Store(tmp_path / "local") as store:
+        run_grid(store, runs[:1], progress=False)
+        local_files = {p.name for p in store.done_runs()[0][1].iterdir()}
+    with Store(tmp_path / "ens") as store:
+        store.register(runs)
+        claimed = [store.claim("test") for _ in runs]
+        train_groups(store, [c for c in claimed if c is not None], members=8, engine="vmap")
+        done = store.done_runs()
+        assert store.counts()["done"] == len(runs)
+    for spec, run_dir in done:
+        assert {p.name for p in run_dir.iterdir()} == local_files  # the same run directory
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        assert 0 <= metrics["test_accuracy"] <= 1
+        assert json.loads((run_dir / "config.json").read_text()) == spec.config.to_dict()

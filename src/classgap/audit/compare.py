@@ -19,7 +19,6 @@ themselves live in :mod:`classgap.audit.paired`; their public names are re-expor
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from classgap._files import jsonable
 from classgap._validation import (
     check_choice,
     check_in_range,
@@ -69,12 +69,6 @@ CLASS_COLUMNS = ("class", "support", "acc_baseline", "acc_candidate", "delta", "
 # ---------------------------------------------------------------- compare_predictions
 
 
-def _nan_to_none(x: Any) -> Any:
-    if isinstance(x, float | np.floating):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer | np.bool_):
-        return x.item()
-    return x
 
 
 @dataclass(frozen=True)
@@ -100,9 +94,9 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (Python scalars; NaN and inf become None)."""
-        records = [{key: _nan_to_none(value) for key, value in row.items()}
+        records = [{key: jsonable(value) for key, value in row.items()}
                    for row in self.classes.to_dict(orient="records")]
-        return {"overall": {key: _nan_to_none(v) for key, v in self.overall.items()},
+        return {"overall": {key: jsonable(v) for key, v in self.overall.items()},
                 "classes": records}
 
     def drops(self, min_points: float = 0.0) -> pd.DataFrame:

@@ -21,7 +21,6 @@ from the interval of the observed worst class (the observed minimum is biased lo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from classgap._files import jsonable
 from classgap._validation import (
     check_choice,
     check_in_range,
@@ -132,11 +132,11 @@ class ClassAudit:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict: ``overall`` (metric → estimate/low/high) and ``classes`` records."""
         overall = {
-            metric: {k: _json_number(v) for k, v in row.items()}
+            metric: {k: jsonable(v) for k, v in row.items()}
             for metric, row in self.summary.iterrows()
         }
         classes = [
-            {k: _json_number(v) for k, v in record.items()}
+            {k: jsonable(v) for k, v in record.items()}
             for record in self.to_frame().to_dict(orient="records")
         ]
         return {
@@ -145,7 +145,7 @@ class ClassAudit:
             "n_runs": self.n_runs,
             "confidence": self.confidence,
             "interval": self.interval,
-            **{k: _json_number(v) for k, v in self.meta.items()},
+            **{k: jsonable(v) for k, v in self.meta.items()},
         }
 
 
@@ -379,10 +379,3 @@ def _n_blocks(replicates: np.ndarray) -> int:
     return max(1, replicates.size // (1 << 20))
 
 
-def _json_number(value: Any) -> Any:
-    """NaN/inf → None; numpy scalars → Python scalars (JSON-safe)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

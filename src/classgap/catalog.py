@@ -1,5 +1,5 @@
 """What classgap knows by name, as tables: models, augmentation knobs, datasets, presets,
-losses and recipes (``classgap list TOPIC``).
+losses, recipes, optimizers and schedules (``classgap list TOPIC``).
 
 Each topic is a :class:`Listing`, plain data built from its registry, so the CLI only renders
 it and a notebook can read it.
@@ -100,6 +100,22 @@ def _recipes() -> Listing:
     return Listing("Recipes (--recipe METHOD or METHOD@SETTING; default setting @fmnist-lt)",
                    ("name", "kind", "description"),
                    [(r["name"], r["kind"], r["description"]) for r in list_recipes()])
+
+
+@TOPICS.register("optimizers")
+def _optimizers() -> Listing:
+    from classgap.config import OPTIMIZERS
+
+    return Listing("Optimizers (--optim NAME or --set optim.name=NAME)", ("name", "description"),
+                   [(name, OPTIMIZERS.get(name)) for name in OPTIMIZERS])
+
+
+@TOPICS.register("schedules")
+def _schedules() -> Listing:
+    from classgap.config import SCHEDULES
+
+    return Listing("Learning-rate schedules (--set schedule.name=NAME)", ("name", "description"),
+                   [(name, SCHEDULES.get(name)) for name in SCHEDULES])
 
 
 def listing(topic: str) -> Listing:

@@ -30,12 +30,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Union
 
+from classgap._registry import Registry
 from classgap._validation import fail, fmt_value
 from classgap.errors import ConfigError
 
-__all__ = ["AUG_KNOBS", "Config", "DataConfig", "LossConfig", "ModelConfig", "OptimConfig",
-           "ScheduleConfig", "TrainConfig", "config_id", "config_keys", "flatten", "get_key",
-           "load_config", "with_point"]
+__all__ = ["AUG_KNOBS", "OPTIMIZERS", "SCHEDULES", "Config", "DataConfig", "LossConfig",
+           "ModelConfig", "OptimConfig", "ScheduleConfig", "TrainConfig", "config_id",
+           "config_keys", "flatten", "get_key", "load_config", "with_point"]
+
+#: Optimizers by name (``optim.name``) → what they are; built by
+#: :func:`classgap.train.optim.build_optimizer`, which has one builder per name.
+OPTIMIZERS: Registry[str] = Registry("optimizer", error=ConfigError, sort=False)
+OPTIMIZERS.add("sgd", "SGD with momentum (optim.nesterov), weight decay off norms and biases")
+OPTIMIZERS.add("adamw", "AdamW (decoupled weight decay), betas (optim.momentum, 0.999)")
+OPTIMIZERS.add("sam", "SAM around the same SGD (optim.rho, optim.adaptive for ASAM)")
+#: Learning-rate schedules by name (``schedule.name``) → what they are; computed by
+#: :func:`classgap.train.optim.lr_factor`.
+SCHEDULES: Registry[str] = Registry("schedule", error=ConfigError, sort=False)
+SCHEDULES.add("cosine", "linear warm-up, then cosine to ~0 at the last step")
+SCHEDULES.add("step", "warm-up, then times schedule.gamma at each of schedule.milestones")
+SCHEDULES.add("onecycle", "torch's OneCycleLR: cosine rise to the peak, cosine fall")
+SCHEDULES.add("constant", "warm-up, then the peak learning rate")
 
 #: Augmentation knobs, used when :mod:`classgap.augment` cannot be imported.
 AUG_KNOBS = ("rrc", "crop", "flip", "jitter", "cutout", "mixup", "cutmix")
@@ -463,7 +478,7 @@ def _check(c: Config) -> None:
     need(d.imbalance is None or d.imbalance > 1, "data.imbalance", "be > 1", d.imbalance)
     _choice("data.profile", d.profile, ("exp", "step"))
     need(0 <= c.model.dropout < 1, "model.dropout", "be in [0, 1)", c.model.dropout)
-    _choice("optim.name", o.name, ("sgd", "adamw", "sam"))
+    _choice("optim.name", o.name, OPTIMIZERS.list())
     if o.name == "sam":
         _check_rho(c)
     need(o.lr > 0, "optim.lr", "be > 0", o.lr)
@@ -476,7 +491,7 @@ def _check(c: Config) -> None:
     need(not isinstance(o.label_smoothing, tuple) or c.loss.name == "ce",
          "optim.label_smoothing", f"be one value with loss.name={c.loss.name!r} (a per-class "
          "value is for plain cross-entropy)", o.label_smoothing)
-    _choice("schedule.name", s.name, ("cosine", "step", "onecycle", "constant"))
+    _choice("schedule.name", s.name, SCHEDULES.list())
     need(t.epochs >= 1, "train.epochs", "be >= 1", t.epochs)
     need(t.bn_recompute in (True, False, "auto"), "train.bn_recompute",
          "be true, false or 'auto'", t.bn_recompute)

@@ -14,6 +14,7 @@ import typer
 from classgap.catalog import TOPICS, listing
 from classgap.cli import render
 from classgap.cli.app import app, console
+from classgap.config import OPTIMIZERS
 
 # option name -> config key, in the order they are applied
 _SHORTCUTS = {
@@ -47,7 +48,8 @@ def train_cmd(
                                       "(classgap list recipes); the other options override it."),
     loss: str | None = typer.Option(None, "--loss", help="Training loss (classgap list losses);"
                                     " its parameters: --set loss.KEY=VALUE."),
-    optim: str | None = typer.Option(None, "--optim", help="sgd, adamw or sam."),
+    optim: str | None = typer.Option(None, "--optim", help=f"{OPTIMIZERS.choices()} "
+                                     "(classgap list optimizers)."),
     rho: float | None = typer.Option(None, "--rho", help="SAM radius (with --optim sam)."),
     imbalance: float | None = typer.Option(None, "--imbalance", help="Long-tailed training "
                                            "set: ratio n_max / n_min (> 1)."),

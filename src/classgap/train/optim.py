@@ -60,13 +60,25 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     # Nesterov needs momentum > 0 in torch; with momentum 0 it is plain SGD anyway.
     sgd: dict[str, Any] = {"lr": cfg.lr, "momentum": cfg.momentum,
                            "nesterov": cfg.nesterov and cfg.momentum > 0}
-    if cfg.name == "sgd":
-        return torch.optim.SGD(groups, **sgd)
-    if cfg.name == "sam":  # SAM around the same SGD: weight decay inside SGD, as the reference
-        from classgap.optim import SAM
+    return OPTIMIZER_BUILDERS[cfg.name](groups, cfg, sgd)
 
-        return SAM(groups, torch.optim.SGD, rho=cfg.rho, adaptive=cfg.adaptive, **sgd)
+
+def _sgd(groups: Any, cfg: Any, sgd: dict[str, Any]) -> torch.optim.Optimizer:
+    return torch.optim.SGD(groups, **sgd)
+
+
+def _sam(groups: Any, cfg: Any, sgd: dict[str, Any]) -> torch.optim.Optimizer:
+    from classgap.optim import SAM  # around the same SGD: weight decay inside SGD
+
+    return SAM(groups, torch.optim.SGD, rho=cfg.rho, adaptive=cfg.adaptive, **sgd)
+
+
+def _adamw(groups: Any, cfg: Any, sgd: dict[str, Any]) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.momentum, 0.999))
+
+
+#: One builder per name of :data:`classgap.config.OPTIMIZERS` (a test checks they match).
+OPTIMIZER_BUILDERS = {"sgd": _sgd, "sam": _sam, "adamw": _adamw}
 
 
 def build_rho_schedule(config: Config) -> Any:

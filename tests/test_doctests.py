@@ -13,6 +13,7 @@ MODULES = [
     "classgap._format",
     "classgap._registry",
     "classgap.catalog",
+    "classgap.losses.worst_class",
     "classgap.audit._sampling",
     "classgap.audit.perclass",
     "classgap.audit.intervals",

@@ -99,7 +99,8 @@ class LossConfig:
     """The training loss (:mod:`classgap.losses`); ``None`` keeps a loss's own default."""
 
     name: str = "ce"  # classgap.losses.list_losses()
-    gamma: float | None = None  # focal (1) / vs (0.3)
+    gamma: float | None = None  # focal (1) / vs (0.3) / poly (2)
+    theta: float | None = None  # poly (0.8)
     beta: float | None = None  # class_balanced effective-number beta (0.9999)
     max_m: float | None = None  # ldam largest margin (0.5)
     s: float | None = None  # ldam logit scale (30)
@@ -114,8 +115,8 @@ class LossConfig:
     drw_beta: float = 0.9999  # beta of the DRW weights
 
     #: The fields that are parameters of the loss itself (the rest configure DRW).
-    PARAMS: ClassVar[tuple[str, ...]] = ("gamma", "beta", "max_m", "s", "tau", "c_bar", "lam",
-                                         "ema", "p", "temperature", "reset_every_epoch")
+    PARAMS: ClassVar[tuple[str, ...]] = ("gamma", "theta", "beta", "max_m", "s", "tau", "c_bar",
+                                         "lam", "ema", "p", "temperature", "reset_every_epoch")
 
     def params(self) -> dict[str, Any]:
         """The loss parameters set here (``None`` = the loss's default), for ``create_loss``."""
@@ -224,7 +225,7 @@ SECTIONS: dict[str, Any] = {"data": DataConfig, "model": ModelConfig, "aug": Non
 ID_IGNORED = (("train", "progress"),)
 #: Keys added after studies existed, left out of :func:`config_id` while at their default, so a
 #: study directory written before them keeps its run ids (and resumes, and re-reports).
-ID_NEW_DEFAULTS = {("train", "bn_recompute"): "auto"}
+ID_NEW_DEFAULTS = {("train", "bn_recompute"): "auto", ("loss", "theta"): None}
 
 
 def get_key(config: Config | Mapping[str, Any], key: str) -> Any:

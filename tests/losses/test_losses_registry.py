@@ -18,6 +18,7 @@ SKEWED = [100, 30, 10, 3]
 NEUTRAL: dict[str, list[tuple[dict, list[int] | None, float]]] = {
     "ce": [({}, None, 0.0), ({"label_smoothing": 0.0}, SKEWED, 0.0)],
     "focal": [({"gamma": 0.0}, None, 1e-6)],
+    "poly": [({"theta": 0.0, "gamma": 0.0}, None, 1e-6)],
     "class_balanced": [({}, UNIFORM, 1e-6), ({"beta": 0.0}, SKEWED, 1e-6)],
     "ldam": [({"max_m": 0.0, "s": 1.0}, UNIFORM, 1e-6),
              ({"max_m": 0.0, "s": 1.0}, SKEWED, 1e-6)],

@@ -20,8 +20,10 @@ from classgap.losses.ce import (
     ClassBalancedLoss,
     CrossEntropyLoss,
     FocalLoss,
+    PolyLoss,
     cross_entropy,
     focal_loss,
+    poly_loss,
 )
 from classgap.losses.margins import (
     BalancedSoftmaxLoss,
@@ -45,9 +47,17 @@ from classgap.losses.mr2 import (
 )
 from classgap.losses.registry import LossSpec, create_loss, list_losses, loss_info
 from classgap.losses.reweight import DRW, class_balanced_weights
+from classgap.losses.worst_class import (
+    REWEIGHT_DEFAULTS,
+    REWEIGHT_METHODS,
+    class_weights_update,
+    initial_state,
+)
 
 __all__ = [
     "DRW",
+    "REWEIGHT_DEFAULTS",
+    "REWEIGHT_METHODS",
     "BalancedSoftmaxLoss",
     "ClassAwareLoss",
     "ClassBalancedLoss",
@@ -57,14 +67,17 @@ __all__ = [
     "LogitAdjustedLoss",
     "LossSpec",
     "MR2Loss",
+    "PolyLoss",
     "VSLoss",
     "balanced_softmax_loss",
     "class_balanced_weights",
     "class_feature_stats",
+    "class_weights_update",
     "create_loss",
     "cross_entropy",
     "ema_update",
     "focal_loss",
+    "initial_state",
     "ldam_loss",
     "ldam_margins",
     "list_losses",
@@ -73,6 +86,7 @@ __all__ = [
     "mr2_logit_loss",
     "mr2_margins",
     "mr2_rep_loss",
+    "poly_loss",
     "posthoc_adjust",
     "vs_loss",
     "weighted_mean",

@@ -70,6 +70,26 @@ def focal_loss(logits: Tensor, targets: Tensor, *, gamma: float = 1.0,
     return weighted_mean(one_minus_p.pow(gamma) * ce, targets, weight)
 
 
+def poly_loss(logits: Tensor, targets: Tensor, *, theta: float = 0.8, gamma: float = 2.0,
+              weight: Tensor | None = None) -> Tensor:
+    """Polynomially weighted CE ``(θ + (1 - p_y)^γ) · CE``, weighted mean over the batch.
+
+    The "PW" loss beside focal in Jiang, Ban and Weng (TMLR 2025), defaults as their code:
+    ``-log p · (θ + (1 - p)^γ)`` with θ = 0.8, γ = 2. θ = 0 is focal; a large γ tends to
+    θ · CE.
+
+    Examples
+    --------
+    >>> import math, torch
+    >>> z, y = torch.tensor([[math.log(3.0), 0.0]]), torch.tensor([0])  # p_y = 3/4
+    >>> round(float(poly_loss(z, y)), 6) == round((0.8 + 0.25 ** 2) * math.log(4 / 3), 6)
+    True
+    """
+    ce = F.cross_entropy(logits, targets, reduction="none")  # (N,)
+    one_minus_p = (-torch.expm1(-ce)).clamp_min(1e-12)  # as focal_loss
+    return weighted_mean((theta + one_minus_p.pow(gamma)) * ce, targets, weight)
+
+
 class CrossEntropyLoss(ClassAwareLoss):
     """Cross-entropy, optionally weighted and label-smoothed (registry name ``"ce"``).
 
@@ -116,6 +136,27 @@ class FocalLoss(ClassAwareLoss):
 
     def extra_repr(self) -> str:
         return f"gamma={self.gamma}"
+
+
+class PolyLoss(ClassAwareLoss):
+    """Polynomially weighted CE (registry name ``"poly"``); see :func:`poly_loss`."""
+
+    name = "poly"
+
+    def __init__(self, num_classes: int | None = None, *, theta: float = 0.8,
+                 gamma: float = 2.0, weight: Any = None) -> None:
+        if num_classes is not None:
+            num_classes = check_num_classes(num_classes)
+        super().__init__(num_classes, weight)
+        self.theta = check_param(theta, "theta", 0.0)
+        self.gamma = check_param(gamma, "gamma", 0.0)
+
+    def compute(self, logits: Tensor, targets: Tensor, weight: Tensor | None,
+                features: Tensor | None) -> Tensor:
+        return poly_loss(logits, targets, theta=self.theta, gamma=self.gamma, weight=weight)
+
+    def extra_repr(self) -> str:
+        return f"theta={self.theta}, gamma={self.gamma}"
 
 
 class ClassBalancedLoss(ClassAwareLoss):

@@ -4,6 +4,7 @@ Names and parameters (defaults)
 -------------------------------
 ``ce``                ``label_smoothing`` (0), ``weight``
 ``focal``             ``gamma`` (1), ``weight``
+``poly``              ``theta`` (0.8), ``gamma`` (2), ``weight``
 ``class_balanced``    ``beta`` (0.9999); the class-balanced weights are its ``weight``
 ``ldam``              ``max_m`` (0.5), ``s`` (30), ``weight``; use a cosine head (scale 1)
 ``vs``                ``gamma`` (0.3), ``tau`` (1), ``weight``
@@ -27,7 +28,7 @@ from classgap._registry import Registry
 from classgap.errors import ConfigError, InputError
 from classgap.losses._checks import check_class_counts, check_num_classes
 from classgap.losses.base import ClassAwareLoss
-from classgap.losses.ce import ClassBalancedLoss, CrossEntropyLoss, FocalLoss
+from classgap.losses.ce import ClassBalancedLoss, CrossEntropyLoss, FocalLoss, PolyLoss
 from classgap.losses.margins import BalancedSoftmaxLoss, LDAMLoss, LogitAdjustedLoss, VSLoss
 from classgap.losses.mr2 import MR2Loss
 
@@ -53,6 +54,7 @@ _LOSSES: Registry[LossSpec] = Registry("loss")
 for _name, _entry in {
     "ce": LossSpec(CrossEntropyLoss, "cross-entropy, optionally weighted and label-smoothed"),
     "focal": LossSpec(FocalLoss, "focal loss (1 - p_y)^γ · CE"),
+    "poly": LossSpec(PolyLoss, "polynomially weighted CE (θ + (1 - p_y)^γ) · CE"),
     "class_balanced": LossSpec(ClassBalancedLoss,
                                "CE weighted by effective-number class-balanced weights"),
     "ldam": LossSpec(LDAMLoss, "label-distribution-aware margins m_k ∝ n_k^(-1/4), scale s"),

@@ -113,6 +113,9 @@ class LossConfig:
     reset_every_epoch: bool | None = None  # mr2: forget the statistics each epoch (False)
     drw_epoch: int | None = None  # deferred re-weighting: class-balanced weights from this epoch
     drw_beta: float = 0.9999  # beta of the DRW weights
+    #: Worst-class reweighting: class weights updated each epoch from training statistics
+    #: (clam | tilted | ggf | apstar; classgap.losses.worst_class), None: off.
+    reweight: str | None = None
 
     #: The fields that are parameters of the loss itself (the rest configure DRW).
     PARAMS: ClassVar[tuple[str, ...]] = ("gamma", "theta", "beta", "max_m", "s", "tau", "c_bar",
@@ -225,7 +228,8 @@ SECTIONS: dict[str, Any] = {"data": DataConfig, "model": ModelConfig, "aug": Non
 ID_IGNORED = (("train", "progress"),)
 #: Keys added after studies existed, left out of :func:`config_id` while at their default, so a
 #: study directory written before them keeps its run ids (and resumes, and re-reports).
-ID_NEW_DEFAULTS = {("train", "bn_recompute"): "auto", ("loss", "theta"): None}
+ID_NEW_DEFAULTS = {("train", "bn_recompute"): "auto", ("loss", "theta"): None,
+                   ("loss", "reweight"): None}
 
 
 def get_key(config: Config | Mapping[str, Any], key: str) -> Any:
@@ -547,6 +551,14 @@ def _check_loss(c: Config) -> None:
     except ImportError:  # pragma: no cover - losses ship with classgap
         return
     _choice("loss.name", lc.name, list_losses())
+    if lc.reweight is not None:
+        from classgap.losses import REWEIGHT_METHODS
+
+        _choice("loss.reweight", lc.reweight, REWEIGHT_METHODS)
+        if lc.drw_epoch is not None:
+            raise ConfigError(f"'loss.reweight' and 'loss.drw_epoch' both set the class "
+                              f"weights: use one; got loss.reweight={lc.reweight!r} and "
+                              f"loss.drw_epoch={lc.drw_epoch}")
     takes = loss_info(lc.name)["params"]
     params = lc.params()
     for key in params:
@@ -559,11 +571,12 @@ def _check_loss(c: Config) -> None:
     except ConfigError as err:
         raise ConfigError(f"loss {lc.name!r}: {err}") from None
     mixing = [f"aug.{k}" for k in ("mixup", "cutmix") if _active(c.aug.get(k))]
-    if mixing and (lc.name != "ce" or lc.drw_epoch is not None):
+    if mixing and (lc.name != "ce" or lc.drw_epoch is not None or lc.reweight is not None):
         raise ConfigError(f"{mixing[0]} mixes labels, which only plain cross-entropy takes; "
                           f"got loss.name={lc.name!r}"
                           + (f" with loss.drw_epoch={lc.drw_epoch}" if lc.drw_epoch is not None
-                             else ""))
+                             else f" with loss.reweight={lc.reweight!r}"
+                             if lc.reweight is not None else ""))
 
 
 def _active(v: AugValue | None) -> bool:

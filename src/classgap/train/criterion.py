@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -53,10 +54,39 @@ class Criterion:
     """
 
     def __init__(self, module: Any, label_smoothing: float | tuple[float, ...],
-                 drw: Any) -> None:
+                 drw: Any, reweight: str | None = None, num_classes: int = 0) -> None:
         self.module, self.label_smoothing, self.drw = module, label_smoothing, drw
         self.needs_features = bool(getattr(module, "needs_features", False))
         self.drw_epoch = None if drw is None else drw.start_epoch
+        self.reweight = reweight
+        self.class_weights = np.ones(num_classes) if reweight is not None else None
+        self._state: Any = None
+        if reweight is not None:
+            from classgap.losses import initial_state
+
+            self._state = initial_state(reweight)
+
+    def update_class_weights(self, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """One epoch's worst-class reweighting from the model's outputs on the training set
+        (an evaluation pass without augmentation): per-class accuracy and mean cross-entropy
+        go to :func:`~classgap.losses.class_weights_update`; the loss takes the new weights,
+        which are returned."""
+        from classgap.losses import class_weights_update
+
+        assert self.reweight is not None and self.class_weights is not None
+        k = self.class_weights.size
+        z = logits.astype(np.float64)
+        top = z.max(axis=1, keepdims=True)
+        ce = np.log(np.exp(z - top).sum(axis=1)) + top[:, 0] - z[np.arange(len(z)), labels]
+        counts = np.bincount(labels, minlength=k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            acc = np.bincount(labels, weights=z.argmax(1) == labels, minlength=k) / counts
+            loss = np.bincount(labels, weights=ce, minlength=k) / counts
+        self.class_weights, self._state = class_weights_update(
+            self.reweight, self.class_weights, train_acc=acc, train_loss=loss,
+            state=self._state)
+        self.module.set_weight(torch.as_tensor(self.class_weights, dtype=torch.float32))
+        return self.class_weights
 
     @property
     def logit_scale(self) -> float:
@@ -92,7 +122,7 @@ def build_criterion(config: Config, class_counts: Any, *,
         raise ConfigError("'optim.label_smoothing' must be one value with loss parameters or "
                           f"loss.drw_epoch set (a per-class value is for plain cross-entropy); "
                           f"got {list(smoothing)}")
-    if lc.name == "ce" and lc.drw_epoch is None and not lc.params():
+    if lc.name == "ce" and lc.drw_epoch is None and not lc.params() and lc.reweight is None:
         return Criterion(None, smoothing, None)
     from classgap.losses import DRW, create_loss
 
@@ -101,4 +131,4 @@ def build_criterion(config: Config, class_counts: Any, *,
                          **loss_params(lc, smoothing)).to(device)
     drw = DRW(counts, start_epoch=lc.drw_epoch, beta=lc.drw_beta) \
         if lc.drw_epoch is not None else None
-    return Criterion(module, smoothing, drw)
+    return Criterion(module, smoothing, drw, lc.reweight, len(counts))

@@ -37,14 +37,36 @@ import torch
 from classgap._files import atomic_write, jsonable, write_json
 from classgap.errors import ConfigError
 
-__all__ = ["HISTORY_COLUMNS", "RUN_FILES", "atomic_write", "git_hash", "load_model",
-           "prepare_run_dir",
-           "provenance", "save_state_dict", "write_history", "write_json"]
+__all__ = [
+    "HISTORY_COLUMNS",
+    "RUN_FILES",
+    "atomic_write",
+    "git_hash",
+    "load_model",
+    "prepare_run_dir",
+    "provenance",
+    "save_state_dict",
+    "write_class_weights",
+    "write_history",
+    "write_json",
+]
 
 HISTORY_COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_acc", "val_loss",
                    "epoch_time", "test_acc")  # test_acc only with train.track_test
 RUN_FILES = ("config.json", "provenance.json", "history.csv", "metrics.json", "val.npz",
-             "test.npz", "model.pt", "train_counts.json")
+             "test.npz", "model.pt", "train_counts.json", "class_weights.csv")
+
+
+def write_class_weights(path: str | os.PathLike[str], rows: Sequence[Sequence[float]],
+                        classes: Sequence[str]) -> Path:
+    """``class_weights.csv``: column ``epoch`` (1-based), then one column per class name, one
+    row per epoch holding the class weights that epoch trained with."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["epoch", *classes])
+    for epoch, weights in enumerate(rows, start=1):
+        writer.writerow([epoch, *(f"{w:.6g}" for w in weights)])
+    return atomic_write(path, buf.getvalue())
 
 
 def write_history(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]]) -> Path:
@@ -145,7 +167,8 @@ def write_run(out: Path, config: Any, *, splits: Any, history: Sequence[Mapping[
               val: Any, test: Any, model: torch.nn.Module, device: torch.device,
               precision: str, channels_last: bool, started: datetime, wall_time: float,
               train_time: float, images_per_second: float,
-              extra_provenance: Mapping[str, Any] | None = None) -> dict[str, Path]:
+              extra_provenance: Mapping[str, Any] | None = None,
+              class_weights: Sequence[Sequence[float]] | None = None) -> dict[str, Path]:
     """Write every file of a finished run into ``out``; return their paths by name.
 
     ``config`` is the run's :class:`~classgap.config.Config`, ``splits`` its
@@ -173,6 +196,9 @@ def write_run(out: Path, config: Any, *, splits: Any, history: Sequence[Mapping[
                 out / f"{name}.npz", y_true=result.labels,
                 y_pred=result.logits.argmax(axis=1), logits=result.logits,
                 sample_id=splits.indices[name], seed=tc.seed, classes=classes)
+    if class_weights:  # worst-class reweighting: the weights each epoch trained with
+        paths["class_weights"] = write_class_weights(out / "class_weights.csv", class_weights,
+                                                     classes)
     if tc.checkpoint:
         paths["model"] = save_state_dict(out / "model.pt", model)
     paths["metrics"] = write_json(out / "metrics.json", {

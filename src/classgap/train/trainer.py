@@ -262,6 +262,8 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
                                     augment=build_augment(config, train_set.n_classes), **common)
         eval_loaders = {name: DeviceLoader(ds, batch_size=EVAL_BATCH, **common)
                         for name, ds in (("val", val_set), ("test", test_set)) if ds is not None}
+        if config.loss.reweight is not None:  # the per-epoch statistics: no augmentation
+            eval_loaders["train"] = DeviceLoader(train_set, batch_size=EVAL_BATCH, **common)
 
         # -- model, optimizer, schedule -------------------------------------------------------
         from classgap.models import create_model
@@ -291,6 +293,7 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
         bar = tqdm(total=tc.epochs * steps, disable=not show, unit="step", leave=False,
                    desc=f"{config.data.dataset}/{config.model.name} seed {tc.seed}")
         history: list[dict[str, Any]] = []
+        weight_rows: list[list[float]] = []  # class weights used in each epoch (reweighting)
         train_time = 0.0
         val: EvalResult | None = None
         for epoch in range(tc.epochs):
@@ -333,6 +336,11 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
             if tc.track_test:
                 row["test_acc"] = evaluate(model, eval_loaders["test"], bf16=bf16,
                                            logit_scale=scale).accuracy
+            if criterion.class_weights is not None:
+                weight_rows.append([float(w) for w in criterion.class_weights])
+                if not last:  # the next epoch's weights, from this epoch's training statistics
+                    seen = evaluate(model, eval_loaders["train"], bf16=bf16, logit_scale=scale)
+                    criterion.update_class_weights(seen.logits, seen.labels)
             history.append(row)
         bar.close()
         test = evaluate(model, eval_loaders["test"], bf16=bf16, logit_scale=scale)
@@ -346,6 +354,6 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
             out, config, splits=splits, history=history, val=val, test=test, model=model,
             device=device, precision="bf16" if bf16 else "fp32", channels_last=channels_last,
             started=started, wall_time=wall_time, train_time=train_time,
-            images_per_second=images_per_second)
+            images_per_second=images_per_second, class_weights=weight_rows or None)
     return RunResult(config, history, val.accuracy if val else None, test.accuracy, wall_time,
                      images_per_second, val.logits if val else None, test.logits, out, paths)

@@ -71,3 +71,18 @@ def test_unit_weights_are_cross_entropy() -> None:
 def test_bad_reweight_settings(extra: list[str], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_config(overrides=[*BASE, *extra])
+
+
+def test_study_setting_is_the_default_studys_regime_at_its_selection() -> None:
+    # clam@fmnist-study trains what the default study selected; a drift of either is caught.
+    from classgap.sweep.presets import MLP_5K
+    from classgap.train.recipes import recipe_overrides
+
+    study = load_config(overrides=[*MLP_5K, "optim.label_smoothing=0.3"])
+    recipe = load_config(overrides=list(recipe_overrides("clam@fmnist-study")))
+    assert recipe.loss.reweight == "clam"
+    assert recipe.to_dict() == {**study.to_dict(), "loss": recipe.to_dict()["loss"]}
+    for method in ("tilted", "ggf", "apstar"):
+        assert load_config(overrides=list(recipe_overrides(f"{method}@fmnist"))).loss.reweight \
+            == method
+    assert load_config(overrides=list(recipe_overrides("poly@fmnist-study"))).loss.name == "poly"

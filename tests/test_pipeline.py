@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from classgap.errors import ConfigError
@@ -183,3 +184,26 @@ def test_refit_of_label_smoothing_is_class_conditional(tmp_path: Path) -> None:
     assert isinstance(verdict["target_met"], bool)
     html = (tmp_path / "report.html").read_text()
     assert 'id="refit-verdict"' in html and 'id="refit-classes"' in html
+
+
+def test_selected_strength_with_reweighting_is_audited_and_reported(tmp_path: Path) -> None:
+    result = run_full_study(tiny_plan("optim.label_smoothing=0,0.3", seeds=2), tmp_path,
+                            progress=False, reweight="clam")
+    fix = result.class_aware["reweight"]
+    assert fix["method"] == "clam" and fix["seeds"] == [0, 1]
+    assert {"vs_selected", "vs_reference", "verdict", "mean_test"} <= set(fix)
+    for run in fix["runs"]:
+        config = json.loads((Path(run) / "config.json").read_text())
+        assert config["loss"]["reweight"] == "clam"
+        assert config["optim"]["label_smoothing"] == result.selected
+        assert (Path(run) / "class_weights.csv").is_file()
+    weights = np.array(list(fix["class_weights"].values()))  # (K, epochs)
+    np.testing.assert_allclose(weights.mean(axis=0), 1.0, rtol=1e-5)
+    assert json.loads((tmp_path / "reweight.json").read_text()) == fix
+    html = (tmp_path / "report.html").read_text()
+    assert 'id="reweight-verdict"' in html and 'data-figure="class_weights"' in html
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["class_aware"]["reweight"]["method"] == "clam"
+    with pytest.raises(ConfigError, match=r"'loss\.reweight'"):
+        run_full_study(tiny_plan(), tmp_path / "bad", progress=False, reweight="clamp")
+    assert not (tmp_path / "bad").exists()

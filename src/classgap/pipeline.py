@@ -39,6 +39,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from classgap._files import write_json
 from classgap.analysis import RunRecord, StudyResult, analyze, load_multi_label, summary_dict
 from classgap.analysis.analysis import plan_records
@@ -346,7 +348,7 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
                    train_cmd: str | None = None, alpha: float = 0.05, correction: str = "bh",
                    max_drop: float = 2.0, multi_label: str | os.PathLike[str] | None = None,
                    progress: bool = True, transfer_to: str | None = None,
-                   refit: bool = False) -> StudyResult:
+                   refit: bool = False, reweight: str | None = None) -> StudyResult:
     """Train the plan's grid into ``out_dir`` (resuming), analyse it and write the report.
 
     Writes ``out_dir/report.html`` (figures, tables) and ``out_dir/summary.json``. Finished
@@ -365,6 +367,8 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
             "multi_label": None if multi_label is None else str(Path(multi_label).resolve())}
     if multi_label is not None and not Path(multi_label).is_file():
         raise ConfigError(f"{multi_label}: multi-label file does not exist")
+    if reweight is not None:  # an unknown method fails before anything is trained
+        with_point(plan.base, {"loss.reweight": reweight})
     if refit:  # an axis without a per-class version fails before anything is trained
         from classgap.analysis.refit import check_refit_axis
 
@@ -377,13 +381,14 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
     with Store(out_dir) as store:
         store.write_study({**grid.to_dict(), "references": plan.references,
                            "preset": plan.preset, "notes": list(plan.notes), "analysis": opts,
-                           "downstream": {"transfer_to": transfer_to, "refit": refit}})
+                           "downstream": {"transfer_to": transfer_to, "refit": refit,
+                                          **({"reweight": reweight} if reweight else {})}})
         training = Training(backend, workers, threads_per_worker or plan.base.train.threads,
                             retry_failed, address, trainer, progress)
         training.run(store, specs, desc="study")
         result = _analyse_all(store, plan, opts)
         result = _downstream(store, result, opts, training, transfer_to=transfer_to,
-                             refit=refit)
+                             refit=refit, reweight=reweight)
     return result
 
 
@@ -490,6 +495,39 @@ def refit_runs(store: Store, result: StudyResult, training: Training, *,
     return report
 
 
+def reweight_runs(store: Store, result: StudyResult, method: str, training: Training, *,
+                  alpha: float = 0.05, correction: str = "bh") -> dict[str, Any]:
+    """Train the selected strength with worst-class reweighting (``loss.reweight=method``) as
+    runs of ``store``, one per seed of the selected strength, and audit them like the refit.
+
+    Writes ``reweight.json`` into the study directory: :func:`~classgap.analysis.refit.
+    audit_fix`'s audit plus ``method``, ``runs`` and ``class_weights`` (the weights of each
+    epoch, mean over seeds, ``{class: [w_epoch1, ...]}``); returns it.
+    """
+    from classgap.analysis.refit import audit_fix
+
+    done = _grid_done(store)
+    selected = _runs_at(done, result.axis, result.selected)
+    reference = _runs_at(done, result.axis, result.reference)
+    specs = [RunSpec.from_config(with_point(spec.config, {"loss.reweight": method}),
+                                 {**spec.point, "loss.reweight": method, KIND: "reweight"})
+             for spec, _ in selected]  # an unknown method fails here, before training
+    training.run(store, specs, desc="reweight")
+    dirs = _outcome(store, specs, "reweight")
+    report = audit_fix([read_predictions(_predictions(d, "test")) for d in dirs],
+                       [read_predictions(_predictions(d, "test")) for _, d in selected],
+                       [read_predictions(_predictions(d, "test")) for _, d in reference],
+                       name="reweight", alpha=alpha, correction=correction)
+    tables = [pd.read_csv(d / "class_weights.csv", index_col="epoch")
+              for d in dirs if (d / "class_weights.csv").is_file()]
+    weights = (sum(tables) / len(tables)) if tables else None
+    report.update(method=method, runs=[str(d) for d in dirs],
+                  class_weights=None if weights is None else
+                  {str(c): [float(v) for v in weights[c]] for c in weights.columns})
+    write_json(store.path / "reweight.json", report)
+    return report
+
+
 def transfer_runs(store: Store, training: Training, *, axis: str, reference: Any,
                   downstream: str = "digits", image_size: Any = None, random_state: int = 0,
                   **analyze_kwargs: Any) -> StudyResult:
@@ -546,9 +584,11 @@ def transfer_runs(store: Store, training: Training, *, axis: str, reference: Any
 
 
 def _downstream(store: Store, result: StudyResult, opts: dict[str, Any], training: Training,
-                *, transfer_to: str | None, refit: bool) -> StudyResult:
-    """Add the transfer probe and the class-conditional refit, then rewrite the report."""
-    if transfer_to is None and not refit:
+                *, transfer_to: str | None, refit: bool,
+                reweight: str | None = None) -> StudyResult:
+    """Add the transfer probe, the class-conditional refit and the reweighted selected
+    strength, then rewrite the report."""
+    if transfer_to is None and not refit and reweight is None:
         return result
     if transfer_to is not None:
         probe = transfer_runs(store, training, axis=result.axis, reference=result.reference,
@@ -559,6 +599,10 @@ def _downstream(store: Store, result: StudyResult, opts: dict[str, Any], trainin
         outcome = refit_runs(store, result, training, alpha=opts["alpha"],
                              correction=opts["correction"])
         result = replace(result, class_aware={**result.class_aware, "refit": outcome})
+    if reweight is not None:
+        fixed = reweight_runs(store, result, reweight, training, alpha=opts["alpha"],
+                              correction=opts["correction"])
+        result = replace(result, class_aware={**result.class_aware, "reweight": fixed})
     _write(result, store.path)
     return result
 
@@ -602,7 +646,8 @@ def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResul
         return _downstream(store, result, opts, Training(threads_per_worker=
                                                          plan.base.train.threads),
                            transfer_to=downstream.get("transfer_to"),
-                           refit=bool(downstream.get("refit")))
+                           refit=bool(downstream.get("refit")),
+                           reweight=downstream.get("reweight"))
 
 
 def plan_study_seeds(out_dir: str | os.PathLike[str], *, drop: float = 1.0,

@@ -35,7 +35,7 @@ from classgap.audit import Predictions, compare_predictions
 from classgap.config import Config, with_point
 from classgap.errors import ConfigError, InputError
 
-__all__ = ["MAX_MEAN_COST", "audit_refit", "check_refit_axis", "class_strengths_json",
+__all__ = ["MAX_MEAN_COST", "audit_fix", "audit_refit", "check_refit_axis", "class_strengths_json",
            "refit_config", "refit_vector", "refit_verdict"]
 
 #: The refit's target (issue 9): no class significantly below the reference, at a mean test
@@ -146,59 +146,57 @@ def refit_config(recipe: Config, axis: str, vector: Sequence[Any], seed: int) ->
                                "train.seed": int(seed)})
 
 
-def audit_refit(refit: Sequence[Predictions], selected: Sequence[Predictions],
-                reference: Sequence[Predictions], *, axis: str, vector: Sequence[Any],
-                selected_strength: Any, reference_strength: Any, alpha: float = 0.05,
-                correction: str = "bh") -> dict[str, Any]:
-    """Audit the refit runs' test predictions against the selected and the reference runs.
+def audit_fix(candidate: Sequence[Predictions], selected: Sequence[Predictions],
+              reference: Sequence[Predictions], *, name: str = "refit", alpha: float = 0.05,
+              correction: str = "bh") -> dict[str, Any]:
+    """Audit a fix's runs (test predictions, one per seed) against the study's selected and
+    reference runs with the study's tests; JSON-safe.
 
-    Parameters
-    ----------
-    refit, selected, reference : sequences of Predictions
-        Test predictions of the refit runs (one per seed) and of the study's runs at the
-        selected and at the reference strength, on one test set.
-    axis, vector
-        The swept key and the per-class values the refit trained.
-    selected_strength, reference_strength
-        The strengths, for the record.
-    alpha, correction
-        As the study's: the refit is audited with the same tests.
-
-    Returns
-    -------
-    dict
-        JSON-safe: ``axis``, ``per_class_strengths`` (class order), ``class_strengths``
-        (by name), ``selected``, ``reference``, ``seeds``, ``vs_selected`` and ``vs_reference``
-        (:meth:`~classgap.audit.Comparison.to_dict`; deltas are refit − baseline),
-        ``verdict`` (:func:`refit_verdict`), ``mean_test`` (``{"refit", "selected",
-        "reference"}``, mean over seeds).
+    Returns ``seeds``, ``vs_selected`` and ``vs_reference``
+    (:meth:`~classgap.audit.Comparison.to_dict`; deltas are fix − baseline), ``verdict``
+    (:func:`refit_verdict`) and ``mean_test`` (``{name, "selected", "reference"}``, mean over
+    seeds). Used for the class-conditional refit and for worst-class reweighting.
     """
-    y = refit[0].y_true
-    for p in [*selected, *reference, *refit]:
+    y = candidate[0].y_true
+    for p in [*selected, *reference, *candidate]:
         if not np.array_equal(p.y_true, y):
-            raise InputError(f"test labels differ between the refit runs and {p.source}: "
+            raise InputError(f"test labels differ between the {name} runs and {p.source}: "
                              "they must share the test set")
-    k = max(p.n_classes_hint for p in [*selected, *refit])
-    names = next((list(p.classes) for p in [*selected, *refit] if p.classes is not None),
+    k = max(p.n_classes_hint for p in [*selected, *candidate])
+    names = next((list(p.classes) for p in [*selected, *candidate] if p.classes is not None),
                  [str(c) for c in range(k)])
-    if len(vector) != k:
-        raise InputError(f"'per_class_strengths' must hold one value per class ({k}); "
-                         f"got {len(vector)}")
     kw: dict[str, Any] = {"class_names": names, "random_state": 0, "alpha": alpha,
                           "correction": correction}
-    cand = [p.y_pred for p in refit]
+    cand = [p.y_pred for p in candidate]
     vs_sel = compare_predictions(y, [p.y_pred for p in selected], cand, k, **kw)
     vs_ref = compare_predictions(y, [p.y_pred for p in reference], cand, k, **kw)
 
     def mean_acc(preds: Sequence[Predictions]) -> float:
         return float(np.mean([(p.y_pred == y).mean() for p in preds]))
 
+    return {"seeds": [p.seed for p in candidate],
+            "vs_selected": vs_sel.to_dict(), "vs_reference": vs_ref.to_dict(),
+            "verdict": refit_verdict(vs_sel, vs_ref),
+            "mean_test": {name: mean_acc(candidate), "selected": mean_acc(selected),
+                          "reference": mean_acc(reference)}}
+
+
+def audit_refit(refit: Sequence[Predictions], selected: Sequence[Predictions],
+                reference: Sequence[Predictions], *, axis: str, vector: Sequence[Any],
+                selected_strength: Any, reference_strength: Any, alpha: float = 0.05,
+                correction: str = "bh") -> dict[str, Any]:
+    """Audit the refit runs' test predictions against the selected and the reference runs.
+
+    :func:`audit_fix` plus ``axis``, ``per_class_strengths`` (class order),
+    ``class_strengths`` (by name), ``selected`` and ``reference`` (the strengths).
+    """
+    report = audit_fix(refit, selected, reference, name="refit", alpha=alpha,
+                       correction=correction)
+    names = [r["class"] for r in report["vs_selected"]["classes"]]
+    if len(vector) != len(names):
+        raise InputError(f"'per_class_strengths' must hold one value per class ({len(names)}); "
+                         f"got {len(vector)}")
     return {"axis": axis, "per_class_strengths": jsonable(list(vector)),
             "class_strengths": dict(zip(names, jsonable(list(vector)), strict=True)),
             "selected": jsonable(selected_strength),
-            "reference": jsonable(reference_strength),
-            "seeds": [p.seed for p in refit],
-            "vs_selected": vs_sel.to_dict(), "vs_reference": vs_ref.to_dict(),
-            "verdict": refit_verdict(vs_sel, vs_ref),
-            "mean_test": {"refit": mean_acc(refit), "selected": mean_acc(selected),
-                          "reference": mean_acc(reference)}}
+            "reference": jsonable(reference_strength), **report}

@@ -69,6 +69,10 @@ def study_cmd(
                                       "label smoothing) and "
                                       "audit it against the selected strength and the "
                                       "reference (default: on for the default preset)."),
+    reweight: str | None = typer.Option(None, "--reweight", metavar="METHOD",
+                                        help="Also train the selected strength with "
+                                             "worst-class reweighting (clam, tilted, ggf or "
+                                             "apstar) and audit it like the refit."),
 ) -> None:
     """Sweep a regularizer over strengths and seeds; show which classes pay for the choice."""
     from classgap.pipeline import plan_study, resolve_study_run, run_full_study
@@ -83,7 +87,7 @@ def study_cmd(
                             retry_failed=retry_failed, address=address, train_cmd=train_cmd,
                             alpha=alpha, correction=correction.value, max_drop=max_drop,
                             multi_label=multi_label, progress=True, transfer_to=transfer_to,
-                            refit=where.refit)
+                            refit=where.refit, reweight=reweight)
     out_dir = where.out_dir
     print_summary(result, console, report_path=out_dir / "report.html")
 

@@ -144,6 +144,10 @@ _ALT = {
     "transfer": "Change in downstream linear-probe accuracy per class, sorted, with intervals.",
     "refit": "Per class, the change versus the reference of the selected strength and of the "
     "class-aware refit, with 95% intervals.",
+    "reweight": "Per class, the change versus the reference of the selected strength and of "
+    "the selected strength trained with worst-class reweighting, with 95% intervals.",
+    "class_weights": "The reweighting's class weights over epochs (mean over seeds); the "
+    "classes that pay at the selected strength in colour.",
 }
 
 
@@ -298,6 +302,12 @@ def _render(result: StudyResult, images: Mapping[str, bytes], title: str) -> str
         body.append("<h2>The fix: class-aware refit</h2>")
         body.append(_refit_section(result, refit))
         body.append(_figure("refit", images, axis))
+    reweight = (result.class_aware or {}).get("reweight")
+    if reweight:
+        body.append(f"<h2>The fix: worst-class reweighting ({_e(reweight.get('method'))})</h2>")
+        body.append(_refit_section(result, reweight, "reweight"))
+        body.append(_figure("reweight", images, axis))
+        body.append(_figure("class_weights", images, axis))
 
     if result.transfer is not None:
         downstream = result.transfer
@@ -501,8 +511,8 @@ def _class_aware_section(result: StudyResult) -> str:
     return "".join(parts)
 
 
-def _refit_section(result: StudyResult, refit: Mapping[str, Any]) -> str:
-    """The refit's verdict and a before/after table: reference, selected, refit per class."""
+def _refit_section(result: StudyResult, refit: Mapping[str, Any], kind: str = "refit") -> str:
+    """A fix's verdict and a before/after table: reference, selected, the fix per class."""
     from classgap.report.terminal import refit_line
 
     after = {str(r["class"]): r for r in refit["vs_reference"]["classes"]}
@@ -515,14 +525,16 @@ def _refit_section(result: StudyResult, refit: Mapping[str, Any]) -> str:
             f"<td>{_e(pct(r['acc_selected']))}</td><td>{_e(points(r['delta']))} "
             f"({_e(r['verdict'])})</td><td>{_e(pct(a.get('acc_candidate')))}</td>"
             f"<td>{_e(points(a.get('delta')))} ({_e(a.get('verdict', 'n/a'))})</td></tr>")
-    return (f'<p id="refit-verdict">{_e(refit_line(dict(refit)).plain)}</p>'
-            '<p>The per-class strength vector (each class its best strength on validation) '
-            f"trained as a class-conditional recipe (each class its own "
-            f"<code>{_e(result.axis)}</code>) on seeds {_e(refit.get('seeds'))}, "
-            "audited with the study's tests. Accuracies in %, Δ in points versus the "
-            "reference.</p>"
-            '<table id="refit-classes"><thead><tr><th>class</th><th>reference</th>'
-            "<th>selected</th><th>Δ selected</th><th>refit</th><th>Δ refit</th></tr></thead>"
+    what = ("The per-class strength vector (each class its best strength on validation) "
+            "trained as a class-conditional recipe (each class its own "
+            f"<code>{_e(result.axis)}</code>)") if kind == "refit" else (
+            f"The selected strength trained with <code>loss.reweight={_e(refit.get('method'))}"
+            "</code> (class weights updated each epoch from the training statistics)")
+    return (f'<p id="{kind}-verdict">{_e(refit_line(dict(refit), kind).plain)}</p>'
+            f"<p>{what} on seeds {_e(refit.get('seeds'))}, audited with the study's tests. "
+            "Accuracies in %, Δ in points versus the reference.</p>"
+            f'<table id="{kind}-classes"><thead><tr><th>class</th><th>reference</th>'
+            f"<th>selected</th><th>Δ selected</th><th>{kind}</th><th>Δ {kind}</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 

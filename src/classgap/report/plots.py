@@ -29,6 +29,7 @@ __all__ = [
     "FIGURES",
     "build_figures",
     "class_aware",
+    "class_weights",
     "confusion_shifts",
     "delta_at_selected",
     "per_class_vs_strength",
@@ -418,7 +419,7 @@ FIGURES: dict[str, Callable[[StudyResult], Figure]] = {
 }
 
 
-def refit(result: StudyResult) -> Figure:
+def refit(result: StudyResult, kind: str = "refit") -> Figure:
     """Before and after the class-aware refit: per class, Δ versus the reference of the
     selected strength and of the refit (per-class strengths), with intervals, sorted by the
     selected strength's Δ.
@@ -434,9 +435,11 @@ def refit(result: StudyResult) -> Figure:
         Line collections with ``gid`` ``"refit-intervals:selected"`` and
         ``"refit-intervals:refit"``, one point per class each.
     """
-    outcome = (result.class_aware or {}).get("refit")
+    outcome = (result.class_aware or {}).get(kind)
     if not outcome:
-        raise InputError("'result' must hold a refit (class_aware['refit']); got none")
+        raise InputError(f"'result' must hold a {kind} (class_aware[{kind!r}]); got none")
+    name = "refit (per-class strengths)" if kind == "refit" else \
+        f"selected + {outcome.get('method')} reweighting"
     after = pd.DataFrame(outcome["vs_reference"]["classes"]).set_index("class")
     before = result.classes.set_index(result.classes["class"].astype(str))
     order = before.sort_values("delta", na_position="first").index.tolist()
@@ -447,8 +450,7 @@ def refit(result: StudyResult) -> Figure:
     for side, frame, colour, offset, label in (
             ("selected", before, SELECTED_COLOR, -0.15,
              f"selected {_fmt_strength(result.selected)} − reference"),
-            ("refit", after, CLASS_AWARE_COLOR, 0.15,
-             "refit (per-class strengths) − reference")):
+            (kind, after, CLASS_AWARE_COLOR, 0.15, f"{name} − reference")):
         rows = frame.reindex(order)
         mid = 100 * rows["delta"].to_numpy(dtype=float)
         low = 100 * rows["delta_low"].to_numpy(dtype=float)
@@ -468,8 +470,8 @@ def refit(result: StudyResult) -> Figure:
     cost = (verdict.get("mean_vs_selected") or {}).get("delta")
     met = "met" if verdict.get("target_met") else "not met"
     cost_text = "n/a" if cost is None else f"{cost:+.2f}"
-    ax.set_title(f"Class-aware refit: Δ test accuracy vs the reference "
-                 f"{_fmt_strength(result.reference)}\nrefit − selected mean {cost_text} pts; "
+    ax.set_title(f"{name[0].upper() + name[1:]}: Δ test accuracy vs the reference "
+                 f"{_fmt_strength(result.reference)}\n{kind} − selected mean {cost_text} pts; "
                  f"target {met}", fontsize=10)
     ax.set_xlabel("Δ test accuracy vs the reference (percentage points; 95% interval)")
     ax.grid(axis="x", alpha=0.3)
@@ -478,13 +480,56 @@ def refit(result: StudyResult) -> Figure:
     return fig
 
 
+def class_weights(result: StudyResult) -> Figure:
+    """The worst-class reweighting's class weights over epochs (mean over seeds), one line per
+    class, the classes that pay at the selected strength in colour and named.
+
+    Raises
+    ------
+    InputError
+        The study has no reweighting with weights (``class_aware["reweight"]["class_weights"]``).
+    """
+    outcome = (result.class_aware or {}).get("reweight") or {}
+    table = outcome.get("class_weights")
+    if not table:
+        raise InputError("'result' must hold reweighting weights "
+                         "(class_aware['reweight']['class_weights']); got none")
+    paying = set(_dropping(result))
+    fig = _new_figure(9.0, 4.8)
+    ax = fig.add_subplot()
+    palette = _palette(max(len(paying), 1))
+    colour = 0
+    for name, values in table.items():
+        epochs = np.arange(1, len(values) + 1)
+        if name in paying:
+            (line,) = ax.plot(epochs, values, lw=2.2, color=palette[colour % len(palette)],
+                              label=f"{_text(name)} (pays at the selected strength)")
+            colour += 1
+        else:
+            (line,) = ax.plot(epochs, values, lw=0.8, color="#a0a0a0", alpha=0.8,
+                              label="_nolegend_")
+        line.set_gid(f"weights:{name}")
+    ax.axhline(1.0, color="black", lw=0.8, ls=":")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("class weight (mean over seeds; mean 1)")
+    ax.set_title(f"Class weights of {outcome.get('method')} reweighting over training")
+    ax.grid(alpha=0.3)
+    if paying:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return fig
+
+
 FIGURES["refit"] = refit
+FIGURES["reweight"] = lambda result: refit(result, "reweight")
+FIGURES["class_weights"] = class_weights
 
 
 def build_figures(result: StudyResult) -> dict[str, Figure]:
     """Every figure that applies to ``result``, keyed by name in report order."""
-    optional = {"transfer": result.transfer is not None,
-                "refit": bool((result.class_aware or {}).get("refit"))}
+    aware = result.class_aware or {}
+    optional = {"transfer": result.transfer is not None, "refit": bool(aware.get("refit")),
+                "reweight": bool(aware.get("reweight")),
+                "class_weights": bool((aware.get("reweight") or {}).get("class_weights"))}
     return {name: build(result) for name, build in FIGURES.items()
             if optional.get(name, True)}
 

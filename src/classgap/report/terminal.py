@@ -42,8 +42,13 @@ def detectable_text(detect: dict[str, Any]) -> str:
         "drop needs."
 
 
-def refit_line(refit: dict[str, Any]) -> Text:
-    """One line: the class-aware refit against the selected strength and the reference."""
+FIX_NAMES = {"refit": "Class-aware refit (per-class strengths)",
+             "reweight": "Selected strength + worst-class reweighting"}
+
+
+def refit_line(refit: dict[str, Any], kind: str = "refit") -> Text:
+    """One line: a fix (the class-aware refit, or the selected strength with worst-class
+    reweighting) against the selected strength and the reference."""
     v = refit.get("verdict") or {}
     sel, ref = v.get("mean_vs_selected") or {}, v.get("mean_vs_reference") or {}
 
@@ -58,7 +63,9 @@ def refit_line(refit: dict[str, Any]) -> Text:
                                                        for b in below))
     met = v.get("target_met")
     return Text.assemble(
-        ("Class-aware refit (per-class strengths): mean ", ""), (iv(sel), "bold"),
+        (f"{FIX_NAMES[kind]}"
+         + (f" ({refit['method']})" if refit.get("method") else "") + ": mean ", ""),
+        (iv(sel), "bold"),
         (" vs the selected strength, ", ""), (iv(ref), "bold"), (" vs the reference; ", ""),
         (below_text, "green" if not below else "red"),
         (f"; target (none below the reference, ≤ {v.get('max_mean_cost', 0.3):g} pts below "
@@ -161,9 +168,10 @@ def print_summary(
             (f"{len(down.drops())} class(es) drop significantly", "bold"),
         ))
 
-    refit = (result.class_aware or {}).get("refit")
-    if refit:
-        console.print(refit_line(refit))
+    for kind in FIX_NAMES:
+        outcome = (result.class_aware or {}).get(kind)
+        if outcome:
+            console.print(refit_line(outcome, kind))
     detect = result.meta.get("detectable_drop")
     if detect:
         console.print(Text(detectable_text(detect), style="dim"))

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Union
 
 from classgap._registry import Registry
 from classgap._validation import fail, fmt_value
-from classgap.errors import ConfigError
+from classgap.errors import ClassgapError, ConfigError
 
 __all__ = ["AUG_KNOBS", "OPTIMIZERS", "SCHEDULES", "Config", "DataConfig", "LossConfig",
            "ModelConfig", "OptimConfig", "ScheduleConfig", "TrainConfig", "config_id",
@@ -116,6 +116,18 @@ class LossConfig:
     #: Worst-class reweighting: class weights updated each epoch from training statistics
     #: (clam | tilted | ggf | apstar; classgap.losses.worst_class), None: off.
     reweight: str | None = None
+    reweight_clip: tuple[float, ...] | None = None  # clam / apstar weight bounds (0.5, 2)
+    reweight_mix: float | None = None  # tilted: share of the new softmax weights (0.5)
+    reweight_discount: float | None = None  # ggf discount per rank (0.95)
+    reweight_min_weight: float | None = None  # ggf weight floor (0.1)
+    reweight_alpha: float | None = None  # apstar memory of the old weights (0.5)
+
+    def reweight_params(self) -> dict[str, Any]:
+        """The worst-class reweighting parameters set here, by the rule's own names."""
+        return {k.removeprefix("reweight_"): (tuple(v) if k == "reweight_clip" else v)
+                for k in ("reweight_clip", "reweight_mix", "reweight_discount",
+                          "reweight_min_weight", "reweight_alpha")
+                if (v := getattr(self, k)) is not None}
 
     #: The fields that are parameters of the loss itself (the rest configure DRW).
     PARAMS: ClassVar[tuple[str, ...]] = ("gamma", "theta", "beta", "max_m", "s", "tau", "c_bar",
@@ -229,7 +241,9 @@ ID_IGNORED = (("train", "progress"),)
 #: Keys added after studies existed, left out of :func:`config_id` while at their default, so a
 #: study directory written before them keeps its run ids (and resumes, and re-reports).
 ID_NEW_DEFAULTS = {("train", "bn_recompute"): "auto", ("loss", "theta"): None,
-                   ("loss", "reweight"): None}
+                   ("loss", "reweight"): None, ("loss", "reweight_clip"): None,
+                   ("loss", "reweight_mix"): None, ("loss", "reweight_discount"): None,
+                   ("loss", "reweight_min_weight"): None, ("loss", "reweight_alpha"): None}
 
 
 def get_key(config: Config | Mapping[str, Any], key: str) -> Any:
@@ -551,10 +565,29 @@ def _check_loss(c: Config) -> None:
     except ImportError:  # pragma: no cover - losses ship with classgap
         return
     _choice("loss.name", lc.name, list_losses())
+    if lc.reweight is None and lc.reweight_params():
+        key = next(iter(lc.reweight_params()))
+        raise ConfigError(f"'loss.reweight_{key}' needs loss.reweight (clam, tilted, ggf or "
+                          "apstar) to be set; got loss.reweight=None")
     if lc.reweight is not None:
         from classgap.losses import REWEIGHT_METHODS
 
         _choice("loss.reweight", lc.reweight, REWEIGHT_METHODS)
+        from classgap.losses import REWEIGHT_DEFAULTS, class_weights_update
+
+        params = lc.reweight_params()
+        takes = ", ".join(f"loss.reweight_{k}" for k in REWEIGHT_DEFAULTS[lc.reweight])
+        for key in params:
+            if key not in REWEIGHT_DEFAULTS[lc.reweight]:
+                raise ConfigError(f"'loss.reweight_{key}' is not a parameter of "
+                                  f"{lc.reweight!r} (it takes {takes}); got "
+                                  f"{fmt_value(getattr(lc, 'reweight_' + key))}")
+        dummy: dict[str, Any] = {"train_acc" if lc.reweight == "clam" else "train_loss":
+                                 [0.5, 0.5]}
+        try:  # ranges, checked once here on two dummy classes
+            class_weights_update(lc.reweight, [1.0, 1.0], **dummy, **params)
+        except ClassgapError as err:
+            raise ConfigError(f"loss.reweight={lc.reweight!r}: {err}") from None
         if lc.drw_epoch is not None:
             raise ConfigError(f"'loss.reweight' and 'loss.drw_epoch' both set the class "
                               f"weights: use one; got loss.reweight={lc.reweight!r} and "

@@ -26,8 +26,9 @@ def test_run_id_is_the_hash_of_the_resolved_config_and_stable() -> None:
     data = spec.config.to_dict()
     data["train"].pop("progress")  # display only: not part of the identity
     data["train"].pop("bn_recompute")  # added later: at its default, old ids stay valid
-    data["loss"].pop("theta")  # so were the poly loss's theta and worst-class reweighting
-    data["loss"].pop("reweight")
+    for key in ("theta", "reweight", "reweight_clip", "reweight_mix", "reweight_discount",
+                "reweight_min_weight", "reweight_alpha"):
+        data["loss"].pop(key)  # so were the poly loss's theta and worst-class reweighting
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     assert spec.run_id == hashlib.sha256(text.encode()).hexdigest()[:16]
     changed = Config.from_dict({**spec.config.to_dict(), "train": {

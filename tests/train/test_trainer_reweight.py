@@ -86,3 +86,18 @@ def test_study_setting_is_the_default_studys_regime_at_its_selection() -> None:
         assert load_config(overrides=list(recipe_overrides(f"{method}@fmnist"))).loss.reweight \
             == method
     assert load_config(overrides=list(recipe_overrides("poly@fmnist-study"))).loss.name == "poly"
+
+
+def test_reweight_parameters_reach_the_rule_and_are_checked(tmp_path: Path) -> None:
+    config = load_config(overrides=[*BASE, "loss.reweight=clam", "loss.reweight_clip=[0.9, 1.1]"])
+    train(config, tmp_path / "run")
+    with open(tmp_path / "run" / "class_weights.csv", newline="") as fh:
+        weights = np.array([[float(v) for v in row[1:]] for row in list(csv.reader(fh))[1:]])
+    # Clipped to [0.9, 1.1] before renormalising to mean 1: the spread stays within 1.1 / 0.9.
+    assert (weights.max(axis=1) / weights.min(axis=1) <= 1.1 / 0.9 + 1e-4).all()  # 6 digits
+    assert not np.allclose(weights[-1], 1.0)
+    for extra, match in ((["loss.reweight=clam", "loss.reweight_mix=0.3"], "not a parameter"),
+                         (["loss.reweight_alpha=0.3"], "needs loss.reweight"),
+                         (["loss.reweight=ggf", "loss.reweight_discount=1.5"], "discount")):
+        with pytest.raises(ConfigError, match=match):
+            load_config(overrides=[*BASE, *extra])

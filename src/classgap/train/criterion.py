@@ -54,11 +54,13 @@ class Criterion:
     """
 
     def __init__(self, module: Any, label_smoothing: float | tuple[float, ...],
-                 drw: Any, reweight: str | None = None, num_classes: int = 0) -> None:
+                 drw: Any, reweight: str | None = None, num_classes: int = 0,
+                 reweight_params: dict[str, Any] | None = None) -> None:
         self.module, self.label_smoothing, self.drw = module, label_smoothing, drw
         self.needs_features = bool(getattr(module, "needs_features", False))
         self.drw_epoch = None if drw is None else drw.start_epoch
         self.reweight = reweight
+        self.reweight_params = dict(reweight_params or {})
         self.class_weights = np.ones(num_classes) if reweight is not None else None
         self._state: Any = None
         if reweight is not None:
@@ -84,7 +86,7 @@ class Criterion:
             loss = np.bincount(labels, weights=ce, minlength=k) / counts
         self.class_weights, self._state = class_weights_update(
             self.reweight, self.class_weights, train_acc=acc, train_loss=loss,
-            state=self._state)
+            state=self._state, **self.reweight_params)
         self.module.set_weight(torch.as_tensor(self.class_weights, dtype=torch.float32))
         return self.class_weights
 
@@ -131,4 +133,4 @@ def build_criterion(config: Config, class_counts: Any, *,
                          **loss_params(lc, smoothing)).to(device)
     drw = DRW(counts, start_epoch=lc.drw_epoch, beta=lc.drw_beta) \
         if lc.drw_epoch is not None else None
-    return Criterion(module, smoothing, drw, lc.reweight, len(counts))
+    return Criterion(module, smoothing, drw, lc.reweight, len(counts), lc.reweight_params())

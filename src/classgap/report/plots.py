@@ -509,6 +509,14 @@ def class_weights(result: StudyResult) -> Figure:
             (line,) = ax.plot(epochs, values, lw=0.8, color="#a0a0a0", alpha=0.8,
                               label="_nolegend_")
         line.set_gid(f"weights:{name}")
+    # Name each line at its end (few classes), else the paying ones and the 3 most up-weighted.
+    last = {name: values[-1] for name, values in table.items()}
+    named = set(last) if len(last) <= MANY_CLASSES else \
+        paying | set(sorted(last, key=lambda c: last[c], reverse=True)[:3])
+    for name in named:
+        ax.annotate(_text(name), (len(table[name]), last[name]), xytext=(4, 0),
+                    textcoords="offset points", fontsize=7, va="center",
+                    color="black" if name in paying else "#606060")
     ax.axhline(1.0, color="black", lw=0.8, ls=":")
     ax.set_xlabel("epoch")
     ax.set_ylabel("class weight (mean over seeds; mean 1)")

@@ -14,6 +14,7 @@ MODULES = [
     "classgap._registry",
     "classgap.catalog",
     "classgap.losses.worst_class",
+    "classgap.integrations.recorder",
     "classgap.audit._sampling",
     "classgap.audit.perclass",
     "classgap.audit.intervals",

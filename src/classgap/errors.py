@@ -67,3 +67,7 @@ class RunsFailed(ClassgapError, RuntimeError):
                          + hint)
         self.errors = errors
         self.results = results
+
+
+class DropGateError(ClassgapError, RuntimeError):
+    """A class dropped significantly against the baseline (the ``--fail-on-drop`` gate)."""

@@ -1,0 +1,159 @@
+"""Record a training loop's predictions, write classgap prediction files, gate on drops.
+
+>>> import torch
+>>> rec = PredictionRecorder(classes=["cat", "dog"], seed=0)
+>>> rec.update(torch.tensor([[2.0, 0.1], [0.3, 1.0]]), torch.tensor([0, 0]))
+>>> len(rec), rec.accuracy()
+(2, 0.5)
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classgap._validation import check_in_range, fail
+from classgap.errors import DropGateError
+
+__all__ = ["PredictionRecorder", "check_drops"]
+
+PathLike = str | os.PathLike[str]
+
+
+def _numpy(x: Any, name: str) -> np.ndarray:
+    """A tensor (any device, any dtype) or array as a numpy array."""
+    if hasattr(x, "detach"):
+        x = x.detach()
+        if getattr(x, "dtype", None) is not None and str(x.dtype) in ("torch.bfloat16",
+                                                                      "torch.float16"):
+            x = x.float()
+        x = x.cpu().numpy()
+    arr = np.asarray(x)
+    if arr.dtype == object:
+        raise fail(name, "be a tensor or an array of numbers", type(x).__name__)
+    return arr
+
+
+class PredictionRecorder:
+    """Collects ``(logits, targets)`` batch by batch; :meth:`write` saves a prediction file.
+
+    Parameters
+    ----------
+    classes : sequence of str, optional
+        Class names, in index order (written into the file).
+    seed : int, optional
+        The run's seed (written into the file; ``classgap audit`` groups runs by it).
+
+    Notes
+    -----
+    Only hard-label targets: give the class indices, not mixed or smoothed targets. Logits
+    stay on the CPU as float32, about ``4 K`` bytes a sample.
+    """
+
+    def __init__(self, classes: Sequence[str] | None = None, seed: int | None = None) -> None:
+        self.classes = None if classes is None else [str(c) for c in classes]
+        self.seed = seed
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every recorded batch (call at the start of each evaluation)."""
+        self._logits: list[np.ndarray] = []
+        self._targets: list[np.ndarray] = []
+        self._ids: list[np.ndarray] = []
+
+    def update(self, logits: Any, targets: Any, sample_ids: Any = None) -> None:
+        """Record one batch: ``logits`` (N, K), ``targets`` (N,) class indices and, optionally,
+        ``sample_ids`` (N,) that identify each test sample across runs."""
+        z = _numpy(logits, "logits").astype(np.float32, copy=False)
+        y = _numpy(targets, "targets")
+        if z.ndim != 2:
+            raise fail("logits", "have shape (N, K)", f"shape {z.shape}")
+        if y.shape != (z.shape[0],):
+            raise fail("targets", f"be class indices of shape ({z.shape[0]},) (one per row of "
+                       "logits)", f"shape {y.shape}")
+        if self._logits and z.shape[1] != self._logits[0].shape[1]:
+            raise fail("logits", f"keep {self._logits[0].shape[1]} columns (classes) from batch "
+                       "to batch", f"{z.shape[1]} columns")
+        if self.classes is not None and z.shape[1] != len(self.classes):
+            raise fail("logits", f"have one column per class name ({len(self.classes)})",
+                       f"{z.shape[1]} columns")
+        if not np.isfinite(z).all():
+            raise fail("logits", "be finite", "NaN or inf")
+        self._logits.append(z.copy())
+        self._targets.append(y.astype(np.int64))
+        if sample_ids is not None:
+            ids = _numpy(sample_ids, "sample_ids")
+            if ids.shape != y.shape:
+                raise fail("sample_ids", f"have shape ({len(y)},)", f"shape {ids.shape}")
+            self._ids.append(ids)
+        elif self._ids:
+            raise fail("sample_ids", "be given for every batch or for none", None)
+
+    def __len__(self) -> int:
+        return sum(len(t) for t in self._targets)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """``(logits (N, K), targets (N,), sample_ids (N,) or None)`` of every recorded batch."""
+        if not self._targets:
+            raise fail("recorder", "hold at least one batch (call update first)", "empty")
+        ids = np.concatenate(self._ids) if self._ids else None
+        return np.concatenate(self._logits), np.concatenate(self._targets), ids
+
+    def accuracy(self) -> float:
+        """Top-1 accuracy of what was recorded."""
+        z, y, _ = self.arrays()
+        return float((z.argmax(axis=1) == y).mean())
+
+    def write(self, path: PathLike) -> Path:
+        """Write a classgap prediction file (``.npz``, ``.csv``, ``.parquet`` or ``.pt``)
+        atomically, creating its directory; ``classgap audit PATH`` reads it."""
+        from classgap.audit.io import write_predictions
+
+        z, y, ids = self.arrays()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return write_predictions(path, y_true=y, logits=z, sample_id=ids, seed=self.seed,
+                                 classes=self.classes)
+
+
+def check_drops(baseline: Sequence[PathLike] | PathLike, candidate: Sequence[PathLike] | PathLike,
+                *, fail_on_drop: float = 0.0, alpha: float = 0.05, warn_only: bool = False,
+                ) -> Any:
+    """``classgap compare --fail-on-drop``: raise when a class drops significantly.
+
+    Compares the ``candidate`` prediction files (this run; several = seeds) with the
+    ``baseline`` ones on the same test set, per class, with the CLI's tests and BH q-values.
+
+    Returns
+    -------
+    Comparison
+        When no class drops significantly by more than ``fail_on_drop`` points.
+
+    Raises
+    ------
+    DropGateError
+        Naming each class that drops, with its change in points (a warning instead with
+        ``warn_only``, and the comparison is returned).
+    """
+    from classgap.audit.api import compare_files
+
+    check_in_range(fail_on_drop, "fail_on_drop", 0.0, 100.0)
+    files = [Path(baseline)] if isinstance(baseline, str | os.PathLike) else \
+        [Path(p) for p in baseline]
+    mine = [Path(candidate)] if isinstance(candidate, str | os.PathLike) else \
+        [Path(p) for p in candidate]
+    result = compare_files(files, mine, alpha=alpha)
+    drops = result.drops(min_points=fail_on_drop)
+    if len(drops):
+        names = ", ".join(f"{c} ({100 * d:+.1f} pts, q = {q:.2g})" for c, d, q in
+                          zip(drops["class"], drops["delta"], drops["q_value"], strict=True))
+        message = (f"{len(drops)} class(es) dropped significantly by more than "
+                   f"{fail_on_drop:g} points against the baseline: {names}")
+        if not warn_only:
+            raise DropGateError(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
+    return result

@@ -1,0 +1,84 @@
+"""PredictionRecorder and the drop gate in a plain PyTorch loop (examples/torch_loop.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from classgap.audit import read_predictions
+from classgap.cli import run
+from classgap.errors import DropGateError, InputError
+from classgap.integrations import PredictionRecorder, check_drops
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "torch_loop.py"
+
+
+def test_batches_are_concatenated_and_written(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    z, y = rng.normal(size=(70, 4)).astype(np.float32), rng.integers(0, 4, 70)
+    rec = PredictionRecorder(classes=["a", "b", "c", "d"], seed=3)
+    for start in range(0, 70, 32):  # tensors in bf16 and arrays alike
+        part = slice(start, start + 32)
+        rec.update(torch.from_numpy(z[part]).bfloat16() if start == 0 else z[part],
+                   torch.from_numpy(y[part]), sample_ids=np.arange(70)[part])
+    assert len(rec) == 70
+    pred = read_predictions(rec.write(tmp_path / "deep" / "test.npz"))
+    np.testing.assert_array_equal(pred.y_true, y)
+    np.testing.assert_array_equal(pred.sample_id, np.arange(70))
+    assert pred.classes == ("a", "b", "c", "d") and pred.seed == 3
+    np.testing.assert_allclose(pred.scores[32:], z[32:])  # float32 batches kept exactly
+    assert rec.accuracy() == pytest.approx(float((pred.scores.argmax(1) == y).mean()))
+    rec.reset()
+    assert len(rec) == 0
+
+
+@pytest.mark.parametrize(("logits", "targets", "match"), [
+    (np.zeros((3,)), np.zeros(3), "'logits'"),
+    (np.zeros((3, 2)), np.zeros(4), "'targets'"),
+    (np.full((2, 2), np.nan), np.zeros(2), "finite"),
+    (np.zeros((2, 3)), np.zeros(2), "one column per class name"),
+])
+def test_bad_batches_are_one_clear_error(logits, targets, match) -> None:
+    with pytest.raises(InputError, match=match):
+        PredictionRecorder(classes=["a", "b"]).update(logits, targets)
+    with pytest.raises(InputError, match="at least one batch"):
+        PredictionRecorder().write("never.npz")
+
+
+def _loop(tmp_path: Path, name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(EXAMPLE), "--out", str(tmp_path / name),
+                           "--epochs", "3", *args], capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+def test_the_example_loop_writes_files_the_audit_reads_and_gates(tmp_path: Path,
+                                                                 capsys) -> None:
+    base = _loop(tmp_path, "base")
+    assert base.returncode == 0, base.stderr
+    assert run(["audit", str(tmp_path / "base" / "test.npz")]) == 0
+    assert "Per-class accuracy" in capsys.readouterr().out
+    planted = _loop(tmp_path, "bad", "--drop-class", "3", "--baseline",
+                    str(tmp_path / "base" / "test.npz"))
+    assert planted.returncode == 3 and "gate failed" in planted.stderr
+    assert "3 (" in planted.stderr  # the class that was never trained on is named
+    clean = _loop(tmp_path, "again", "--seed", "1", "--baseline",
+                  str(tmp_path / "base" / "test.npz"))
+    assert clean.returncode == 0 and "gate passed" in clean.stdout
+    # The function itself: raises, or only warns.
+    with pytest.raises(DropGateError, match="dropped significantly"):
+        check_drops(tmp_path / "base" / "test.npz", tmp_path / "bad" / "test.npz",
+                    fail_on_drop=5)
+    with pytest.warns(RuntimeWarning, match="dropped significantly"):
+        check_drops([tmp_path / "base" / "test.npz"], tmp_path / "bad" / "test.npz",
+                    fail_on_drop=5, warn_only=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = check_drops(tmp_path / "base" / "test.npz", tmp_path / "again" / "test.npz",
+                             fail_on_drop=5)
+    assert result.overall["n_drop"] == 0 or result.drops(5).empty

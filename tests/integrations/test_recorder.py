@@ -82,3 +82,19 @@ def test_the_example_loop_writes_files_the_audit_reads_and_gates(tmp_path: Path,
         result = check_drops(tmp_path / "base" / "test.npz", tmp_path / "again" / "test.npz",
                              fail_on_drop=5)
     assert result.overall["n_drop"] == 0 or result.drops(5).empty
+
+
+def test_a_missing_lightning_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from classgap.errors import ClassgapError
+
+    monkeypatch.setitem(sys.modules, "lightning", None)
+    monkeypatch.setitem(sys.modules, "lightning.pytorch", None)
+    monkeypatch.setitem(sys.modules, "pytorch_lightning", None)
+    monkeypatch.delitem(sys.modules, "classgap.integrations.lightning", raising=False)
+    with pytest.raises(ClassgapError, match=r"pip install 'classgap\[lightning\]'"):
+        importlib.import_module("classgap.integrations.lightning")
+    import classgap.integrations  # the core keeps importing without it
+
+    assert classgap.integrations.PredictionRecorder is PredictionRecorder

@@ -108,10 +108,10 @@ class PredictionWriter(pl.Callback):
         if logits is None:
             with torch.no_grad():
                 logits = pl_module(batch[0])
-        logits = pl_module.all_gather(logits.detach())
-        targets = pl_module.all_gather(targets.detach())
-        if logits.ndim == 3:  # (devices, N, K) from several devices
-            logits, targets = logits.flatten(0, 1), targets.flatten(0, 1)
+        logits, targets = logits.detach(), targets.detach()
+        if pl_module.trainer.world_size > 1:  # (devices, N, K) from every device
+            logits = pl_module.all_gather(logits).flatten(0, 1)
+            targets = pl_module.all_gather(targets).flatten(0, 1)
         self._recorders[stage].update(logits, targets)
 
     def _validating(self, trainer: Any) -> bool:
@@ -138,8 +138,12 @@ class PredictionWriter(pl.Callback):
         recorder = self._recorders["val"]
         if trainer.sanity_checking or not len(recorder):
             return
-        if self.log_per_class:
-            pl_module.log_dict(self._per_class(recorder), rank_zero_only=True)
+        if self.log_per_class and trainer.is_global_zero:
+            # Each logger's own API, once an epoch: ``self.log_dict`` of 3 K values costs more
+            # than the epoch itself on a small model (bench/RESULTS.md).
+            metrics = self._per_class(recorder)
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=trainer.global_step)
         if self._validating(trainer) and trainer.is_global_zero:
             recorder.write(self.run_dir / f"val_epoch{trainer.current_epoch + 1}.npz")
 

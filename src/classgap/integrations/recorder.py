@@ -84,7 +84,7 @@ class PredictionRecorder:
                        f"{z.shape[1]} columns")
         if not np.isfinite(z).all():
             raise fail("logits", "be finite", "NaN or inf")
-        self._logits.append(z.copy())
+        self._logits.append(z.copy())  # a CPU tensor's numpy view would follow the tensor
         self._targets.append(y.astype(np.int64))
         if sample_ids is not None:
             ids = _numpy(sample_ids, "sample_ids")

@@ -21,7 +21,7 @@ from the interval of the observed worst class (the observed minimum is biased lo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,6 +38,7 @@ from classgap._validation import (
     check_random_state,
     check_same_length,
 )
+from classgap.audit._sampling import block_rows
 from classgap.audit.disparity import (
     clip_to_range,
     disparity_summary,
@@ -352,6 +353,14 @@ def _class_intervals(kind: str, correct: np.ndarray, support: np.ndarray,
     return pd.DataFrame({"estimate": estimate, "low": low, "high": high})
 
 
+
+def _row_blocks(replicates: np.ndarray, present: np.ndarray) -> Iterator[np.ndarray]:
+    """The present classes' columns of ``replicates``, in the row blocks of the sampler."""
+    start = 0
+    for rows in block_rows(len(replicates), int(present.sum())):
+        yield replicates[start:start + rows, present]
+        start += rows
+
 def _seed_summary(correct: np.ndarray, support: np.ndarray, replicates: np.ndarray, *,
                   k: int | None, groups: Mapping[str, Any] | None,
                   confidence: float, method: str) -> pd.DataFrame:
@@ -366,16 +375,10 @@ def _seed_summary(correct: np.ndarray, support: np.ndarray, replicates: np.ndarr
                          "needs a jackknife over samples of one run); got 'bca'")
     estimate = np.array([stat(acc[present]) for stat in statistics.values()],
                         dtype=np.float64)
-    values = replicate_values(statistics, (block[:, present] for block in
-                                           np.array_split(replicates, _n_blocks(replicates))))
+    values = replicate_values(statistics, _row_blocks(replicates, present))
     low, high = bootstrap_interval(estimate, values, confidence=confidence, method=method)
     low, high = clip_to_range(list(statistics), low, high)
     return pd.DataFrame({"estimate": estimate, "low": low, "high": high},
                         index=pd.Index(list(statistics), name="metric", dtype=object))
-
-
-def _n_blocks(replicates: np.ndarray) -> int:
-    """Row blocks of about a million cells, for statistics computed a block at a time."""
-    return max(1, replicates.size // (1 << 20))
 
 

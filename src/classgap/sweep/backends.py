@@ -272,13 +272,9 @@ def ensemble_key(config: Any) -> str:
     (:data:`classgap.train.ensemble.PER_MEMBER`: seed, augmentation, lr, weight decay, ...)."""
     import json
 
-    from classgap.config import flatten
-    from classgap.train.ensemble import PER_MEMBER
+    from classgap.train.ensemble import shared_keys
 
-    sections = tuple(p for p in PER_MEMBER if p.endswith("."))
-    shared = {k: v for k, v in flatten(config.to_dict()).items()
-              if k not in PER_MEMBER and not k.startswith(sections)}
-    return json.dumps(shared, sort_keys=True, default=str)
+    return json.dumps(shared_keys(config), sort_keys=True, default=str)
 
 
 def train_groups(store: Store, specs: Sequence[RunSpec], *, members: int, engine: str,

@@ -45,7 +45,7 @@ from classgap.train.trainer import (
 )
 
 __all__ = ["ENGINES", "PER_MEMBER", "ModelEnsemble", "StackedSGD", "check_ensemble_configs",
-           "member_cross_entropy", "resolve_engine", "train_ensemble"]
+           "member_cross_entropy", "resolve_engine", "shared_keys", "train_ensemble"]
 
 ENGINES = ("auto", "vmap", "sequential")
 #: Config keys (and whole sections, ending in ".") that may differ between members.
@@ -64,6 +64,14 @@ def resolve_engine(engine: str, device: torch.device | str) -> str:
     return "vmap" if torch.device(device).type == "cuda" else "sequential"
 
 
+def shared_keys(config: Config) -> dict[str, Any]:
+    """The config's keys that every member of one ensemble must share (all but
+    :data:`PER_MEMBER`), as a point."""
+    sections = tuple(p for p in PER_MEMBER if p.endswith("."))
+    return {k: v for k, v in flatten(config.to_dict()).items()
+            if k not in PER_MEMBER and not k.startswith(sections)}
+
+
 def check_ensemble_configs(configs: Sequence[Config]) -> None:
     """Raise :class:`~classgap.errors.InputError` naming the first shared field that differs.
 
@@ -71,12 +79,10 @@ def check_ensemble_configs(configs: Sequence[Config]) -> None:
     """
     if not configs or not all(isinstance(c, Config) for c in configs):
         raise fail("configs", "be a non-empty sequence of Config", configs)
-    first = flatten(configs[0].to_dict())
+    first = shared_keys(configs[0])
     for i, config in enumerate(configs[1:], start=1):
-        other = flatten(config.to_dict())
+        other = shared_keys(config)
         for key in sorted(set(first) | set(other)):
-            if key in PER_MEMBER or key.startswith(tuple(p for p in PER_MEMBER if p[-1] == ".")):
-                continue
             a, b = first.get(key), other.get(key)
             if a != b:
                 raise InputError(f"'{key}' must be the same for every member of an ensemble; "

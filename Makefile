@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 		echo "installing $(TORCH_CPU) (CPU build)"; \
 		$(BIN)/python -m pip install -q $(TORCH_CPU); \
 	fi
-	$(BIN)/python -m pip install -q -e ".[dev,ray,lightning]"
+	$(BIN)/python -m pip install -q -e ".[dev,ray,lightning,hf]"
 	@touch $(STAMP)
 
 # Fashion-MNIST from Debian when we are root with apt and the files are missing. Best effort:

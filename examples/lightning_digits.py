@@ -69,7 +69,7 @@ def loaders(drop_class: int | None = None) -> tuple[DataLoader, DataLoader, Data
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--drop-class", type=int, default=None)
     parser.add_argument("--baseline", type=Path, nargs="*", default=None)

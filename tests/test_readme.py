@@ -123,3 +123,28 @@ def test_guide_command_works_as_written(command: str, guide_dir: Path,
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
     code = run(shlex.split(command)[1:])
     assert code == 0, command
+
+
+def example_commands() -> list[str]:
+    return commands("python examples/")
+
+
+def test_the_readme_runs_each_training_loop_example() -> None:
+    assert {shlex.split(c)[1] for c in example_commands()} >= {
+        "examples/lightning_digits.py", "examples/hf_digits.py"}
+
+
+def test_example_commands_work_as_written(tmp_path: Path) -> None:
+    """In order (a later command reads what an earlier one wrote), from a scratch directory
+    holding examples/; a command the README says exits 3 (a gate) must exit 3."""
+    import shutil
+
+    shutil.copytree(README.parent / "examples", tmp_path / "examples")
+    lines = [line for block in blocks("bash") for line in block.splitlines()
+             if line.strip().startswith("python examples/")]
+    for line in lines:
+        command, _, comment = line.partition("#")
+        expected = 3 if "exit 3" in comment else 0
+        done = subprocess.run([sys.executable, *shlex.split(command)[1:]], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == expected, (command, done.stderr[-2000:])

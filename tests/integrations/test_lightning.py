@@ -1,4 +1,4 @@
-"""The Lightning callback, on a real Lightning run (examples/lightning_digits.py, 2 epochs)."""
+"""The Lightning callback, on real Lightning runs (examples/lightning_digits.py)."""
 
 from __future__ import annotations
 
@@ -67,3 +67,59 @@ def test_the_gate_fails_on_a_planted_drop_and_passes_without(
                           "--baseline", str(base / "test.npz"), "--fail-on-drop", "10"])
     assert clean == 0
     assert np.isfinite(read_predictions(tmp_path / "same" / "test.npz").scores).all()
+
+
+def _trainer(tmp_path: Path, writer, logger=None, epochs: int = 1):
+    import lightning as L
+
+    return L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=logger or False,
+                     callbacks=[writer], enable_progress_bar=False,
+                     enable_model_summary=False, enable_checkpointing=False)
+
+
+def test_per_class_accuracy_reaches_tensorboard(example: ModuleType, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from classgap.integrations.lightning import PredictionWriter
+
+    writer = PredictionWriter(tmp_path, log_per_class=True)
+    train, val, _ = example.loaders()
+    _trainer(tmp_path, writer, TensorBoardLogger(tmp_path / "tb", name=""), epochs=2).fit(
+        example.Digits(), train, val)
+    events = EventAccumulator(str(next((tmp_path / "tb").rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    acc = events.Scalars("val_class_acc/3")
+    assert len(acc) == 2 and [e.step for e in acc] == [16, 32]  # the global step of each epoch
+    low = events.Scalars("val_class_acc/3_low")[-1].value
+    high = events.Scalars("val_class_acc/3_high")[-1].value
+    val_pred = read_predictions(tmp_path / "val_epoch2.npz")
+    mine = val_pred.y_true == 3
+    assert acc[-1].value == pytest.approx(float((val_pred.y_pred[mine] == 3).mean()))
+    assert 0 <= low <= acc[-1].value <= high <= 1
+
+
+def test_logits_come_from_the_step_the_hook_or_one_more_forward(example: ModuleType,
+                                                                tmp_path: Path) -> None:
+    import torch
+
+    from classgap.integrations.lightning import PredictionWriter
+
+    class Inner(example.Digits):
+        def test_step(self, batch, batch_idx):
+            self.net(batch[0])  # the inner net, not self(x): the hook sees no call
+
+    _, _, test = example.loaders()
+    results = {}
+    for name, model in (("hook", example.Digits()), ("forward", Inner())):
+        torch.manual_seed(0)
+        model.load_state_dict(example.Digits().state_dict())
+        writer = PredictionWriter(tmp_path / name)
+        _trainer(tmp_path, writer).test(model, test, verbose=False)
+        assert not model._forward_hooks  # removed when the evaluation ends
+        results[name] = read_predictions(tmp_path / name / "test.npz")
+        with torch.no_grad():
+            expected = torch.cat([model(x) for x, _ in test]).numpy()
+        np.testing.assert_allclose(results[name].scores, expected, rtol=1e-6)
+    np.testing.assert_array_equal(results["hook"].y_true, results["forward"].y_true)

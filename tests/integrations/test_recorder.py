@@ -41,14 +41,47 @@ def test_batches_are_concatenated_and_written(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("logits", "targets", "match"), [
     (np.zeros((3,)), np.zeros(3), "'logits'"),
     (np.zeros((3, 2)), np.zeros(4), "'targets'"),
-    (np.full((2, 2), np.nan), np.zeros(2), "finite"),
     (np.zeros((2, 3)), np.zeros(2), "one column per class name"),
+    (torch.zeros(2, 2), torch.zeros(2, 1), "'targets'"),
 ])
 def test_bad_batches_are_one_clear_error(logits, targets, match) -> None:
     with pytest.raises(InputError, match=match):
         PredictionRecorder(classes=["a", "b"]).update(logits, targets)
     with pytest.raises(InputError, match="at least one batch"):
         PredictionRecorder().write("never.npz")
+
+
+def test_values_are_checked_when_the_batches_are_read(tmp_path: Path) -> None:
+    rec = PredictionRecorder()
+    rec.update(torch.zeros(3, 2), torch.zeros(3, dtype=torch.long))
+    bad = torch.zeros(2, 2)
+    bad[1, 0] = float("nan")
+    rec.update(bad, torch.zeros(2, dtype=torch.long))  # shapes only: no wait for the device
+    with pytest.raises(InputError, match=r"'logits'.*finite.*1 row\(s\), the first at row 4"):
+        rec.write(tmp_path / "never.npz")
+    assert not (tmp_path / "never.npz").exists()
+    with pytest.raises(InputError, match="every batch or for none"):
+        rec.update(torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), sample_ids=[7])
+
+
+def test_kept_batches_do_not_follow_the_callers_buffers() -> None:
+    rec = PredictionRecorder()
+    z, y = torch.ones(2, 2), np.array([0, 1])
+    rec.update(z, y)
+    z.zero_()
+    y[:] = 1
+    logits, targets, _ = rec.arrays()
+    assert logits.sum() == 4 and targets.tolist() == [0, 1]
+
+
+def test_repeated_ids_keep_their_first_row_when_asked(tmp_path: Path) -> None:
+    rec = PredictionRecorder()  # a distributed sampler's padding: sample 0 again at the end
+    rec.update(np.eye(3, dtype=np.float32), [0, 1, 2], sample_ids=[10, 11, 12])
+    rec.update(np.eye(3, dtype=np.float32)[:1] * 5, [0], sample_ids=[10])
+    pred = read_predictions(rec.write(tmp_path / "t.npz", drop_repeated_ids=True))
+    assert pred.sample_id.tolist() == [10, 11, 12] and pred.scores[0, 0] == 1
+    with pytest.raises(Exception, match="unique"):
+        rec.write(tmp_path / "dup.npz")
 
 
 def _loop(tmp_path: Path, name: str, *args: str) -> subprocess.CompletedProcess[str]:

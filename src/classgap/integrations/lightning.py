@@ -13,9 +13,15 @@ epoch and raises :class:`~classgap.errors.DropGateError` naming the classes that
 warns, ``warn_only=True``).
 
 Where the logits come from, per batch: ``outputs["logits"]`` when ``validation_step`` /
-``test_step`` return a dict holding them (and ``outputs["targets"]`` or ``outputs["y"]`` for the
-labels, else ``batch[1]``); a returned tensor of shape (N, K); otherwise the callback runs
-``pl_module(batch[0])`` itself under ``torch.no_grad`` (one extra forward pass).
+``test_step`` return a dict holding them (with ``outputs["targets"]`` or ``outputs["y"]`` for
+the labels, else ``batch[1]``, and optionally ``outputs["sample_ids"]``); a returned tensor of
+shape (N, K); else the output of the step's one call of the module (``self(x)``, seen by a
+forward hook, at no cost); else the callback runs ``pl_module(batch[0])`` itself under
+``torch.no_grad`` (one extra forward pass).
+
+On several devices, a distributed sampler pads the last batches with repeated samples so that
+every device gets as many. Return ``sample_ids`` from the steps and the repeats are dropped
+from the files; without ids they stay in (each repeat counted as a sample).
 
 Works with both import names, ``lightning`` and ``pytorch_lightning``.
 """
@@ -30,7 +36,7 @@ from typing import Any
 import torch
 
 from classgap.errors import ClassgapError
-from classgap.integrations.recorder import PredictionRecorder, check_drops
+from classgap.integrations.recorder import PredictionRecorder, check_drops, per_class_accuracy
 
 try:  # the new import name, then the old one
     import lightning.pytorch as pl
@@ -46,20 +52,19 @@ __all__ = ["PredictionWriter"]
 PathLike = str | os.PathLike[str]
 
 
-def _split(outputs: Any, batch: Any) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """(logits or None, targets) of one batch from what the step returned and the batch."""
+def _split(outputs: Any, batch: Any) -> tuple[Any, Any, Any]:
+    """(logits or None, targets, sample ids or None) of a batch, from the step's return value."""
     targets = batch[1] if isinstance(batch, Sequence) and len(batch) > 1 else None
+    logits = ids = None
     if isinstance(outputs, Mapping) and "logits" in outputs:
         targets = outputs.get("targets", outputs.get("y", targets))
-        logits = outputs["logits"]
+        logits, ids = outputs["logits"], outputs.get("sample_ids")
     elif isinstance(outputs, torch.Tensor) and outputs.ndim == 2:
         logits = outputs
-    else:
-        logits = None
     if targets is None:
         raise ClassgapError("PredictionWriter needs the labels: return {'logits', 'targets'} "
                             "from the step, or use (x, y) batches")
-    return logits, targets
+    return logits, targets, ids
 
 
 class PredictionWriter(pl.Callback):
@@ -100,34 +105,75 @@ class PredictionWriter(pl.Callback):
         self.log_per_class = log_per_class
         self.baseline, self.fail_on_drop, self.warn_only = baseline, fail_on_drop, warn_only
         self._recorders = {stage: PredictionRecorder(classes, seed) for stage in ("val", "test")}
+        self._active = {"val": False, "test": False}  # recording this evaluation epoch
+        self._writing = False  # this validation epoch's file is due
+        self._gather = False  # more than one device
+        self._hook: Any = None  # the forward hook, during evaluation epochs
+        self._calls: list[Any] = []  # what the module returned in this batch
         self.comparison: Any = None  # the gate's Comparison, after the test epoch
 
     # -- batches ------------------------------------------------------------------------------
+    def _start(self, stage: str, trainer: Any, pl_module: Any, active: bool) -> None:
+        """Begin an evaluation epoch: what to record, and the hook that sees ``self(x)``."""
+        self._recorders[stage].reset()
+        self._active[stage] = active
+        if active and self._hook is None:
+            self._hook = pl_module.register_forward_hook(self._seen)
+
+    def _seen(self, module: Any, inputs: Any, output: Any) -> None:
+        self._calls.append(output)
+
     def _record(self, stage: str, pl_module: Any, outputs: Any, batch: Any) -> None:
-        logits, targets = _split(outputs, batch)
+        logits, targets, ids = _split(outputs, batch)
+        calls, self._calls = self._calls, []
         if logits is None:
-            with torch.no_grad():
-                logits = pl_module(batch[0])
+            if len(calls) == 1 and isinstance(calls[0], torch.Tensor) and calls[0].ndim == 2 \
+                    and len(calls[0]) == len(targets):
+                logits = calls[0]
+            else:
+                with torch.no_grad():
+                    logits = pl_module(batch[0])
+                self._calls = []
         logits, targets = logits.detach(), targets.detach()
-        if pl_module.trainer.world_size > 1:  # (devices, N, K) from every device
+        if self._gather:  # (devices, N, K) from every device
             logits = pl_module.all_gather(logits).flatten(0, 1)
             targets = pl_module.all_gather(targets).flatten(0, 1)
-        self._recorders[stage].update(logits, targets)
+            if ids is not None:
+                ids = pl_module.all_gather(torch.as_tensor(ids)).flatten(0, 1)
+        self._recorders[stage].update(logits, targets, ids)
 
-    def _validating(self, trainer: Any) -> bool:
-        return (self.every_n_epochs > 0 and not trainer.sanity_checking
-                and (trainer.current_epoch + 1) % self.every_n_epochs == 0)
+    def _end(self, stage: str) -> None:
+        self._active[stage] = False
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        self._calls = []
+
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        self._gather = trainer.world_size > 1
+
+    on_test_start = on_fit_start
 
     def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        self._recorders["val"].reset()
+        writing = (self.every_n_epochs > 0
+                   and (trainer.current_epoch + 1) % self.every_n_epochs == 0)
+        self._writing = writing and not trainer.sanity_checking
+        self._start("val", trainer, pl_module, not trainer.sanity_checking
+                    and (self._writing or self.log_per_class))
+
+    def on_validation_batch_start(self, trainer: Any, pl_module: Any, batch: Any,
+                                  batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._calls = []
 
     def on_validation_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:
-        if self._validating(trainer) or (self.log_per_class and not trainer.sanity_checking):
+        if self._active["val"]:
             self._record("val", pl_module, outputs, batch)
 
     def on_test_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        self._recorders["test"].reset()
+        self._start("test", trainer, pl_module, True)
+
+    on_test_batch_start = on_validation_batch_start
 
     def on_test_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -136,41 +182,27 @@ class PredictionWriter(pl.Callback):
     # -- epochs -------------------------------------------------------------------------------
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         recorder = self._recorders["val"]
-        if trainer.sanity_checking or not len(recorder):
+        active = self._active["val"]
+        self._end("val")
+        if not active or not len(recorder) or not trainer.is_global_zero:
             return
-        if self.log_per_class and trainer.is_global_zero:
+        if self.log_per_class:
             # Each logger's own API, once an epoch: ``self.log_dict`` of 3 K values costs more
             # than the epoch itself on a small model (bench/RESULTS.md).
-            metrics = self._per_class(recorder)
+            logits, targets, _ = recorder.arrays()
+            metrics = per_class_accuracy(logits, targets, recorder.classes, "val_class_acc")
             for logger in trainer.loggers:
                 logger.log_metrics(metrics, step=trainer.global_step)
-        if self._validating(trainer) and trainer.is_global_zero:
-            recorder.write(self.run_dir / f"val_epoch{trainer.current_epoch + 1}.npz")
+        if self._writing:
+            recorder.write(self.run_dir / f"val_epoch{trainer.current_epoch + 1}.npz",
+                           drop_repeated_ids=self._gather)
 
     def on_test_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._end("test")
         if not trainer.is_global_zero:
             return
-        path = self._recorders["test"].write(self.run_dir / "test.npz")
+        path = self._recorders["test"].write(self.run_dir / "test.npz",
+                                             drop_repeated_ids=self._gather)
         if self.baseline is not None:
             self.comparison = check_drops(self.baseline, path, fail_on_drop=self.fail_on_drop,
                                           warn_only=self.warn_only)
-
-    @staticmethod
-    def _per_class(recorder: PredictionRecorder) -> dict[str, float]:
-        import numpy as np
-
-        from classgap.audit.intervals import wilson_interval
-
-        logits, targets, _ = recorder.arrays()
-        k = logits.shape[1]
-        support = np.bincount(targets, minlength=k)
-        correct = np.bincount(targets, weights=logits.argmax(1) == targets, minlength=k)
-        low, high = wilson_interval(correct, support)
-        names = recorder.classes or [str(c) for c in range(k)]
-        out: dict[str, float] = {}
-        for c, name in enumerate(names):
-            if support[c]:
-                out[f"val_class_acc/{name}"] = float(correct[c] / support[c])
-                out[f"val_class_acc/{name}_low"] = float(low[c])
-                out[f"val_class_acc/{name}_high"] = float(high[c])
-        return out

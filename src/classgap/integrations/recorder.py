@@ -20,7 +20,7 @@ import numpy as np
 from classgap._validation import check_in_range, fail
 from classgap.errors import DropGateError
 
-__all__ = ["PredictionRecorder", "check_drops"]
+__all__ = ["PredictionRecorder", "check_drops", "per_class_accuracy"]
 
 PathLike = str | os.PathLike[str]
 
@@ -39,6 +39,28 @@ def _numpy(x: Any, name: str) -> np.ndarray:
     return arr
 
 
+def _kept(x: Any, name: str) -> Any:
+    """What :meth:`PredictionRecorder.update` keeps of a batch: a tensor detached (on its
+    device: no copy to the host, so no wait for the device, until the batches are read) or an
+    array copied (the caller may reuse its buffer)."""
+    if hasattr(x, "detach"):
+        return x.detach().clone()
+    arr = np.array(x)
+    if arr.dtype == object:
+        raise fail(name, "be a tensor or an array of numbers", type(x).__name__)
+    return arr
+
+
+def _joined(parts: list[Any], name: str) -> np.ndarray:
+    """The batches of one field as one numpy array (tensors joined on their device first)."""
+    import torch
+
+    if all(isinstance(p, torch.Tensor) for p in parts) and \
+            len({(p.device, p.dtype) for p in parts}) == 1:
+        return _numpy(torch.cat(parts), name)
+    return np.concatenate([_numpy(p, name) for p in parts])
+
+
 class PredictionRecorder:
     """Collects ``(logits, targets)`` batch by batch; :meth:`write` saves a prediction file.
 
@@ -51,8 +73,10 @@ class PredictionRecorder:
 
     Notes
     -----
-    Only hard-label targets: give the class indices, not mixed or smoothed targets. Logits
-    stay on the CPU as float32, about ``4 K`` bytes a sample.
+    Only hard-label targets: give the class indices, not mixed or smoothed targets. Shapes are
+    checked at each :meth:`update`; values (finite logits) when the batches are read
+    (:meth:`arrays`, :meth:`write`). Tensors stay on their device until then, as torchmetrics
+    keeps its states: about ``4 K`` bytes a sample.
     """
 
     def __init__(self, classes: Sequence[str] | None = None, seed: int | None = None) -> None:
@@ -62,62 +86,110 @@ class PredictionRecorder:
 
     def reset(self) -> None:
         """Forget every recorded batch (call at the start of each evaluation)."""
-        self._logits: list[np.ndarray] = []
-        self._targets: list[np.ndarray] = []
-        self._ids: list[np.ndarray] = []
+        self._logits: list[Any] = []
+        self._targets: list[Any] = []
+        self._ids: list[Any] = []
+        self._count = 0
+        self._read: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
     def update(self, logits: Any, targets: Any, sample_ids: Any = None) -> None:
         """Record one batch: ``logits`` (N, K), ``targets`` (N,) class indices and, optionally,
         ``sample_ids`` (N,) that identify each test sample across runs."""
-        z = _numpy(logits, "logits").astype(np.float32, copy=False)
-        y = _numpy(targets, "targets")
+        z, y = _kept(logits, "logits"), _kept(targets, "targets")
         if z.ndim != 2:
-            raise fail("logits", "have shape (N, K)", f"shape {z.shape}")
-        if y.shape != (z.shape[0],):
+            raise fail("logits", "have shape (N, K)", f"shape {tuple(z.shape)}")
+        if tuple(y.shape) != (z.shape[0],):
             raise fail("targets", f"be class indices of shape ({z.shape[0]},) (one per row of "
-                       "logits)", f"shape {y.shape}")
+                       "logits)", f"shape {tuple(y.shape)}")
         if self._logits and z.shape[1] != self._logits[0].shape[1]:
             raise fail("logits", f"keep {self._logits[0].shape[1]} columns (classes) from batch "
                        "to batch", f"{z.shape[1]} columns")
         if self.classes is not None and z.shape[1] != len(self.classes):
             raise fail("logits", f"have one column per class name ({len(self.classes)})",
                        f"{z.shape[1]} columns")
-        if not np.isfinite(z).all():
-            raise fail("logits", "be finite", "NaN or inf")
-        self._logits.append(z.copy())  # a CPU tensor's numpy view would follow the tensor
-        self._targets.append(y.astype(np.int64))
         if sample_ids is not None:
-            ids = _numpy(sample_ids, "sample_ids")
-            if ids.shape != y.shape:
-                raise fail("sample_ids", f"have shape ({len(y)},)", f"shape {ids.shape}")
+            ids = _kept(sample_ids, "sample_ids")
+            if tuple(ids.shape) != tuple(y.shape):
+                raise fail("sample_ids", f"have shape ({len(y)},)", f"shape {tuple(ids.shape)}")
+            if len(self._ids) != len(self._logits):
+                raise fail("sample_ids", "be given for every batch or for none", None)
             self._ids.append(ids)
         elif self._ids:
             raise fail("sample_ids", "be given for every batch or for none", None)
+        self._logits.append(z)
+        self._targets.append(y)
+        self._count += len(y)
+        self._read = None
 
     def __len__(self) -> int:
-        return sum(len(t) for t in self._targets)
+        return self._count
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """``(logits (N, K), targets (N,), sample_ids (N,) or None)`` of every recorded batch."""
+        """``(logits (N, K) float32, targets (N,) int64, sample_ids (N,) or None)`` of every
+        recorded batch."""
         if not self._targets:
             raise fail("recorder", "hold at least one batch (call update first)", "empty")
-        ids = np.concatenate(self._ids) if self._ids else None
-        return np.concatenate(self._logits), np.concatenate(self._targets), ids
+        if self._read is not None:
+            return self._read
+        z = _joined(self._logits, "logits").astype(np.float32, copy=False)
+        if not np.isfinite(z).all():
+            rows = np.flatnonzero(~np.isfinite(z).all(axis=1))
+            raise fail("logits", "be finite", f"NaN or inf in {len(rows)} row(s), the first at "
+                       f"row {rows[0]} of the recorded batches")
+        y = _joined(self._targets, "targets").astype(np.int64, copy=False)
+        ids = _joined(self._ids, "sample_ids") if self._ids else None
+        self._read = (z, y, ids)
+        return self._read
 
     def accuracy(self) -> float:
         """Top-1 accuracy of what was recorded."""
         z, y, _ = self.arrays()
         return float((z.argmax(axis=1) == y).mean())
 
-    def write(self, path: PathLike) -> Path:
+    def write(self, path: PathLike, *, drop_repeated_ids: bool = False) -> Path:
         """Write a classgap prediction file (``.npz``, ``.csv``, ``.parquet`` or ``.pt``)
-        atomically, creating its directory; ``classgap audit PATH`` reads it."""
+        atomically, creating its directory; ``classgap audit PATH`` reads it.
+
+        With ``drop_repeated_ids``, a sample id seen again keeps only its first row: the
+        repeats a distributed sampler pads the last batches with (without it, repeated ids are
+        an error when the file is read).
+        """
         from classgap.audit.io import write_predictions
 
         z, y, ids = self.arrays()
+        if drop_repeated_ids and ids is not None:
+            _, first = np.unique(ids, return_index=True)
+            keep = np.sort(first)
+            z, y, ids = z[keep], y[keep], ids[keep]
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return write_predictions(path, y_true=y, logits=z, sample_id=ids, seed=self.seed,
                                  classes=self.classes)
+
+
+def per_class_accuracy(logits: np.ndarray, targets: np.ndarray, classes: Sequence[str] | None,
+                       prefix: str) -> dict[str, float]:
+    """Each present class's accuracy and its 95% Wilson interval, as logger metrics.
+
+    Keys ``{prefix}/{name}``, ``{prefix}/{name}_low`` and ``{prefix}/{name}_high``; classes
+    with no sample are left out.
+
+    >>> per_class_accuracy(np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([0, 0]), ["a", "b"],
+    ...                    "acc")["acc/a"]
+    0.5
+    """
+    from classgap.audit.intervals import wilson_interval
+
+    k = logits.shape[1]
+    support = np.bincount(targets, minlength=k)
+    correct = np.bincount(targets, weights=logits.argmax(1) == targets, minlength=k)
+    low, high = wilson_interval(correct, support)
+    names = classes or [str(c) for c in range(k)]
+    out: dict[str, float] = {}
+    for c in np.flatnonzero(support).tolist():
+        out[f"{prefix}/{names[c]}"] = float(correct[c] / support[c])
+        out[f"{prefix}/{names[c]}_low"] = float(low[c])
+        out[f"{prefix}/{names[c]}_high"] = float(high[c])
+    return out
 
 
 def check_drops(baseline: Sequence[PathLike] | PathLike, candidate: Sequence[PathLike] | PathLike,

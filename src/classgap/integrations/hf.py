@@ -1,0 +1,179 @@
+"""A Hugging Face ``Trainer`` callback that leaves classgap prediction files, logs, gates.
+
+>>> from classgap.integrations.hf import PredictionWriterCallback  # doctest: +SKIP
+>>> writer = PredictionWriterCallback("runs/mine")
+>>> trainer = Trainer(model, args, train_dataset=train, eval_dataset=val,
+...                   callbacks=[writer], compute_metrics=writer.compute_metrics)
+
+The ``Trainer`` hands evaluation predictions to ``compute_metrics`` only (callbacks see the
+metrics, not the logits), so the callback needs both places: ``compute_metrics`` keeps the
+labels and logits of each evaluation, gathered across processes by the ``Trainer`` itself, and
+the callback writes them when the evaluation ends. Your own ``compute_metrics`` goes in
+``metrics=``; its values are returned alongside.
+
+Files, in ``run_dir``:
+
+- ``val_epoch{E}.npz`` after every ``every_n_epochs``-th evaluation, named by epoch with
+  ``eval_strategy="epoch"`` and ``val_step{S}.npz`` (the global step) otherwise;
+- ``test.npz`` after ``trainer.predict(test_set)`` or
+  ``trainer.evaluate(test_set, metric_key_prefix="test")``.
+
+Class names come from ``model.config.id2label`` unless ``classes`` is given, and the seed from
+``TrainingArguments.seed`` unless ``seed`` is. With ``log_per_class`` each class's accuracy and
+its Wilson interval join the evaluation's metrics (``eval_class_acc/<name>``, ``..._low``,
+``..._high``), so the ``Trainer`` logs them to every ``report_to`` integration. With
+``baseline`` the test predictions are compared as ``classgap compare --fail-on-drop`` does,
+raising :class:`~classgap.errors.DropGateError` naming the classes that drop (or warning,
+``warn_only=True``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classgap.errors import ClassgapError
+from classgap.integrations.recorder import PredictionRecorder, check_drops, per_class_accuracy
+
+try:
+    from transformers import TrainerCallback
+except ImportError:  # pragma: no cover - depends on what is installed
+    raise ClassgapError("classgap.integrations.hf needs transformers, which is not installed: "
+                        "pip install 'classgap[hf]'") from None
+
+__all__ = ["PredictionWriterCallback"]
+
+PathLike = str | os.PathLike[str]
+Metrics = Callable[[Any], Mapping[str, float]]
+
+
+def _logits_and_labels(eval_pred: Any) -> tuple[Any, Any]:
+    """The (N, K) logits and (N,) labels of an ``EvalPrediction``, or one clear error."""
+    logits, labels = eval_pred.predictions, eval_pred.label_ids
+    if isinstance(logits, tuple | list):  # (logits, hidden states, ...): logits come first
+        logits = logits[0]
+    if labels is None or isinstance(labels, tuple | list):
+        raise ClassgapError("PredictionWriterCallback needs one label per sample: the dataset "
+                            "must have a 'labels' column (class indices); got "
+                            f"{'none' if labels is None else f'{len(labels)} label fields'}")
+    if np.ndim(logits) != 2:
+        raise ClassgapError("PredictionWriterCallback needs logits of shape (N, K); got shape "
+                            f"{np.shape(logits)} (a preprocess_logits_for_metrics that takes "
+                            "the argmax leaves no logits to audit)")
+    return logits, labels
+
+
+class PredictionWriterCallback(TrainerCallback):
+    """Write classgap prediction files from a ``transformers.Trainer``'s evaluations.
+
+    Parameters
+    ----------
+    run_dir : path
+        Where the files go (created when missing).
+    every_n_epochs : int
+        Write every this many evaluations' predictions (with ``eval_strategy="epoch"``, every
+        this many epochs; 0: never). Test predictions are always written.
+    classes : sequence of str, optional
+        Class names in index order (default: the model's ``config.id2label``).
+    seed : int, optional
+        The run's seed, recorded in the files (default: ``TrainingArguments.seed``).
+    log_per_class : bool
+        Add per-class accuracy with its 95% Wilson interval to the evaluation metrics.
+    baseline : path or sequence of paths, optional
+        Prediction files of a baseline on the same test set: after the test predictions, fail
+        (or warn) when a class drops significantly by more than ``fail_on_drop`` points.
+    fail_on_drop : float
+        The gate's threshold in points.
+    warn_only : bool
+        Warn instead of raising when the gate fails.
+    metrics : callable, optional
+        Your own ``compute_metrics``; what it returns is returned with the per-class values.
+    """
+
+    def __init__(self, run_dir: PathLike, *, every_n_epochs: int = 1,
+                 classes: Sequence[str] | None = None, seed: int | None = None,
+                 log_per_class: bool = False, baseline: PathLike | Sequence[PathLike] | None = None,
+                 fail_on_drop: float = 0.0, warn_only: bool = False,
+                 metrics: Metrics | None = None) -> None:
+        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) \
+                or every_n_epochs < 0:
+            raise ClassgapError(f"'every_n_epochs' must be an integer >= 0; got "
+                                f"{every_n_epochs!r}")
+        if metrics is not None and not callable(metrics):
+            raise ClassgapError(f"'metrics' must be a compute_metrics function; got "
+                                f"{type(metrics).__name__}")
+        self.run_dir = Path(run_dir)
+        self.every_n_epochs = every_n_epochs
+        self.log_per_class = log_per_class
+        self.baseline, self.fail_on_drop, self.warn_only = baseline, fail_on_drop, warn_only
+        self.metrics = metrics
+        self._classes = None if classes is None else [str(c) for c in classes]
+        self._seed = seed
+        self._pending: PredictionRecorder | None = None  # the evaluation compute_metrics saw
+        self._evaluations = 0
+        self.comparison: Any = None  # the gate's Comparison, after the test predictions
+
+    # -- the Trainer's compute_metrics -------------------------------------------------------
+    def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
+        """Keep this evaluation's predictions; return ``metrics``' values (and the per-class
+        accuracies with ``log_per_class``). Pass it as ``Trainer(compute_metrics=...)``."""
+        logits, labels = _logits_and_labels(eval_pred)
+        recorder = PredictionRecorder(self._classes, self._seed)
+        recorder.update(logits, labels)
+        self._pending = recorder
+        out = dict(self.metrics(eval_pred)) if self.metrics is not None else {}
+        if self.log_per_class:
+            z, y, _ = recorder.arrays()
+            out.update(per_class_accuracy(z, y, recorder.classes, "class_acc"))
+        return out
+
+    # -- callback events ---------------------------------------------------------------------
+    def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        model = kwargs.get("model")
+        id2label = getattr(getattr(model, "config", None), "id2label", None)
+        if self._classes is None and id2label:
+            self._classes = [str(id2label[i]) for i in sorted(id2label)]
+        if self._seed is None:
+            self._seed = args.seed
+
+    def on_evaluate(self, args: Any, state: Any, control: Any,
+                    metrics: Mapping[str, float] | None = None, **kwargs: Any) -> None:
+        recorder = self._take("evaluate")
+        if any(key.startswith("test_") for key in metrics or {}):
+            self._test(state, recorder)
+            return
+        self._evaluations += 1
+        if not self.every_n_epochs or not state.is_world_process_zero:
+            return
+        strategy = getattr(args, "eval_strategy", None)
+        by_epoch = getattr(strategy, "value", strategy) == "epoch" and state.epoch is not None
+        count = round(state.epoch) if by_epoch else self._evaluations
+        if count % self.every_n_epochs == 0:
+            name = f"val_epoch{count}.npz" if by_epoch else f"val_step{state.global_step}.npz"
+            recorder.write(self.run_dir / name)
+
+    def on_predict(self, args: Any, state: Any, control: Any,
+                   metrics: Mapping[str, float] | None = None, **kwargs: Any) -> None:
+        self._test(state, self._take("predict"))
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _take(self, event: str) -> PredictionRecorder:
+        recorder, self._pending = self._pending, None
+        if recorder is None:
+            raise ClassgapError(
+                f"PredictionWriterCallback saw an {event} without its predictions: pass "
+                "Trainer(compute_metrics=writer.compute_metrics) (your own function goes in "
+                "PredictionWriterCallback(metrics=...)), and give the dataset a 'labels' column")
+        return recorder
+
+    def _test(self, state: Any, recorder: PredictionRecorder) -> None:
+        if not state.is_world_process_zero:
+            return
+        path = recorder.write(self.run_dir / "test.npz")
+        if self.baseline is not None:
+            self.comparison = check_drops(self.baseline, path, fail_on_drop=self.fail_on_drop,
+                                          warn_only=self.warn_only)

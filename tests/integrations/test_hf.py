@@ -1,0 +1,113 @@
+"""The Hugging Face callback, on a real ``transformers.Trainer`` run (examples/hf_digits.py).
+
+The model is a ``PreTrainedModel`` subclass built in the example: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("accelerate")
+
+from classgap.audit import read_predictions
+from classgap.cli import run
+from classgap.errors import ClassgapError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hf_digits.py"
+
+
+@pytest.fixture(scope="module")
+def example() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("hf_digits", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def base(example: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("hf") / "base"
+    assert example.main(["--out", str(out), "--epochs", "8", "--report-to", "tensorboard"]) == 0
+    return out
+
+
+def test_files_per_evaluation_and_test_that_the_audit_reads(base: Path, capsys) -> None:
+    assert {p.name for p in base.glob("*.npz")} == {*(f"val_epoch{e}.npz" for e in range(1, 9)),
+                                                     "test.npz"}
+    test = read_predictions(base / "test.npz")
+    # names from model.config.id2label, the seed from TrainingArguments.seed
+    assert test.classes == tuple(str(c) for c in range(10)) and test.seed == 0
+    assert len(test.y_true) == 540 and test.scores.shape == (540, 10)
+    assert (test.y_pred == test.y_true).mean() > 0.8
+    assert len(read_predictions(base / "val_epoch8.npz").y_true) == 252
+    assert run(["audit", str(base / "test.npz")]) == 0
+    assert "Per-class accuracy" in capsys.readouterr().out
+
+
+def test_per_class_accuracy_reaches_tensorboard(base: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(next(base.rglob("events.out.tfevents.*")).parent))
+    events.Reload()
+    acc = events.Scalars("eval/class_acc/3")
+    low, high = events.Scalars("eval/class_acc/3_low"), events.Scalars("eval/class_acc/3_high")
+    assert len(acc) == 8  # one per evaluation
+    assert 0 <= low[-1].value <= acc[-1].value <= high[-1].value <= 1
+    val = read_predictions(base / "val_epoch8.npz")
+    mine = val.y_true == 3
+    assert acc[-1].value == pytest.approx(float((val.y_pred[mine] == 3).mean()))
+
+
+def test_the_gate_fails_on_a_planted_drop_and_passes_without(
+        example: ModuleType, base: Path, tmp_path: Path, capsys) -> None:
+    planted = example.main(["--out", str(tmp_path / "bad"), "--drop-class", "3", "--epochs", "8",
+                            "--baseline", str(base / "test.npz")])
+    assert planted == 3 and "3 (" in capsys.readouterr().err
+    clean = example.main(["--out", str(tmp_path / "same"), "--seed", "1", "--epochs", "8",
+                          "--baseline", str(base / "test.npz"), "--fail-on-drop", "10"])
+    assert clean == 0
+    assert np.isfinite(read_predictions(tmp_path / "same" / "test.npz").scores).all()
+
+
+def test_step_evaluations_and_a_test_prefix_name_their_files(example: ModuleType,
+                                                              tmp_path: Path) -> None:
+    from classgap.integrations.hf import PredictionWriterCallback
+
+    writer = PredictionWriterCallback(tmp_path, every_n_epochs=2, classes=list("abcdefghij"),
+                                      seed=7, metrics=lambda p: {"n": float(len(p.label_ids))})
+    trainer = example.trainer_for(tmp_path, writer, epochs=1, seed=0)
+    trainer.args.eval_strategy, trainer.args.eval_steps = "steps", 4  # 16 steps: 4 evaluations
+    trainer.train()
+    metrics = trainer.evaluate(example.datasets()[2], metric_key_prefix="test")
+    assert metrics["test_n"] == 540  # the user's own compute_metrics still reports
+    assert sorted(p.name for p in tmp_path.glob("*.npz")) == ["test.npz", "val_step16.npz",
+                                                              "val_step8.npz"]
+    test = read_predictions(tmp_path / "test.npz")
+    assert test.classes == tuple("abcdefghij") and test.seed == 7
+
+
+def test_missing_predictions_are_one_clear_error(example: ModuleType, tmp_path: Path) -> None:
+    from transformers import Trainer
+
+    from classgap.integrations.hf import PredictionWriterCallback
+
+    writer = PredictionWriterCallback(tmp_path)
+    trainer = example.trainer_for(tmp_path, None, epochs=1, seed=0)
+    trainer.add_callback(writer)  # ... but compute_metrics was not passed
+    with pytest.raises(ClassgapError, match=r"compute_metrics=writer\.compute_metrics"):
+        trainer.evaluate()
+    argmax = Trainer(model=trainer.model, args=trainer.args, eval_dataset=trainer.eval_dataset,
+                     callbacks=[writer], compute_metrics=writer.compute_metrics,
+                     preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(-1))
+    with pytest.raises(ClassgapError, match=r"logits of shape \(N, K\).*argmax"):
+        argmax.evaluate()
+    with pytest.raises(ClassgapError, match="every_n_epochs"):
+        PredictionWriterCallback(tmp_path, every_n_epochs=-1)
+    assert not list(tmp_path.glob("*.npz"))

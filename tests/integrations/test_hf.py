@@ -111,3 +111,34 @@ def test_missing_predictions_are_one_clear_error(example: ModuleType, tmp_path: 
     with pytest.raises(ClassgapError, match="every_n_epochs"):
         PredictionWriterCallback(tmp_path, every_n_epochs=-1)
     assert not list(tmp_path.glob("*.npz"))
+
+
+def test_two_processes_write_one_file_of_every_sample(tmp_path: Path) -> None:
+    """torchrun with two CPU processes: the Trainer gathers the predictions (dropping its
+    sampler's repeats) and only the main process writes."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
+                           "2", str(EXAMPLE), "--out", str(tmp_path / "out"), "--epochs", "2"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(read_predictions(tmp_path / "out" / "test.npz").y_true) == 540
+    assert len(read_predictions(tmp_path / "out" / "val_epoch2.npz").y_true) == 252
+
+
+def test_only_the_main_process_writes(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from transformers import EvalPrediction
+
+    from classgap.integrations.hf import PredictionWriterCallback
+
+    args = SimpleNamespace(eval_strategy="epoch", seed=0)
+    for rank, main in ((1, False), (0, True)):
+        writer = PredictionWriterCallback(tmp_path / str(rank))
+        writer.compute_metrics(EvalPrediction(np.eye(3), np.arange(3)))
+        state = SimpleNamespace(is_world_process_zero=main, epoch=1.0, global_step=5)
+        writer.on_evaluate(args, state, None, metrics={"eval_loss": 0.1})
+        assert (tmp_path / str(rank) / "val_epoch1.npz").exists() == main

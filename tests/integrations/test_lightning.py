@@ -123,3 +123,23 @@ def test_logits_come_from_the_step_the_hook_or_one_more_forward(example: ModuleT
             expected = torch.cat([model(x) for x, _ in test]).numpy()
         np.testing.assert_allclose(results[name].scores, expected, rtol=1e-6)
     np.testing.assert_array_equal(results["hook"].y_true, results["forward"].y_true)
+
+
+def test_two_processes_gather_into_one_file(tmp_path: Path) -> None:
+    """DDP on two CPU processes (gloo): rank 0 writes what ``all_gather`` collected. The test
+    steps return sample ids, so the sampler's padded repeat is dropped; the validation steps
+    do not, so its repeat stays in (as documented)."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    script = Path(__file__).with_name("ddp_digits.py")
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "out")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    test = read_predictions(tmp_path / "out" / "test.npz")
+    order = np.argsort(test.sample_id)
+    np.testing.assert_array_equal(test.sample_id[order], np.arange(1258, 1797))  # 539, once
+    np.testing.assert_array_equal(test.y_true[order], load_digits().target[1258:])
+    assert len(read_predictions(tmp_path / "out" / "val_epoch1.npz").y_true) == 254  # 253 + 1

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from classgap._files import atomic_target
+from classgap._files import atomic_target, atomic_write
 from classgap._validation import fail
 from classgap.errors import DataFormatError
 
@@ -277,15 +277,13 @@ def write_raw(path: Path, source: str, fields: Mapping[str, Any]) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise file_error(source, f"cannot be written: directory {str(parent)!r} does not exist")
-    with atomic_target(path) as tmp:
-        if suffix == ".npz":
-            arrays: dict[str, Any] = {k: np.asarray(v) for k, v in fields.items()}
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
-        elif suffix in (".pt", ".pth"):
-            with open(tmp, "wb") as handle:
-                _save_pt(handle, fields)
-        else:
+    if suffix == ".npz":
+        arrays: dict[str, Any] = {k: np.asarray(v) for k, v in fields.items()}
+        atomic_write(path, lambda handle: np.savez(handle, **arrays))
+    elif suffix in (".pt", ".pth"):
+        atomic_write(path, lambda handle: _save_pt(handle, fields))
+    else:
+        with atomic_target(path) as tmp:
             _save_table(tmp, suffix, fields)
 
 

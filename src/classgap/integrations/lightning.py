@@ -117,6 +117,7 @@ class PredictionWriter(pl.Callback):
         """Begin an evaluation epoch: what to record, and the hook that sees ``self(x)``."""
         self._recorders[stage].reset()
         self._active[stage] = active
+        self._calls = []
         if active and self._hook is None:
             self._hook = pl_module.register_forward_hook(self._seen)
 
@@ -161,10 +162,6 @@ class PredictionWriter(pl.Callback):
         self._start("val", trainer, pl_module, not trainer.sanity_checking
                     and (self._writing or self.log_per_class))
 
-    def on_validation_batch_start(self, trainer: Any, pl_module: Any, batch: Any,
-                                  batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._calls = []
-
     def on_validation_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:
         if self._active["val"]:
@@ -172,8 +169,6 @@ class PredictionWriter(pl.Callback):
 
     def on_test_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self._start("test", trainer, pl_module, True)
-
-    on_test_batch_start = on_validation_batch_start
 
     def on_test_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:

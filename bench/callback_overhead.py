@@ -1,0 +1,219 @@
+"""What the training-loop callbacks add to a run's wall time (issue 14).
+
+Workloads, on the CPU with one torch thread:
+
+- Lightning: ``examples/lightning_digits.py``'s model and loaders (digits, an MLP),
+  ``--epochs`` epochs, fit then test; without the callback, with ``PredictionWriter`` at its
+  defaults (a file every validation epoch and at test), and with ``log_per_class=True`` too.
+- Hugging Face: ``examples/hf_digits.py``'s ``Trainer`` (the same data and MLP as a
+  ``PreTrainedModel``), train then predict; without the callback (an accuracy
+  ``compute_metrics``, what a user has anyway), and with ``PredictionWriterCallback`` wrapping
+  that same function, with and without ``log_per_class``.
+
+The variants alternate, ``--repeats`` rounds of one run each; the table gives the best and the
+median time, the overhead against the run without the callback (best against best, and the
+median of each round's ratio with a bootstrap interval), and the time spent inside the
+Lightning callback's own hooks (a direct measure, free of the run-to-run noise).
+Target: the Lightning callback adds under 5% to a 2-epoch run.
+
+Usage: ``python bench/callback_overhead.py [--epochs 2] [--repeats 31] [--only lightning|hf]
+[--dir DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import importlib.util
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+HOOKS = ("on_validation_epoch_start", "on_validation_batch_end",
+         "on_validation_epoch_end", "on_test_epoch_start",
+         "on_test_batch_end", "on_test_epoch_end", "on_fit_start", "on_test_start")
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def quiet() -> None:
+    warnings.filterwarnings("ignore")
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def timed_hooks(cls: type, spent: list[float]) -> None:
+    """Add the time spent inside ``cls``'s callback hooks to ``spent[0]``."""
+    for name in HOOKS:
+        hook = getattr(cls, name)
+
+        @functools.wraps(hook)
+        def wrapper(*args: Any, _hook: Callable[..., Any] = hook, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return _hook(*args, **kwargs)
+            finally:
+                spent[0] += time.perf_counter() - start
+
+        setattr(cls, name, wrapper)
+
+
+def lightning_variants(epochs: int, spent: list[float]) -> dict[str, Callable[[Path], float]]:
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger
+
+    from classgap.integrations.lightning import PredictionWriter
+
+    example = load("lightning_digits")
+    timed_hooks(PredictionWriter, spent)
+
+    def run(out: Path, callback: Any) -> float:
+        L.seed_everything(0, verbose=False)
+        train, val, test = example.loaders()
+        trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1,
+                            logger=CSVLogger(out / "logs", name=""),
+                            callbacks=[callback] if callback else [], enable_progress_bar=False,
+                            enable_model_summary=False, enable_checkpointing=False)
+        model = example.Digits()
+        start = time.perf_counter()
+        trainer.fit(model, train, val)
+        trainer.test(model, test, verbose=False)
+        return time.perf_counter() - start
+
+    return {
+        "without": lambda out: run(out, None),
+        "with, defaults": lambda out: run(out, PredictionWriter(out)),
+        "with, + per-class logging": lambda out: run(out, PredictionWriter(
+            out, log_per_class=True)),
+    }
+
+
+def hf_variants(epochs: int) -> dict[str, Callable[[Path], float]]:
+    from classgap.integrations.hf import PredictionWriterCallback
+
+    example = load("hf_digits")
+    test_set = example.datasets()[2]
+
+    def accuracy(eval_pred: Any) -> dict[str, float]:
+        return {"accuracy": float((np.argmax(eval_pred.predictions, 1)
+                                   == eval_pred.label_ids).mean())}
+
+    def run(out: Path, writer: Any) -> float:
+        trainer = example.trainer_for(out, writer, epochs=epochs, seed=0)
+        if writer is None:
+            trainer.compute_metrics = accuracy
+        start = time.perf_counter()
+        trainer.train()
+        trainer.predict(test_set)
+        return time.perf_counter() - start
+
+    return {
+        "without": lambda out: run(out, None),
+        "with, defaults": lambda out: run(out, PredictionWriterCallback(out, metrics=accuracy)),
+        "with, + per-class logging": lambda out: run(out, PredictionWriterCallback(
+            out, metrics=accuracy, log_per_class=True)),
+    }
+
+
+def measure(variants: dict[str, Callable[[Path], float]], repeats: int, where: Path | None,
+            spent: list[float] | None = None) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    inside: list[float] = []
+    with tempfile.TemporaryDirectory(dir=where) as tmp:
+        for j, run in enumerate(variants.values()):  # imports and first-call costs
+            run(Path(tmp) / f"warm{j}")
+        for i in range(repeats):
+            for j, (name, run) in enumerate(variants.items()):
+                if spent is not None:
+                    spent[0] = 0.0
+                times[name].append(run(Path(tmp) / f"{j}-{i}"))
+                if spent is not None and name == "with, defaults":
+                    inside.append(spent[0])
+    if inside:
+        times["inside the callback's hooks (defaults)"] = inside
+    return times
+
+
+def paired_overhead(with_: list[float], without: list[float], seed: int = 0,
+                    ) -> tuple[float, float, float]:
+    """Median of the paired ratios (runs of one round, back to back) minus 1, with a 95%
+    bootstrap interval: slow drifts of the machine cancel within a round."""
+    ratios = np.asarray(with_) / np.asarray(without)
+    rng = np.random.default_rng(seed)
+    boot = np.median(rng.choice(ratios, size=(10_000, len(ratios))), axis=1)
+    low, high = np.quantile(boot, [0.025, 0.975])
+    return float(np.median(ratios) - 1), float(low - 1), float(high - 1)
+
+
+def report(title: str, times: dict[str, list[float]]) -> None:
+    base = times["without"]
+    base_best, base_median = min(base), statistics.median(base)
+    print(f"\n{title}")
+    print("| variant | best | median | overhead, best vs best | overhead, paired median "
+          "[95% CI] |")
+    print("|---|---:|---:|---:|---:|")
+    for name, values in times.items():
+        best, median = min(values), statistics.median(values)
+        if name.startswith("inside"):
+            print(f"| {name} | {1e3 * best:.2f} ms | {1e3 * median:.2f} ms | "
+                  f"{100 * best / base_best:.1f}% of the best run | "
+                  f"{100 * median / base_median:.1f}% of the median run |")
+        elif name == "without":
+            print(f"| {name} | {best:.3f} s | {median:.3f} s | — | — |")
+        else:
+            mid, low, high = paired_overhead(values, base)
+            print(f"| {name} | {best:.3f} s | {median:.3f} s | "
+                  f"{100 * (best / base_best - 1):+.1f}% | "
+                  f"{100 * mid:+.1f}% [{100 * low:+.1f}, {100 * high:+.1f}] |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=31)
+    parser.add_argument("--only", choices=("lightning", "hf"), default=None)
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="where the runs write (default: a temporary directory)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    quiet()
+    versions = [f"torch {torch.__version__}"]
+    if args.only != "hf":
+        import lightning
+
+        versions.append(f"lightning {lightning.__version__}")
+    if args.only != "lightning":
+        import transformers
+
+        versions.append(f"transformers {transformers.__version__}")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores; {', '.join(versions)}; "
+          f"{args.epochs} epochs, 1 thread, {args.repeats} repeats")
+    if args.only != "hf":
+        spent = [0.0]
+        times = measure(lightning_variants(args.epochs, spent), args.repeats, args.dir, spent)
+        report("Lightning (fit + test)", times)
+    if args.only != "lightning":
+        report("Hugging Face Trainer (train + predict)",
+               measure(hf_variants(args.epochs), args.repeats, args.dir))
+
+
+if __name__ == "__main__":
+    main()

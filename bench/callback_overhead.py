@@ -43,7 +43,7 @@ import torch
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 HOOKS = ("on_validation_epoch_start", "on_validation_batch_end",
          "on_validation_epoch_end", "on_test_epoch_start",
-         "on_test_batch_end", "on_test_epoch_end", "on_fit_start", "on_test_start")
+         "on_test_batch_end", "on_test_epoch_end", "setup")
 
 
 def load(name: str) -> ModuleType:

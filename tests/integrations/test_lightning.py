@@ -143,3 +143,20 @@ def test_two_processes_gather_into_one_file(tmp_path: Path) -> None:
     np.testing.assert_array_equal(test.sample_id[order], np.arange(1258, 1797))  # 539, once
     np.testing.assert_array_equal(test.y_true[order], load_digits().target[1258:])
     assert len(read_predictions(tmp_path / "out" / "val_epoch1.npz").y_true) == 254  # 253 + 1
+
+
+def test_a_failed_run_leaves_no_hook_on_the_module(example: ModuleType, tmp_path: Path) -> None:
+    from classgap.integrations.lightning import PredictionWriter
+
+    class Failing(example.Digits):
+        def validation_step(self, batch, batch_idx):
+            self(batch[0])
+            raise RuntimeError("boom")
+
+    model = Failing()
+    train, val, _ = example.loaders()
+    trainer = _trainer(tmp_path, PredictionWriter(tmp_path))
+    trainer.num_sanity_val_steps = 0
+    with pytest.raises(RuntimeError, match="boom"):
+        trainer.fit(model, train, val)
+    assert not model._forward_hooks and not list(tmp_path.glob("*.npz"))

@@ -113,7 +113,7 @@ class PredictionWriter(pl.Callback):
         self.comparison: Any = None  # the gate's Comparison, after the test epoch
 
     # -- batches ------------------------------------------------------------------------------
-    def _start(self, stage: str, trainer: Any, pl_module: Any, active: bool) -> None:
+    def _start(self, stage: str, pl_module: Any, active: bool) -> None:
         """Begin an evaluation epoch: what to record, and the hook that sees ``self(x)``."""
         self._recorders[stage].reset()
         self._active[stage] = active
@@ -150,16 +150,18 @@ class PredictionWriter(pl.Callback):
             self._hook = None
         self._calls = []
 
-    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+    def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         self._gather = trainer.world_size > 1
 
-    on_test_start = on_fit_start
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        self._end("val")  # the module keeps no hook of ours after a failed or stopped run
+        self._end("test")
 
     def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         writing = (self.every_n_epochs > 0
                    and (trainer.current_epoch + 1) % self.every_n_epochs == 0)
         self._writing = writing and not trainer.sanity_checking
-        self._start("val", trainer, pl_module, not trainer.sanity_checking
+        self._start("val", pl_module, not trainer.sanity_checking
                     and (self._writing or self.log_per_class))
 
     def on_validation_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
@@ -168,7 +170,7 @@ class PredictionWriter(pl.Callback):
             self._record("val", pl_module, outputs, batch)
 
     def on_test_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        self._start("test", trainer, pl_module, True)
+        self._start("test", pl_module, True)
 
     def on_test_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:

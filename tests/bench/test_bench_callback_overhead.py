@@ -1,0 +1,27 @@
+"""bench/callback_overhead.py stays runnable: one round of each variant prints its table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("lightning")
+pytest.importorskip("transformers")
+
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "callback_overhead.py"
+
+
+def test_one_round_prints_both_tables(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, str(SCRIPT), "--epochs", "1", "--repeats", "2",
+                           "--dir", str(tmp_path)], capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "Lightning (fit + test)" in out and "Hugging Face Trainer" in out
+    rows = [line for line in out.splitlines() if line.startswith("| with, defaults")]
+    assert len(rows) == 2 and all("%" in row for row in rows)
+    assert "inside the callback's hooks" in out
+    assert not list(tmp_path.iterdir())  # the runs' files go with their temporary directory

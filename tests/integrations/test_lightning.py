@@ -160,3 +160,45 @@ def test_a_failed_run_leaves_no_hook_on_the_module(example: ModuleType, tmp_path
     with pytest.raises(RuntimeError, match="boom"):
         trainer.fit(model, train, val)
     assert not model._forward_hooks and not list(tmp_path.glob("*.npz"))
+
+
+PL_ONLY = """
+import sys, tempfile, os
+sys.modules["lightning"] = sys.modules["lightning.pytorch"] = None  # only the old import name
+import pytorch_lightning as pl, torch
+from torch.utils.data import DataLoader, TensorDataset
+from classgap.integrations.lightning import PredictionWriter
+
+class M(pl.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Linear(4, 3)
+    def forward(self, x):
+        return self.net(x)
+    def training_step(self, batch, i):
+        return torch.nn.functional.cross_entropy(self(batch[0]), batch[1])
+    def test_step(self, batch, i):
+        self(batch[0])
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+assert issubclass(PredictionWriter, pl.Callback)
+data = DataLoader(TensorDataset(torch.randn(40, 4), torch.randint(0, 3, (40,))), batch_size=8)
+out = tempfile.mkdtemp()
+trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False,
+                     enable_checkpointing=False, callbacks=[PredictionWriter(out)])
+trainer.fit(M(), data)
+trainer.test(M(), data, verbose=False)
+print(sorted(os.listdir(out)))
+"""
+
+
+def test_works_with_the_pytorch_lightning_import_name() -> None:
+    pytest.importorskip("pytorch_lightning")
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", PL_ONLY], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "['test.npz']" in done.stdout

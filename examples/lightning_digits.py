@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     writer = PredictionWriter(args.out, classes=[str(c) for c in range(10)], seed=args.seed,
                               log_per_class=True, baseline=args.baseline or None,
                               fail_on_drop=args.fail_on_drop)
-    trainer = L.Trainer(max_epochs=args.epochs, accelerator="cpu", devices=1,
+    trainer = L.Trainer(max_epochs=args.epochs, accelerator="cpu", devices=1, log_every_n_steps=5,
                         logger=CSVLogger(args.out / "logs", name=""), callbacks=[writer],
                         enable_progress_bar=False, enable_model_summary=False,
                         enable_checkpointing=False)

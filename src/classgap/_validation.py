@@ -44,9 +44,11 @@ def fail(name: str, constraint: str, value: Any, *, source: str | None = None,
 def check_in_range(value: float, name: str, low: float, high: float, *,
                    inclusive: tuple[bool, bool] = (True, True)) -> float:
     """Check ``low <= value <= high`` (ends open or closed per ``inclusive``)."""
-    lo_ok = value >= low if inclusive[0] else value > low
-    hi_ok = value <= high if inclusive[1] else value < high
-    if not (isinstance(value, int | float | np.integer | np.floating) and lo_ok and hi_ok):
+    number = isinstance(value, int | float | np.integer | np.floating) \
+        and not isinstance(value, bool)
+    lo_ok = number and (value >= low if inclusive[0] else value > low)
+    hi_ok = number and (value <= high if inclusive[1] else value < high)
+    if not (lo_ok and hi_ok):
         left = "[" if inclusive[0] else "("
         right = "]" if inclusive[1] else ")"
         raise fail(name, f"be in {left}{low}, {high}{right}", value)

@@ -5,7 +5,6 @@ The model is a ``PreTrainedModel`` subclass built in the example: nothing is dow
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -20,22 +19,7 @@ from classgap.cli import run
 from classgap.errors import ClassgapError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hf_digits.py"
-
-
-@pytest.fixture(scope="module")
-def example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("hf_digits", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def base(example: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("hf") / "base"
-    assert example.main(["--out", str(out), "--epochs", "8", "--report-to", "tensorboard"]) == 0
-    return out
+BASE_ARGS = ["--report-to", "tensorboard"]
 
 
 def test_files_per_evaluation_and_test_that_the_audit_reads(base: Path, capsys) -> None:
@@ -110,6 +94,8 @@ def test_missing_predictions_are_one_clear_error(example: ModuleType, tmp_path: 
         argmax.evaluate()
     with pytest.raises(ClassgapError, match="every_n_epochs"):
         PredictionWriterCallback(tmp_path, every_n_epochs=-1)
+    with pytest.raises(ClassgapError, match="'fail_on_drop' must be in"):  # before training
+        PredictionWriterCallback(tmp_path, baseline="base.npz", fail_on_drop="5")
     assert not list(tmp_path.glob("*.npz"))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -16,22 +15,6 @@ from classgap.audit import read_predictions
 from classgap.cli import run
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lightning_digits.py"
-
-
-@pytest.fixture(scope="module")
-def example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("lightning_digits", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def base(example: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("lightning") / "base"
-    assert example.main(["--out", str(out), "--epochs", "8"]) == 0
-    return out
 
 
 def test_files_per_validation_epoch_and_test_that_the_audit_reads(base: Path, capsys) -> None:
@@ -202,3 +185,13 @@ def test_works_with_the_pytorch_lightning_import_name() -> None:
                           timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "['test.npz']" in done.stdout
+
+
+def test_bad_options_fail_when_the_callback_is_built(tmp_path: Path) -> None:
+    from classgap.errors import ClassgapError
+    from classgap.integrations.lightning import PredictionWriter
+
+    for bad in ({"every_n_epochs": 1.5}, {"every_n_epochs": True}, {"fail_on_drop": -1},
+                {"fail_on_drop": "5"}):
+        with pytest.raises(ClassgapError, match=next(iter(bad))):
+            PredictionWriter(tmp_path, **bad)

@@ -6,6 +6,6 @@ as a function, for a gate at the end of training. Lightning and Hugging Face ``T
 callbacks build on these two.
 """
 
-from classgap.integrations.recorder import PredictionRecorder, check_drops
+from classgap.integrations.recorder import DropGate, PredictionRecorder, check_drops
 
-__all__ = ["PredictionRecorder", "check_drops"]
+__all__ = ["DropGate", "PredictionRecorder", "check_drops"]

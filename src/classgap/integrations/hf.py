@@ -36,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from classgap._validation import check_positive_int
 from classgap.errors import ClassgapError
-from classgap.integrations.recorder import PredictionRecorder, check_drops, per_class_accuracy
+from classgap.integrations.recorder import DropGate, PredictionRecorder, per_class_accuracy
 
 try:
     from transformers import TrainerCallback
@@ -99,17 +100,13 @@ class PredictionWriterCallback(TrainerCallback):
                  log_per_class: bool = False, baseline: PathLike | Sequence[PathLike] | None = None,
                  fail_on_drop: float = 0.0, warn_only: bool = False,
                  metrics: Metrics | None = None) -> None:
-        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) \
-                or every_n_epochs < 0:
-            raise ClassgapError(f"'every_n_epochs' must be an integer >= 0; got "
-                                f"{every_n_epochs!r}")
+        self.every_n_epochs = check_positive_int(every_n_epochs, "every_n_epochs", minimum=0)
+        self.gate = DropGate(baseline, fail_on_drop, warn_only)
         if metrics is not None and not callable(metrics):
             raise ClassgapError(f"'metrics' must be a compute_metrics function; got "
                                 f"{type(metrics).__name__}")
         self.run_dir = Path(run_dir)
-        self.every_n_epochs = every_n_epochs
         self.log_per_class = log_per_class
-        self.baseline, self.fail_on_drop, self.warn_only = baseline, fail_on_drop, warn_only
         self.metrics = metrics
         self._classes = None if classes is None else [str(c) for c in classes]
         self._seed = seed
@@ -174,6 +171,4 @@ class PredictionWriterCallback(TrainerCallback):
         if not state.is_world_process_zero:
             return
         path = recorder.write(self.run_dir / "test.npz")
-        if self.baseline is not None:
-            self.comparison = check_drops(self.baseline, path, fail_on_drop=self.fail_on_drop,
-                                          warn_only=self.warn_only)
+        self.comparison = self.gate(path)

@@ -35,8 +35,9 @@ from typing import Any
 
 import torch
 
+from classgap._validation import check_positive_int
 from classgap.errors import ClassgapError
-from classgap.integrations.recorder import PredictionRecorder, check_drops, per_class_accuracy
+from classgap.integrations.recorder import DropGate, PredictionRecorder, per_class_accuracy
 
 try:  # the new import name, then the old one
     import lightning.pytorch as pl
@@ -96,14 +97,10 @@ class PredictionWriter(pl.Callback):
                  log_per_class: bool = False, baseline: PathLike | Sequence[PathLike] | None = None,
                  fail_on_drop: float = 0.0, warn_only: bool = False) -> None:
         super().__init__()
-        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) \
-                or every_n_epochs < 0:
-            raise ClassgapError(f"'every_n_epochs' must be an integer >= 0; got "
-                                f"{every_n_epochs!r}")
+        self.every_n_epochs = check_positive_int(every_n_epochs, "every_n_epochs", minimum=0)
+        self.gate = DropGate(baseline, fail_on_drop, warn_only)
         self.run_dir = Path(run_dir)
-        self.every_n_epochs = every_n_epochs
         self.log_per_class = log_per_class
-        self.baseline, self.fail_on_drop, self.warn_only = baseline, fail_on_drop, warn_only
         self._recorders = {stage: PredictionRecorder(classes, seed) for stage in ("val", "test")}
         self._active = {"val": False, "test": False}  # recording this evaluation epoch
         self._writing = False  # this validation epoch's file is due
@@ -200,6 +197,4 @@ class PredictionWriter(pl.Callback):
             return
         path = self._recorders["test"].write(self.run_dir / "test.npz",
                                              drop_repeated_ids=self._gather)
-        if self.baseline is not None:
-            self.comparison = check_drops(self.baseline, path, fail_on_drop=self.fail_on_drop,
-                                          warn_only=self.warn_only)
+        self.comparison = self.gate(path)

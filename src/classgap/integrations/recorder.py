@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from classgap._validation import check_in_range, fail
 from classgap.errors import DropGateError
 
-__all__ = ["PredictionRecorder", "check_drops", "per_class_accuracy"]
+__all__ = ["DropGate", "PredictionRecorder", "check_drops", "per_class_accuracy"]
 
 PathLike = str | os.PathLike[str]
 
@@ -229,3 +230,29 @@ def check_drops(baseline: Sequence[PathLike] | PathLike, candidate: Sequence[Pat
             raise DropGateError(message)
         warnings.warn(message, RuntimeWarning, stacklevel=2)
     return result
+
+
+@dataclass(frozen=True)
+class DropGate:
+    """The callbacks' gate: :func:`check_drops` of their test file against ``baseline``.
+
+    Checked when built, so a bad threshold fails before training, not after it.
+
+    >>> DropGate()("test.npz") is None  # no baseline: no gate
+    True
+    """
+
+    baseline: PathLike | Sequence[PathLike] | None = None
+    fail_on_drop: float = 0.0
+    warn_only: bool = False
+
+    def __post_init__(self) -> None:
+        check_in_range(self.fail_on_drop, "fail_on_drop", 0.0, 100.0)
+
+    def __call__(self, candidate: PathLike) -> Any:
+        """The comparison with the baseline (None without one); raises
+        :class:`~classgap.errors.DropGateError` as :func:`check_drops` does."""
+        if self.baseline is None:
+            return None
+        return check_drops(self.baseline, candidate, fail_on_drop=self.fail_on_drop,
+                           warn_only=self.warn_only)

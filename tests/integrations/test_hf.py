@@ -77,6 +77,21 @@ def test_step_evaluations_and_a_test_prefix_name_their_files(example: ModuleType
     assert test.classes == tuple("abcdefghij") and test.seed == 7
 
 
+def test_several_eval_datasets_and_test_sets_get_a_file_each(example: ModuleType,
+                                                             tmp_path: Path) -> None:
+    from classgap.integrations.hf import PredictionWriterCallback
+
+    writer = PredictionWriterCallback(tmp_path)
+    trainer = example.trainer_for(tmp_path, writer, epochs=1, seed=0)
+    _, val, test = example.datasets()
+    trainer.eval_dataset = {"clean": val, "held": test}
+    trainer.train()
+    trainer.predict(test, metric_key_prefix="test_held")
+    assert sorted(p.name for p in tmp_path.glob("*.npz")) == [
+        "test_held.npz", "val_clean_epoch1.npz", "val_held_epoch1.npz"]
+    assert len(read_predictions(tmp_path / "val_held_epoch1.npz").y_true) == len(test)
+
+
 def test_missing_predictions_are_one_clear_error(example: ModuleType, tmp_path: Path) -> None:
     from transformers import Trainer
 

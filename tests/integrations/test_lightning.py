@@ -195,3 +195,30 @@ def test_bad_options_fail_when_the_callback_is_built(tmp_path: Path) -> None:
                 {"fail_on_drop": "5"}):
         with pytest.raises(ClassgapError, match=next(iter(bad))):
             PredictionWriter(tmp_path, **bad)
+
+
+def test_several_dataloaders_get_a_file_each(example: ModuleType, tmp_path: Path) -> None:
+    from lightning.pytorch.loggers import CSVLogger
+
+    from classgap.integrations.lightning import PredictionWriter
+
+    class Two(example.Digits):
+        def validation_step(self, batch, batch_idx, dataloader_idx=0):
+            return {"logits": self(batch[0]), "targets": batch[1]}
+
+        def test_step(self, batch, batch_idx, dataloader_idx=0):
+            self(batch[0])
+
+    train, val, test = example.loaders()
+    writer = PredictionWriter(tmp_path, log_per_class=True)
+    trainer = _trainer(tmp_path, writer, CSVLogger(tmp_path / "logs", name=""))
+    model = Two()
+    trainer.fit(model, train, [val, test])
+    trainer.test(model, [test, val], verbose=False)
+    assert sorted(p.name for p in tmp_path.glob("*.npz")) == [
+        "test_dl0.npz", "test_dl1.npz", "val_dl0_epoch1.npz", "val_dl1_epoch1.npz"]
+    assert len(read_predictions(tmp_path / "val_dl1_epoch1.npz").y_true) == 540  # the test set
+    assert len(read_predictions(tmp_path / "test_dl1.npz").y_true) == 252  # the validation set
+    with open(next((tmp_path / "logs").rglob("metrics.csv")), newline="") as fh:
+        header = next(csv.reader(fh))
+    assert {"val_dl0_class_acc/3", "val_dl1_class_acc/3_high"} <= set(header)

@@ -15,8 +15,10 @@ Files, in ``run_dir``:
 
 - ``val_epoch{E}.npz`` after every ``every_n_epochs``-th evaluation, named by epoch with
   ``eval_strategy="epoch"`` and ``val_step{S}.npz`` (the global step) otherwise;
+  ``val_<name>_epoch{E}.npz`` for each of several datasets, ``eval_dataset={"<name>": ...}``;
 - ``test.npz`` after ``trainer.predict(test_set)`` or
-  ``trainer.evaluate(test_set, metric_key_prefix="test")``.
+  ``trainer.evaluate(test_set, metric_key_prefix="test")`` (``test_<name>.npz`` with
+  ``metric_key_prefix="test_<name>"``).
 
 Class names come from ``model.config.id2label`` unless ``classes`` is given, and the seed from
 ``TrainingArguments.seed`` unless ``seed`` is. With ``log_per_class`` each class's accuracy and
@@ -68,6 +70,15 @@ def _logits_and_labels(eval_pred: Any) -> tuple[Any, Any]:
     return logits, labels
 
 
+def _prefix(metrics: Mapping[str, float] | None) -> str:
+    """An evaluation's ``metric_key_prefix``: the Trainer reports ``{prefix}_runtime`` for
+    every one (``eval``, ``eval_<name>`` for each of several eval datasets, ``test``)."""
+    for key in metrics or {}:
+        if key.endswith("_runtime"):
+            return key.removesuffix("_runtime")
+    return "eval"  # as the Trainer's evaluate() names its metrics by default
+
+
 class PredictionWriterCallback(TrainerCallback):
     """Write classgap prediction files from a ``transformers.Trainer``'s evaluations.
 
@@ -111,7 +122,7 @@ class PredictionWriterCallback(TrainerCallback):
         self._classes = None if classes is None else [str(c) for c in classes]
         self._seed = seed
         self._pending: PredictionRecorder | None = None  # the evaluation compute_metrics saw
-        self._evaluations = 0
+        self._evaluations: dict[str, int] = {}  # evaluations so far, per metric prefix
         self.comparison: Any = None  # the gate's Comparison, after the test predictions
 
     # -- the Trainer's compute_metrics -------------------------------------------------------
@@ -140,22 +151,25 @@ class PredictionWriterCallback(TrainerCallback):
     def on_evaluate(self, args: Any, state: Any, control: Any,
                     metrics: Mapping[str, float] | None = None, **kwargs: Any) -> None:
         recorder = self._take("evaluate")
-        if any(key.startswith("test_") for key in metrics or {}):
-            self._test(state, recorder)
+        prefix = _prefix(metrics)
+        if prefix == "test" or prefix.startswith("test_"):
+            self._test(state, recorder, prefix)
             return
-        self._evaluations += 1
+        self._evaluations[prefix] = self._evaluations.get(prefix, 0) + 1
         if not self.every_n_epochs or not state.is_world_process_zero:
             return
         strategy = getattr(args, "eval_strategy", None)
         by_epoch = getattr(strategy, "value", strategy) == "epoch" and state.epoch is not None
-        count = round(state.epoch) if by_epoch else self._evaluations
+        count = round(state.epoch) if by_epoch else self._evaluations[prefix]
         if count % self.every_n_epochs == 0:
-            name = f"val_epoch{count}.npz" if by_epoch else f"val_step{state.global_step}.npz"
-            recorder.write(self.run_dir / name)
+            dataset = prefix.removeprefix("eval").lstrip("_")  # eval_dataset={"name": ...}
+            stem = f"val_{dataset}" if dataset else "val"
+            when = f"epoch{count}" if by_epoch else f"step{state.global_step}"
+            recorder.write(self.run_dir / f"{stem}_{when}.npz")
 
     def on_predict(self, args: Any, state: Any, control: Any,
                    metrics: Mapping[str, float] | None = None, **kwargs: Any) -> None:
-        self._test(state, self._take("predict"))
+        self._test(state, self._take("predict"), _prefix(metrics))
 
     # -- helpers -----------------------------------------------------------------------------
     def _take(self, event: str) -> PredictionRecorder:
@@ -167,8 +181,8 @@ class PredictionWriterCallback(TrainerCallback):
                 "PredictionWriterCallback(metrics=...)), and give the dataset a 'labels' column")
         return recorder
 
-    def _test(self, state: Any, recorder: PredictionRecorder) -> None:
+    def _test(self, state: Any, recorder: PredictionRecorder, prefix: str = "test") -> None:
         if not state.is_world_process_zero:
             return
-        path = recorder.write(self.run_dir / "test.npz")
+        path = recorder.write(self.run_dir / f"{prefix}.npz")
         self.comparison = self.gate(path)

@@ -19,6 +19,10 @@ shape (N, K); else the output of the step's one call of the module (``self(x)``,
 forward hook, at no cost); else the callback runs ``pl_module(batch[0])`` itself under
 ``torch.no_grad`` (one extra forward pass).
 
+Several validation or test dataloaders get a file each: ``val_dl{i}_epoch{E}.npz`` and
+``test_dl{i}.npz`` (and ``val_dl{i}_class_acc/<name>`` in the logs); the gate compares the
+first test loader's file with the baseline.
+
 On several devices, a distributed sampler pads the last batches with repeated samples so that
 every device gets as many. Return ``sample_ids`` from the steps and the repeats are dropped
 from the files; without ids they stay in (each repeat counted as a sample).
@@ -101,7 +105,9 @@ class PredictionWriter(pl.Callback):
         self.gate = DropGate(baseline, fail_on_drop, warn_only)
         self.run_dir = Path(run_dir)
         self.log_per_class = log_per_class
-        self._recorders = {stage: PredictionRecorder(classes, seed) for stage in ("val", "test")}
+        self._classes, self._seed = classes, seed
+        # one recorder per stage and dataloader (index), for the epoch under way
+        self._recorders: dict[str, dict[int, PredictionRecorder]] = {"val": {}, "test": {}}
         self._active = {"val": False, "test": False}  # recording this evaluation epoch
         self._writing = False  # this validation epoch's file is due
         self._gather = False  # more than one device
@@ -112,7 +118,7 @@ class PredictionWriter(pl.Callback):
     # -- batches ------------------------------------------------------------------------------
     def _start(self, stage: str, pl_module: Any, active: bool) -> None:
         """Begin an evaluation epoch: what to record, and the hook that sees ``self(x)``."""
-        self._recorders[stage].reset()
+        self._recorders[stage] = {}
         self._active[stage] = active
         self._calls = []
         if active and self._hook is None:
@@ -121,7 +127,8 @@ class PredictionWriter(pl.Callback):
     def _seen(self, module: Any, inputs: Any, output: Any) -> None:
         self._calls.append(output)
 
-    def _record(self, stage: str, pl_module: Any, outputs: Any, batch: Any) -> None:
+    def _record(self, stage: str, loader: int, pl_module: Any, outputs: Any, batch: Any,
+                ) -> None:
         logits, targets, ids = _split(outputs, batch)
         calls, self._calls = self._calls, []
         if logits is None:
@@ -138,7 +145,10 @@ class PredictionWriter(pl.Callback):
             targets = pl_module.all_gather(targets).flatten(0, 1)
             if ids is not None:
                 ids = pl_module.all_gather(torch.as_tensor(ids)).flatten(0, 1)
-        self._recorders[stage].update(logits, targets, ids)
+        recorders = self._recorders[stage]
+        if loader not in recorders:
+            recorders[loader] = PredictionRecorder(self._classes, self._seed)
+        recorders[loader].update(logits, targets, ids)
 
     def _end(self, stage: str) -> None:
         self._active[stage] = False
@@ -164,37 +174,47 @@ class PredictionWriter(pl.Callback):
     def on_validation_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:
         if self._active["val"]:
-            self._record("val", pl_module, outputs, batch)
+            self._record("val", dataloader_idx, pl_module, outputs, batch)
 
     def on_test_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self._start("test", pl_module, True)
 
     def on_test_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
-        self._record("test", pl_module, outputs, batch)
+        self._record("test", dataloader_idx, pl_module, outputs, batch)
 
     # -- epochs -------------------------------------------------------------------------------
     def on_validation_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        recorder = self._recorders["val"]
         active = self._active["val"]
         self._end("val")
-        if not active or not len(recorder) or not trainer.is_global_zero:
+        if not active or not trainer.is_global_zero:
             return
-        if self.log_per_class:
-            # Each logger's own API, once an epoch: ``self.log_dict`` of 3 K values costs more
-            # than the epoch itself on a small model (bench/RESULTS.md).
-            logits, targets, _ = recorder.arrays()
-            metrics = per_class_accuracy(logits, targets, recorder.classes, "val_class_acc")
-            for logger in trainer.loggers:
-                logger.log_metrics(metrics, step=trainer.global_step)
-        if self._writing:
-            recorder.write(self.run_dir / f"val_epoch{trainer.current_epoch + 1}.npz",
-                           drop_repeated_ids=self._gather)
+        for name, recorder in self._named("val"):
+            if self.log_per_class:
+                # Each logger's own API, once an epoch: ``self.log_dict`` of 3 K values costs
+                # more than the epoch itself on a small model (bench/RESULTS.md).
+                logits, targets, _ = recorder.arrays()
+                metrics = per_class_accuracy(logits, targets, recorder.classes,
+                                             f"{name}_class_acc")
+                for logger in trainer.loggers:
+                    logger.log_metrics(metrics, step=trainer.global_step)
+            if self._writing:
+                recorder.write(self.run_dir / f"{name}_epoch{trainer.current_epoch + 1}.npz",
+                               drop_repeated_ids=self._gather)
 
     def on_test_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         self._end("test")
         if not trainer.is_global_zero:
             return
-        path = self._recorders["test"].write(self.run_dir / "test.npz",
-                                             drop_repeated_ids=self._gather)
-        self.comparison = self.gate(path)
+        paths = [recorder.write(self.run_dir / f"{name}.npz", drop_repeated_ids=self._gather)
+                 for name, recorder in self._named("test")]
+        if paths:  # the gate's baseline is one test set: the first loader's
+            self.comparison = self.gate(paths[0])
+
+    def _named(self, stage: str) -> list[tuple[str, PredictionRecorder]]:
+        """This epoch's recorders by file stem: ``val`` / ``test`` for one dataloader,
+        ``val_dl{i}`` / ``test_dl{i}`` for each of several."""
+        recorders = sorted(self._recorders[stage].items())
+        if len(recorders) == 1 and recorders[0][0] == 0:
+            return [(stage, recorders[0][1])]
+        return [(f"{stage}_dl{i}", recorder) for i, recorder in recorders]

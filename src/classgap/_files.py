@@ -35,7 +35,8 @@ def _swap(path: str | os.PathLike[str], suffix: str) -> Iterator[tuple[int, Path
     """An open temporary file beside ``path`` (descriptor and path), renamed over ``path``
     when the block ends without error, removed on any error."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:

@@ -290,3 +290,22 @@ def test_audit_io_does_not_import_torch(tmp_path: Path) -> None:
                          check=False)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2", "False"]
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_npz_written_in_memory_or_streamed_reads_back_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_memory: bool) -> None:
+    from classgap.audit import _io_formats
+
+    if not in_memory:  # every archive above the threshold: streamed to the file
+        monkeypatch.setattr(_io_formats, "NPZ_IN_MEMORY_BYTES", 0)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(50, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 50)
+    path = write_predictions(tmp_path / "p.npz", y_true=y, logits=logits, seed=4,
+                             classes=["a", "b", "c"])
+    back = read_predictions(path)
+    np.testing.assert_array_equal(back.y_true, y)
+    np.testing.assert_array_equal(back.scores, logits)
+    assert back.seed == 4 and back.classes == ("a", "b", "c")
+    assert [p.name for p in tmp_path.iterdir()] == ["p.npz"]  # no temporary file left

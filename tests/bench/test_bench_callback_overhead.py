@@ -22,6 +22,7 @@ def test_one_round_prints_both_tables(tmp_path: Path) -> None:
     out = done.stdout
     assert "Lightning (fit + test)" in out and "Hugging Face Trainer" in out
     rows = [line for line in out.splitlines() if line.startswith("| with, defaults")]
+    assert "| an empty Callback" in out
     assert len(rows) == 2 and all("%" in row for row in rows)
     assert "inside the callback's hooks" in out
     assert not list(tmp_path.iterdir())  # the runs' files go with their temporary directory

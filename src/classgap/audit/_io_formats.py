@@ -17,6 +17,7 @@ files written by :func:`classgap.audit.io.write_predictions` keep them in the sc
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import pickle
 import re
@@ -266,6 +267,10 @@ def _read_pt(path: Path, source: str) -> dict[str, Any]:
 
 # -- writing ----------------------------------------------------------------------------------
 
+#: Prediction files up to this size are built in memory before they are written.
+NPZ_IN_MEMORY_BYTES = 64 * 2**20
+
+
 def write_raw(path: Path, source: str, fields: Mapping[str, Any]) -> None:
     """Write validated ``fields`` (numpy arrays; ``seed`` an int) atomically to ``path``."""
     suffix = suffix_of(path, source)
@@ -279,7 +284,14 @@ def write_raw(path: Path, source: str, fields: Mapping[str, Any]) -> None:
         raise file_error(source, f"cannot be written: directory {str(parent)!r} does not exist")
     if suffix == ".npz":
         arrays: dict[str, Any] = {k: np.asarray(v) for k, v in fields.items()}
-        atomic_write(path, lambda handle: np.savez(handle, **arrays))
+        if sum(a.nbytes for a in arrays.values()) <= NPZ_IN_MEMORY_BYTES:
+            # A small archive is built in memory and written at once: zipfile's many small
+            # writes to a real file cost more than the archive itself (bench/RESULTS.md).
+            buffer = io.BytesIO()
+            np.savez(buffer, **arrays)
+            atomic_write(path, buffer.getvalue())
+        else:
+            atomic_write(path, lambda handle: np.savez(handle, **arrays))
     elif suffix in (".pt", ".pth"):
         atomic_write(path, lambda handle: _save_pt(handle, fields))
     else:

@@ -162,7 +162,9 @@ class PredictionRecorder:
             _, first = np.unique(ids, return_index=True)
             keep = np.sort(first)
             z, y, ids = z[keep], y[keep], ids[keep]
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        parent = Path(path).parent
+        if not parent.is_dir():
+            parent.mkdir(parents=True, exist_ok=True)
         return write_predictions(path, y_true=y, logits=z, sample_id=ids, seed=self.seed,
                                  classes=self.classes)
 

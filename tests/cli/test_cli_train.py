@@ -98,3 +98,14 @@ def test_several_seeds_bad_engine(capsys, tmp_path: Path) -> None:
     code, _, err = invoke(capsys, *TINY, "--seeds", "2", "--engine", "threads",
                           "--out", tmp_path / "x")
     assert code == 1 and "'engine'" in err and "threads" in err
+
+
+def test_the_run_line_says_n_a_for_a_missing_accuracy_as_every_table_does() -> None:
+    from types import SimpleNamespace
+
+    from classgap.cli.render import train_line
+
+    run = SimpleNamespace(val_accuracy=None, test_accuracy=0.8123, wall_time=1.23,
+                          images_per_second=1234.5)
+    assert train_line(run, 2) == ("val accuracy [bold]n/a[/], test accuracy [bold]81.23%[/], "
+                                  "2 epoch(s) in 1.2 s (1,234 images/s)")

@@ -10,7 +10,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from classgap._format import pct, points, pvalue
+from classgap._format import MISSING, pct, points, pvalue
 from classgap.audit.compare import Comparison
 from classgap.audit.frame import ClassAudit
 from classgap.catalog import Listing
@@ -178,9 +178,10 @@ def hessian_table(result: Any, title: str) -> Table:
 
 def train_line(result: Any, epochs: int) -> str:
     """One line (rich markup) on a finished run: accuracies, time and throughput."""
-    val = "–" if result.val_accuracy is None else f"{100 * result.val_accuracy:.2f}%"
-    return (f"val accuracy [bold]{val}[/], test accuracy [bold]{100 * result.test_accuracy:.2f}"
-            f"%[/], {epochs} epoch(s) in {result.wall_time:.1f} s "
+    val, test = pct(result.val_accuracy), pct(result.test_accuracy)
+    val, test = (v if v == MISSING else f"{v}%" for v in (val, test))
+    return (f"val accuracy [bold]{val}[/], test accuracy [bold]{test}[/], "
+            f"{epochs} epoch(s) in {result.wall_time:.1f} s "
             f"({result.images_per_second:,.0f} images/s)")
 
 

@@ -4,21 +4,22 @@ Workloads, on the CPU with one torch thread:
 
 - Lightning: ``examples/lightning_digits.py``'s model and loaders (digits, an MLP),
   ``--epochs`` epochs, fit then test; without the callback, with an empty ``Callback`` (what
-  Lightning's hook dispatch costs for any callback), with ``PredictionWriter`` at its defaults
-  (a file every validation epoch and at test), and with ``log_per_class=True`` too.
+  Lightning's hook dispatch costs for any callback), with ``PredictionWriter`` recording but
+  writing no file, at its defaults (a file every validation epoch and at test), and with
+  ``log_per_class=True`` too.
 - Hugging Face: ``examples/hf_digits.py``'s ``Trainer`` (the same data and MLP as a
   ``PreTrainedModel``), train then predict; without the callback (an accuracy
   ``compute_metrics``, what a user has anyway), and with ``PredictionWriterCallback`` wrapping
   that same function, with and without ``log_per_class``.
 
-The variants alternate, ``--repeats`` rounds of one run each; the table gives the best and the
-median time, the overhead against the run without the callback (best against best, and the
-median of each round's ratio with a bootstrap interval), and the time spent inside the
-Lightning callback's own hooks (a direct measure, free of the run-to-run noise).
+Each of ``--repeats`` rounds runs every variant once, in a random order. The table gives the
+best and the median time; the overhead against the run without the callback, best against
+best and as the median of each round's ratio with a bootstrap interval; and the time spent
+inside the Lightning callback's own hooks (a direct measure, free of run-to-run noise).
 Target: the Lightning callback adds under 5% to a 2-epoch run.
 
 Usage: ``python bench/callback_overhead.py [--epochs 2] [--repeats 31] [--only lightning|hf]
-[--dir DIR]``
+[--dir DIR] [--variants without,empty,recording,defaults,per-class]``
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def lightning_variants(epochs: int, spent: list[float]) -> dict[str, Callable[[P
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
+    import classgap.integrations.lightning as callback_module
+    from classgap.integrations import PredictionRecorder
     from classgap.integrations.lightning import PredictionWriter
 
     example = load("lightning_digits")
@@ -102,12 +105,26 @@ def lightning_variants(epochs: int, spent: list[float]) -> dict[str, Callable[[P
     class Empty(L.Callback):
         """What Lightning's dispatch costs for any callback: every hook, doing nothing."""
 
+    class Unwritten(PredictionRecorder):
+        """A recorder whose files are not written: what recording alone costs."""
+
+        def write(self, path: Any, **kwargs: Any) -> Path:
+            return Path(path)
+
+    def recording_only(out: Path) -> float:
+        original = callback_module.PredictionRecorder
+        callback_module.PredictionRecorder = Unwritten
+        try:
+            return run(out, PredictionWriter(out))
+        finally:
+            callback_module.PredictionRecorder = original
+
     return {
         "without": lambda out: run(out, None),
-        "an empty Callback": lambda out: run(out, Empty()),
-        "with, defaults": lambda out: run(out, PredictionWriter(out)),
-        "with, + per-class logging": lambda out: run(out, PredictionWriter(
-            out, log_per_class=True)),
+        "empty": lambda out: run(out, Empty()),
+        "recording": recording_only,
+        "defaults": lambda out: run(out, PredictionWriter(out)),
+        "per-class": lambda out: run(out, PredictionWriter(out, log_per_class=True)),
     }
 
 
@@ -132,28 +149,40 @@ def hf_variants(epochs: int) -> dict[str, Callable[[Path], float]]:
 
     return {
         "without": lambda out: run(out, None),
-        "with, defaults": lambda out: run(out, PredictionWriterCallback(out, metrics=accuracy)),
-        "with, + per-class logging": lambda out: run(out, PredictionWriterCallback(
-            out, metrics=accuracy, log_per_class=True)),
+        "defaults": lambda out: run(out, PredictionWriterCallback(out, metrics=accuracy)),
+        "per-class": lambda out: run(out, PredictionWriterCallback(out, metrics=accuracy,
+                                                                   log_per_class=True)),
     }
+
+
+LABELS = {
+    "without": "without",
+    "empty": "an empty Callback",
+    "recording": "recording only (no files)",
+    "defaults": "with, defaults",
+    "per-class": "with, + per-class logging",
+}
+INSIDE = "inside the callback's hooks (defaults)"
 
 
 def measure(variants: dict[str, Callable[[Path], float]], repeats: int, where: Path | None,
             spent: list[float] | None = None) -> dict[str, list[float]]:
+    """``repeats`` rounds of one run of each variant, in a random order each round."""
     times: dict[str, list[float]] = {name: [] for name in variants}
     inside: list[float] = []
+    order = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(dir=where) as tmp:
         for j, run in enumerate(variants.values()):  # imports and first-call costs
             run(Path(tmp) / f"warm{j}")
         for i in range(repeats):
-            for j, (name, run) in enumerate(variants.items()):
+            for name in order.permutation(list(variants)):
                 if spent is not None:
                     spent[0] = 0.0
-                times[name].append(run(Path(tmp) / f"{j}-{i}"))
-                if spent is not None and name == "with, defaults":
+                times[name].append(variants[name](Path(tmp) / f"{name}-{i}"))
+                if spent is not None and name == "defaults":
                     inside.append(spent[0])
     if inside:
-        times["inside the callback's hooks (defaults)"] = inside
+        times[INSIDE] = inside
     return times
 
 
@@ -177,15 +206,16 @@ def report(title: str, times: dict[str, list[float]]) -> None:
     print("|---|---:|---:|---:|---:|")
     for name, values in times.items():
         best, median = min(values), statistics.median(values)
-        if name.startswith("inside"):
-            print(f"| {name} | {1e3 * best:.2f} ms | {1e3 * median:.2f} ms | "
+        label = LABELS.get(name, name)
+        if name == INSIDE:
+            print(f"| {label} | {1e3 * best:.2f} ms | {1e3 * median:.2f} ms | "
                   f"{100 * best / base_best:.1f}% of the best run | "
                   f"{100 * median / base_median:.1f}% of the median run |")
         elif name == "without":
-            print(f"| {name} | {best:.3f} s | {median:.3f} s | — | — |")
+            print(f"| {label} | {best:.3f} s | {median:.3f} s | — | — |")
         else:
             mid, low, high = paired_overhead(values, base)
-            print(f"| {name} | {best:.3f} s | {median:.3f} s | "
+            print(f"| {label} | {best:.3f} s | {median:.3f} s | "
                   f"{100 * (best / base_best - 1):+.1f}% | "
                   f"{100 * mid:+.1f}% [{100 * low:+.1f}, {100 * high:+.1f}] |")
 
@@ -197,7 +227,16 @@ def main() -> None:
     parser.add_argument("--only", choices=("lightning", "hf"), default=None)
     parser.add_argument("--dir", type=Path, default=None,
                         help="where the runs write (default: a temporary directory)")
+    parser.add_argument("--variants", default=",".join(LABELS),
+                        help=f"which to time, comma-separated, from {', '.join(LABELS)} "
+                             "('without' is always timed; Hugging Face has no 'empty' or "
+                             "'recording')")
     args = parser.parse_args()
+    chosen = {"without", *args.variants.split(",")}
+    unknown = chosen - set(LABELS)
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(sorted(unknown))}; choose from "
+                     f"{', '.join(LABELS)}")
     torch.set_num_threads(1)
     quiet()
     versions = [f"torch {torch.__version__}"]
@@ -213,11 +252,14 @@ def main() -> None:
           f"{args.epochs} epochs, 1 thread, {args.repeats} repeats")
     if args.only != "hf":
         spent = [0.0]
-        times = measure(lightning_variants(args.epochs, spent), args.repeats, args.dir, spent)
+        variants = {k: v for k, v in lightning_variants(args.epochs, spent).items()
+                    if k in chosen}
+        times = measure(variants, args.repeats, args.dir, spent)
         report("Lightning (fit + test)", times)
     if args.only != "lightning":
+        variants = {k: v for k, v in hf_variants(args.epochs).items() if k in chosen}
         report("Hugging Face Trainer (train + predict)",
-               measure(hf_variants(args.epochs), args.repeats, args.dir))
+               measure(variants, args.repeats, args.dir))
 
 
 if __name__ == "__main__":

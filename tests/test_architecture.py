@@ -75,3 +75,17 @@ def test_no_import_cycle_between_layers() -> None:
                 if nxt not in seen:
                     seen.add(nxt)
                     stack.append((nxt, [*trail, nxt]))
+
+
+def test_the_cli_starts_without_the_heavy_libraries() -> None:
+    """`classgap --help` answers in ~0.5 s: the CLI module loads neither pandas nor scipy's
+    statistics (~1 s together); the commands import them when they run."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, classgap.cli; "
+             "print(sorted(m for m in ('pandas', 'scipy.stats', 'torch.optim', 'matplotlib') "
+             "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

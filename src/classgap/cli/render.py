@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from classgap._format import MISSING, pct, points, pvalue
-from classgap.audit.compare import Comparison
-from classgap.audit.frame import ClassAudit
-from classgap.catalog import Listing
+
+if TYPE_CHECKING:  # the audit and pandas load in ~1 s: not for `classgap --help`
+    import pandas as pd
+
+    from classgap.audit.compare import Comparison
+    from classgap.audit.frame import ClassAudit
+    from classgap.catalog import Listing
 
 FORMATS = ("table", "json", "csv")
 

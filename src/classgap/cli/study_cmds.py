@@ -7,10 +7,10 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.table import Table
 
+from classgap._format import finite
 from classgap.cli import render
 from classgap.cli.app import Correction, Format, app, console
 from classgap.sweep.backends import AUTO, BACKENDS
@@ -151,7 +151,7 @@ def _plan_table(plan: SeedPlan) -> Table:
         mdd = row["min_detectable_drop"]  # above 100 points: no drop is detectable
         table.add_row(str(row["class"]), _num(row["seed_sd"]), _num(row["image_sd"]),
                       "> 100" if mdd > 100 else _num(mdd),
-                      "more test images" if pd.isna(need) else str(int(need)))
+                      str(int(need)) if finite(need) else "more test images")
     return table
 
 

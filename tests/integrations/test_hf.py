@@ -102,6 +102,8 @@ def test_missing_predictions_are_one_clear_error(example: ModuleType, tmp_path: 
     trainer.add_callback(writer)  # ... but compute_metrics was not passed
     with pytest.raises(ClassgapError, match=r"compute_metrics=writer\.compute_metrics"):
         trainer.evaluate()
+    with pytest.warns(RuntimeWarning, match="no test file"):  # inference still works
+        assert trainer.predict(example.datasets()[2]).predictions.shape == (540, 10)
     argmax = Trainer(model=trainer.model, args=trainer.args, eval_dataset=trainer.eval_dataset,
                      callbacks=[writer], compute_metrics=writer.compute_metrics,
                      preprocess_logits_for_metrics=lambda logits, labels: logits.argmax(-1))

@@ -18,7 +18,9 @@ Files, in ``run_dir``:
   ``val_<name>_epoch{E}.npz`` for each of several datasets, ``eval_dataset={"<name>": ...}``;
 - ``test.npz`` after ``trainer.predict(test_set)`` or
   ``trainer.evaluate(test_set, metric_key_prefix="test")`` (``test_<name>.npz`` with
-  ``metric_key_prefix="test_<name>"``).
+  ``metric_key_prefix="test_<name>"``). A ``predict`` on unlabelled data (inference) writes
+  nothing and warns; an ``evaluate`` without predictions is an error, since it means
+  ``compute_metrics`` was not passed.
 
 Class names come from ``model.config.id2label`` unless ``classes`` is given, and the seed from
 ``TrainingArguments.seed`` unless ``seed`` is. With ``log_per_class`` each class's accuracy and
@@ -32,6 +34,7 @@ raising :class:`~classgap.errors.DropGateError` naming the classes that drop (or
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -169,6 +172,12 @@ class PredictionWriterCallback(TrainerCallback):
 
     def on_predict(self, args: Any, state: Any, control: Any,
                    metrics: Mapping[str, float] | None = None, **kwargs: Any) -> None:
+        if self._pending is None:  # inference on unlabelled data: nothing to audit
+            warnings.warn("PredictionWriterCallback wrote no test file for this predict: it "
+                          "saw no labelled predictions (a dataset without 'labels', or a "
+                          "Trainer without compute_metrics=writer.compute_metrics)",
+                          RuntimeWarning, stacklevel=2)
+            return
         self._test(state, self._take("predict"), _prefix(metrics))
 
     # -- helpers -----------------------------------------------------------------------------

@@ -222,3 +222,22 @@ def test_several_dataloaders_get_a_file_each(example: ModuleType, tmp_path: Path
     with open(next((tmp_path / "logs").rglob("metrics.csv")), newline="") as fh:
         header = next(csv.reader(fh))
     assert {"val_dl0_class_acc/3", "val_dl1_class_acc/3_high"} <= set(header)
+
+
+def test_steps_that_hide_the_logits_get_one_clear_error(example: ModuleType,
+                                                       tmp_path: Path) -> None:
+    import torch
+    from torch.utils.data import DataLoader
+
+    from classgap.errors import ClassgapError
+    from classgap.integrations.lightning import PredictionWriter
+
+    class DictBatches(example.Digits):
+        def test_step(self, batch, batch_idx):
+            self.net(batch["x"])  # neither returned nor seen through self(x)
+            return {"targets": batch["y"]}
+
+    rows = [{"x": torch.zeros(64), "y": torch.tensor(1)} for _ in range(8)]
+    with pytest.raises(ClassgapError, match="could not find the logits"):
+        _trainer(tmp_path, PredictionWriter(tmp_path)).test(
+            DictBatches(), DataLoader(rows, batch_size=4), verbose=False)

@@ -13,11 +13,11 @@ epoch and raises :class:`~classgap.errors.DropGateError` naming the classes that
 warns, ``warn_only=True``).
 
 Where the logits come from, per batch: ``outputs["logits"]`` when ``validation_step`` /
-``test_step`` return a dict holding them (with ``outputs["targets"]`` or ``outputs["y"]`` for
-the labels, else ``batch[1]``, and optionally ``outputs["sample_ids"]``); a returned tensor of
-shape (N, K); else the output of the step's one call of the module (``self(x)``, seen by a
-forward hook, at no cost); else the callback runs ``pl_module(batch[0])`` itself under
-``torch.no_grad`` (one extra forward pass).
+``test_step`` return a dict holding them (the labels: ``outputs["targets"]`` or
+``outputs["y"]`` when returned, else ``batch[1]``; optionally ``outputs["sample_ids"]``); a
+returned tensor of shape (N, K); else the output of the step's one call of the module
+(``self(x)``, seen by a forward hook, at no cost); else the callback runs
+``pl_module(batch[0])`` itself under ``torch.no_grad`` (one extra forward pass).
 
 Several validation or test dataloaders get a file each: ``val_dl{i}_epoch{E}.npz`` and
 ``test_dl{i}.npz`` (and ``val_dl{i}_class_acc/<name>`` in the logs); the gate compares the
@@ -61,9 +61,9 @@ def _split(outputs: Any, batch: Any) -> tuple[Any, Any, Any]:
     """(logits or None, targets, sample ids or None) of a batch, from the step's return value."""
     targets = batch[1] if isinstance(batch, Sequence) and len(batch) > 1 else None
     logits = ids = None
-    if isinstance(outputs, Mapping) and "logits" in outputs:
+    if isinstance(outputs, Mapping):
         targets = outputs.get("targets", outputs.get("y", targets))
-        logits, ids = outputs["logits"], outputs.get("sample_ids")
+        logits, ids = outputs.get("logits"), outputs.get("sample_ids")
     elif isinstance(outputs, torch.Tensor) and outputs.ndim == 2:
         logits = outputs
     if targets is None:
@@ -135,10 +135,13 @@ class PredictionWriter(pl.Callback):
             if len(calls) == 1 and isinstance(calls[0], torch.Tensor) and calls[0].ndim == 2 \
                     and len(calls[0]) == len(targets):
                 logits = calls[0]
-            else:
+            elif isinstance(batch, Sequence) and len(batch) > 1:
                 with torch.no_grad():
                     logits = pl_module(batch[0])
                 self._calls = []
+            else:
+                raise ClassgapError("PredictionWriter could not find the logits: return "
+                                    "{'logits': ..., 'targets': ...} from the step")
         logits, targets = logits.detach(), targets.detach()
         if self._gather:  # (devices, N, K) from every device
             logits = pl_module.all_gather(logits).flatten(0, 1)

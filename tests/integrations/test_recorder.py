@@ -131,3 +131,20 @@ def test_a_missing_lightning_is_one_clear_error(monkeypatch: pytest.MonkeyPatch)
     import classgap.integrations  # the core keeps importing without it
 
     assert classgap.integrations.PredictionRecorder is PredictionRecorder
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_batches_beyond_the_device_budget_go_to_the_host() -> None:
+    rec = PredictionRecorder(device_memory=64 * 10 * 4 + 64 * 8)  # one batch of logits+labels
+    for _ in range(3):
+        rec.update(torch.randn(64, 10, device="cuda"), torch.randint(0, 10, (64,), device="cuda"))
+    assert [t.device.type for t in rec._logits] == ["cuda", "cpu", "cpu"]
+    assert rec.arrays()[0].shape == (192, 10)
+
+
+def test_the_device_budget_is_checked() -> None:
+    with pytest.raises(InputError, match="device_memory"):
+        PredictionRecorder(device_memory=-1)
+    rec = PredictionRecorder(device_memory=0)  # CPU tensors are not counted against it
+    rec.update(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long))
+    assert rec._on_device == 0 and len(rec) == 2

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from classgap._validation import check_in_range, fail
+from classgap._validation import check_in_range, check_positive_int, fail
 from classgap.errors import DropGateError
 
 __all__ = ["DropGate", "PredictionRecorder", "check_drops", "per_class_accuracy"]
@@ -41,8 +42,7 @@ def _numpy(x: Any, name: str) -> np.ndarray:
 
 
 def _kept(x: Any, name: str) -> Any:
-    """What :meth:`PredictionRecorder.update` keeps of a batch: a tensor detached (on its
-    device: no copy to the host, so no wait for the device, until the batches are read) or an
+    """A batch's field, safe to keep: a tensor detached and cloned on its device, or an
     array copied (the caller may reuse its buffer)."""
     if hasattr(x, "detach"):
         return x.detach().clone()
@@ -54,8 +54,6 @@ def _kept(x: Any, name: str) -> Any:
 
 def _joined(parts: list[Any], name: str) -> np.ndarray:
     """The batches of one field as one numpy array (tensors joined on their device first)."""
-    import torch
-
     if all(isinstance(p, torch.Tensor) for p in parts) and \
             len({(p.device, p.dtype) for p in parts}) == 1:
         return _numpy(torch.cat(parts), name)
@@ -71,18 +69,24 @@ class PredictionRecorder:
         Class names, in index order (written into the file).
     seed : int, optional
         The run's seed (written into the file; ``classgap audit`` groups runs by it).
+    device_memory : int
+        Bytes of accelerator memory the recorded batches may hold (default 256 MiB). Within
+        it, batches stay on their device until read, with no copy to the host and no wait
+        for the device per batch; beyond it, each further batch is copied to the host as it
+        comes (a 100,000-sample, 10,000-class evaluation is 4 GB of logits).
 
     Notes
     -----
     Only hard-label targets: give the class indices, not mixed or smoothed targets. Shapes are
     checked at each :meth:`update`; values (finite logits) when the batches are read
-    (:meth:`arrays`, :meth:`write`). Tensors stay on their device until then, as torchmetrics
-    keeps its states: about ``4 K`` bytes a sample.
+    (:meth:`arrays`, :meth:`write`). Logits take about ``4 K`` bytes a sample.
     """
 
-    def __init__(self, classes: Sequence[str] | None = None, seed: int | None = None) -> None:
+    def __init__(self, classes: Sequence[str] | None = None, seed: int | None = None, *,
+                 device_memory: int = 256 * 2**20) -> None:
         self.classes = None if classes is None else [str(c) for c in classes]
         self.seed = seed
+        self.device_memory = check_positive_int(device_memory, "device_memory", minimum=0)
         self.reset()
 
     def reset(self) -> None:
@@ -91,12 +95,13 @@ class PredictionRecorder:
         self._targets: list[Any] = []
         self._ids: list[Any] = []
         self._count = 0
+        self._on_device = 0  # bytes of the kept batches that are on an accelerator
         self._read: tuple[np.ndarray, np.ndarray, np.ndarray | None] | None = None
 
     def update(self, logits: Any, targets: Any, sample_ids: Any = None) -> None:
         """Record one batch: ``logits`` (N, K), ``targets`` (N,) class indices and, optionally,
         ``sample_ids`` (N,) that identify each test sample across runs."""
-        z, y = _kept(logits, "logits"), _kept(targets, "targets")
+        z, y = self._keep(logits, "logits"), self._keep(targets, "targets")
         if z.ndim != 2:
             raise fail("logits", "have shape (N, K)", f"shape {tuple(z.shape)}")
         if tuple(y.shape) != (z.shape[0],):
@@ -109,7 +114,7 @@ class PredictionRecorder:
             raise fail("logits", f"have one column per class name ({len(self.classes)})",
                        f"{z.shape[1]} columns")
         if sample_ids is not None:
-            ids = _kept(sample_ids, "sample_ids")
+            ids = self._keep(sample_ids, "sample_ids")
             if tuple(ids.shape) != tuple(y.shape):
                 raise fail("sample_ids", f"have shape ({len(y)},)", f"shape {tuple(ids.shape)}")
             if len(self._ids) != len(self._logits):
@@ -121,6 +126,16 @@ class PredictionRecorder:
         self._targets.append(y)
         self._count += len(y)
         self._read = None
+
+    def _keep(self, x: Any, name: str) -> Any:
+        """A batch's field as kept: on its device within ``device_memory``, else on the host."""
+        kept = _kept(x, name)
+        if isinstance(kept, torch.Tensor) and kept.device.type != "cpu":
+            nbytes = kept.element_size() * kept.nelement()
+            if self._on_device + nbytes > self.device_memory:
+                return kept.cpu()
+            self._on_device += nbytes
+        return kept
 
     def __len__(self) -> int:
         return self._count

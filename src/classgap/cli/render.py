@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from classgap._format import MISSING, pct, points, pvalue
+from classgap._format import MISSING, finite, pct, points, pvalue
 
 if TYPE_CHECKING:  # the audit and pandas load in ~1 s: not for `classgap --help`
     import pandas as pd
@@ -181,8 +181,8 @@ def hessian_table(result: Any, title: str) -> Table:
 
 def train_line(result: Any, epochs: int) -> str:
     """One line (rich markup) on a finished run: accuracies, time and throughput."""
-    val, test = pct(result.val_accuracy), pct(result.test_accuracy)
-    val, test = (v if v == MISSING else f"{v}%" for v in (val, test))
+    val, test = (f"{pct(a)}%" if finite(a) else MISSING
+                 for a in (result.val_accuracy, result.test_accuracy))
     return (f"val accuracy [bold]{val}[/], test accuracy [bold]{test}[/], "
             f"{epochs} epoch(s) in {result.wall_time:.1f} s "
             f"({result.images_per_second:,.0f} images/s)")

@@ -27,18 +27,13 @@ __all__ = ["DropGate", "PredictionRecorder", "check_drops", "per_class_accuracy"
 PathLike = str | os.PathLike[str]
 
 
-def _numpy(x: Any, name: str) -> np.ndarray:
-    """A tensor (any device, any dtype) or array as a numpy array."""
-    if hasattr(x, "detach"):
-        x = x.detach()
-        if getattr(x, "dtype", None) is not None and str(x.dtype) in ("torch.bfloat16",
-                                                                      "torch.float16"):
+def _numpy(x: Any) -> np.ndarray:
+    """A kept batch (a tensor on any device, of any dtype, or an array) as a numpy array."""
+    if isinstance(x, torch.Tensor):
+        if x.dtype in (torch.bfloat16, torch.float16):  # numpy has no bfloat16
             x = x.float()
-        x = x.cpu().numpy()
-    arr = np.asarray(x)
-    if arr.dtype == object:
-        raise fail(name, "be a tensor or an array of numbers", type(x).__name__)
-    return arr
+        return x.cpu().numpy()
+    return np.asarray(x)
 
 
 def _kept(x: Any, name: str) -> Any:
@@ -52,12 +47,12 @@ def _kept(x: Any, name: str) -> Any:
     return arr
 
 
-def _joined(parts: list[Any], name: str) -> np.ndarray:
+def _joined(parts: list[Any]) -> np.ndarray:
     """The batches of one field as one numpy array (tensors joined on their device first)."""
     if all(isinstance(p, torch.Tensor) for p in parts) and \
             len({(p.device, p.dtype) for p in parts}) == 1:
-        return _numpy(torch.cat(parts), name)
-    return np.concatenate([_numpy(p, name) for p in parts])
+        return _numpy(torch.cat(parts))
+    return np.concatenate([_numpy(p) for p in parts])
 
 
 class PredictionRecorder:
@@ -147,13 +142,13 @@ class PredictionRecorder:
             raise fail("recorder", "hold at least one batch (call update first)", "empty")
         if self._read is not None:
             return self._read
-        z = _joined(self._logits, "logits").astype(np.float32, copy=False)
+        z = _joined(self._logits).astype(np.float32, copy=False)
         if not np.isfinite(z).all():
             rows = np.flatnonzero(~np.isfinite(z).all(axis=1))
             raise fail("logits", "be finite", f"NaN or inf in {len(rows)} row(s), the first at "
                        f"row {rows[0]} of the recorded batches")
-        y = _joined(self._targets, "targets").astype(np.int64, copy=False)
-        ids = _joined(self._ids, "sample_ids") if self._ids else None
+        y = _joined(self._targets).astype(np.int64, copy=False)
+        ids = _joined(self._ids) if self._ids else None
         self._read = (z, y, ids)
         return self._read
 
@@ -196,10 +191,10 @@ def per_class_accuracy(logits: np.ndarray, targets: np.ndarray, classes: Sequenc
     0.5
     """
     from classgap.audit.intervals import wilson_interval
+    from classgap.audit.perclass import class_counts
 
     k = logits.shape[1]
-    support = np.bincount(targets, minlength=k)
-    correct = np.bincount(targets, weights=logits.argmax(1) == targets, minlength=k)
+    support, correct = class_counts(targets, logits.argmax(1), k)
     low, high = wilson_interval(correct, support)
     names = classes or [str(c) for c in range(k)]
     out: dict[str, float] = {}

@@ -5,12 +5,13 @@ Workloads, on the CPU with one torch thread:
 - Lightning: ``examples/lightning_digits.py``'s model and loaders (digits, an MLP),
   ``--epochs`` epochs, fit then test; without the callback, with an empty ``Callback`` (what
   Lightning's hook dispatch costs for any callback), with ``PredictionWriter`` recording but
-  writing no file, at its defaults (a file every validation epoch and at test), and with
-  ``log_per_class=True`` too.
+  writing no file, at its defaults (the last validation epoch's file when fit ends, and the
+  test file), with a file every validation epoch (``every_n_epochs=1``), and with
+  ``log_per_class=True``.
 - Hugging Face: ``examples/hf_digits.py``'s ``Trainer`` (the same data and MLP as a
   ``PreTrainedModel``), train then predict; without the callback (an accuracy
   ``compute_metrics``, what a user has anyway), and with ``PredictionWriterCallback`` wrapping
-  that same function, with and without ``log_per_class``.
+  that same function: at its defaults, with ``every_n_epochs=1``, with ``log_per_class``.
 
 Each of ``--repeats`` rounds runs every variant once, in a random order. The table gives the
 best and the median time; the overhead against the run without the callback, best against
@@ -19,7 +20,7 @@ inside the Lightning callback's own hooks (a direct measure, free of run-to-run 
 Target: the Lightning callback adds under 5% to a 2-epoch run.
 
 Usage: ``python bench/callback_overhead.py [--epochs 2] [--repeats 31] [--only lightning|hf]
-[--dir DIR] [--variants without,empty,recording,defaults,per-class]``
+[--dir DIR] [--variants without,empty,recording,defaults,every-epoch,per-class]``
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import torch
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 HOOKS = ("on_validation_epoch_start", "on_validation_batch_end",
-         "on_validation_epoch_end", "on_test_epoch_start",
+         "on_validation_epoch_end", "on_fit_end", "on_test_epoch_start",
          "on_test_batch_end", "on_test_epoch_end", "setup")
 
 
@@ -124,6 +125,7 @@ def lightning_variants(epochs: int, spent: list[float]) -> dict[str, Callable[[P
         "empty": lambda out: run(out, Empty()),
         "recording": recording_only,
         "defaults": lambda out: run(out, PredictionWriter(out)),
+        "every-epoch": lambda out: run(out, PredictionWriter(out, every_n_epochs=1)),
         "per-class": lambda out: run(out, PredictionWriter(out, log_per_class=True)),
     }
 
@@ -150,6 +152,8 @@ def hf_variants(epochs: int) -> dict[str, Callable[[Path], float]]:
     return {
         "without": lambda out: run(out, None),
         "defaults": lambda out: run(out, PredictionWriterCallback(out, metrics=accuracy)),
+        "every-epoch": lambda out: run(out, PredictionWriterCallback(out, metrics=accuracy,
+                                                                     every_n_epochs=1)),
         "per-class": lambda out: run(out, PredictionWriterCallback(out, metrics=accuracy,
                                                                    log_per_class=True)),
     }
@@ -160,6 +164,7 @@ LABELS = {
     "empty": "an empty Callback",
     "recording": "recording only (no files)",
     "defaults": "with, defaults",
+    "every-epoch": "with, every_n_epochs=1",
     "per-class": "with, + per-class logging",
 }
 INSIDE = "inside the callback's hooks (defaults)"

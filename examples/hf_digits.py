@@ -3,8 +3,8 @@
     python examples/hf_digits.py --out runs/hf [--baseline runs/base/test.npz]
 
 The model is a two-layer MLP written as a ``PreTrainedModel`` here, so nothing is downloaded.
-``PredictionWriterCallback`` writes ``OUT/val_epoch{E}.npz`` after each epoch's evaluation and
-``OUT/test.npz`` after ``trainer.predict``, and adds per-class accuracy with its interval to
+``PredictionWriterCallback`` writes ``OUT/val_epoch{E}.npz`` of the last epoch's evaluation
+and ``OUT/test.npz`` after ``trainer.predict``, and adds per-class accuracy with its interval to
 the evaluation metrics; with ``--baseline`` the run fails when a class drops significantly by
 more than ``--fail-on-drop`` points.
 """

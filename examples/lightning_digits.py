@@ -2,9 +2,10 @@
 
     python examples/lightning_digits.py --out runs/lightning [--baseline runs/base/test.npz]
 
-``PredictionWriter`` writes ``OUT/val_epoch{E}.npz`` and ``OUT/test.npz`` and logs per-class
-validation accuracy with its interval to a CSV logger (``OUT/logs``); with ``--baseline`` the
-run fails when a class drops significantly by more than ``--fail-on-drop`` points.
+``PredictionWriter`` writes ``OUT/val_epoch{E}.npz`` of the last epoch and ``OUT/test.npz``,
+and logs per-class validation accuracy with its interval to a CSV logger (``OUT/logs``); with
+``--baseline`` the run fails when a class drops significantly by more than ``--fail-on-drop``
+points.
 """
 
 from __future__ import annotations

@@ -4,9 +4,8 @@ Every file classgap writes (run directories, study stores, reports, CLI output, 
 files, downloads) goes through :func:`atomic_target` (:func:`atomic_write` for bytes and text):
 the content goes to a temporary file in the target's directory, which is then renamed over the
 target, so a crash or Ctrl-C never leaves half a file and never destroys the previous version.
-``tempfile.mkstemp`` creates files with mode 0600; the result gets the mode of the file it
-replaces, else 0666 less the umask (0644 under the usual umask), like any file
-``open(path, "w")`` creates.
+The result gets the mode of the file it replaces, else 0666 less the umask (0644 under the
+usual umask), like any file ``open(path, "w")`` creates.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import contextlib
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -30,22 +29,42 @@ def default_mode() -> int:
     return 0o666 & ~umask
 
 
+#: Flags of a new temporary file: created here or not at all, never inherited by a child.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) \
+    | getattr(os, "O_BINARY", 0)
+
+
+def _new_temporary(path: Path, suffix: str) -> tuple[int, Path]:
+    """A new file ``.<name>.<random><suffix>`` beside ``path``, open for writing, created with
+    mode 0666 less the umask (as ``open(path, "w")`` creates files); the directory is created
+    when missing. One system call in the usual case (``tempfile.mkstemp`` creates 0600, which
+    costs a ``chmod`` more, and takes twice as long: bench/RESULTS.md)."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}{suffix}")
+        try:
+            return os.open(tmp, _NEW_FILE, 0o666), tmp
+        except FileExistsError:  # another writer's temporary file: draw another name
+            continue
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(tmp, _NEW_FILE, 0o666), tmp
+    raise FileExistsError(f"no free temporary name beside {str(path)!r}")  # pragma: no cover
+
+
 @contextlib.contextmanager
 def _swap(path: str | os.PathLike[str], suffix: str) -> Iterator[tuple[int, Path]]:
     """An open temporary file beside ``path`` (descriptor and path), renamed over ``path``
     when the block ends without error, removed on any error."""
     path = Path(path)
-    if not path.parent.is_dir():
-        path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        mode = path.stat().st_mode & 0o777
+        replaced: int | None = path.stat().st_mode & 0o777
     except FileNotFoundError:
-        mode = default_mode()
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    tmp = Path(name)
+        replaced = None
+    fd, tmp = _new_temporary(path, suffix)
     try:
         yield fd, tmp
-        os.chmod(tmp, mode)
+        if replaced is not None:  # the new version keeps the mode of the file it replaces
+            os.chmod(tmp, replaced)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -22,9 +22,9 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "hf_digits.py"
 BASE_ARGS = ["--report-to", "tensorboard"]
 
 
-def test_files_per_evaluation_and_test_that_the_audit_reads(base: Path, capsys) -> None:
-    assert {p.name for p in base.glob("*.npz")} == {*(f"val_epoch{e}.npz" for e in range(1, 9)),
-                                                     "test.npz"}
+def test_the_last_evaluation_and_the_test_set_make_files_the_audit_reads(base: Path,
+                                                                          capsys) -> None:
+    assert {p.name for p in base.glob("*.npz")} == {"val_epoch8.npz", "test.npz"}  # 8 epochs
     test = read_predictions(base / "test.npz")
     # names from model.config.id2label, the seed from TrainingArguments.seed
     assert test.classes == tuple(str(c) for c in range(10)) and test.seed == 0
@@ -75,6 +75,24 @@ def test_step_evaluations_and_a_test_prefix_name_their_files(example: ModuleType
                                                               "val_step8.npz"]
     test = read_predictions(tmp_path / "test.npz")
     assert test.classes == tuple("abcdefghij") and test.seed == 7
+
+
+def test_every_n_epochs_writes_as_they_end_and_an_evaluate_outside_training_at_once(
+        example: ModuleType, tmp_path: Path) -> None:
+    from classgap.integrations.hf import PredictionWriterCallback
+
+    every = PredictionWriterCallback(tmp_path / "every", every_n_epochs=1)
+    trainer = example.trainer_for(tmp_path, every, epochs=2, seed=0)
+    trainer.train()
+    assert sorted(p.name for p in (tmp_path / "every").glob("*.npz")) == [
+        "val_epoch1.npz", "val_epoch2.npz"]
+    last = PredictionWriterCallback(tmp_path / "last")
+    trainer = example.trainer_for(tmp_path, last, epochs=1, seed=0)
+    trainer.evaluate()  # before training: written at once, not kept for the end of a train
+    assert [p.name for p in (tmp_path / "last").glob("*.npz")] == ["val_epoch0.npz"]
+    never = PredictionWriterCallback(tmp_path / "never", every_n_epochs=0)
+    example.trainer_for(tmp_path, never, epochs=1, seed=0).train()
+    assert not (tmp_path / "never").exists()
 
 
 def test_several_eval_datasets_and_test_sets_get_a_file_each(example: ModuleType,

@@ -17,9 +17,9 @@ from classgap.cli import run
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lightning_digits.py"
 
 
-def test_files_per_validation_epoch_and_test_that_the_audit_reads(base: Path, capsys) -> None:
-    assert {p.name for p in base.glob("*.npz")} == {*(f"val_epoch{e}.npz" for e in range(1, 9)),
-                                                     "test.npz"}
+def test_the_last_validation_epoch_and_the_test_set_make_files_the_audit_reads(base: Path,
+                                                                              capsys) -> None:
+    assert {p.name for p in base.glob("*.npz")} == {"val_epoch8.npz", "test.npz"}  # 8 epochs
     test = read_predictions(base / "test.npz")
     assert test.classes == tuple(str(c) for c in range(10)) and test.seed == 0
     assert len(test.y_true) == 540 and test.scores.shape == (540, 10)  # every test sample once
@@ -143,6 +143,27 @@ def test_a_failed_run_leaves_no_hook_on_the_module(example: ModuleType, tmp_path
     with pytest.raises(RuntimeError, match="boom"):
         trainer.fit(model, train, val)
     assert not model._forward_hooks and not list(tmp_path.glob("*.npz"))
+
+
+def test_every_n_epochs_writes_as_they_end_and_a_stopped_fit_keeps_its_last_epoch(
+        example: ModuleType, tmp_path: Path) -> None:
+    from classgap.integrations.lightning import PredictionWriter
+
+    train, val, _ = example.loaders()
+    for every, expected in ((2, ["val_epoch2.npz", "val_epoch4.npz"]), (0, [])):
+        _trainer(tmp_path, PredictionWriter(tmp_path / str(every), every_n_epochs=every),
+                 epochs=4).fit(example.Digits(), train, val)
+        assert sorted(p.name for p in (tmp_path / str(every)).glob("*.npz")) == expected
+
+    class Stopping(example.Digits):
+        def on_train_epoch_start(self):
+            if self.current_epoch == 2:
+                raise RuntimeError("stopped")
+
+    with pytest.raises(RuntimeError, match="stopped"):  # Ctrl-C goes the same way
+        _trainer(tmp_path, PredictionWriter(tmp_path / "stopped"), epochs=4).fit(
+            Stopping(), train, val)
+    assert [p.name for p in (tmp_path / "stopped").glob("*.npz")] == ["val_epoch2.npz"]
 
 
 PL_ONLY = """

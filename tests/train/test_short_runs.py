@@ -35,6 +35,28 @@ def test_atomic_writes_have_the_usual_mode(tmp_path) -> None:
     assert atomic_write(path, b"again").stat().st_mode & 0o777 == 0o640  # replaced: kept
 
 
+def test_atomic_writes_make_their_directory_skip_taken_names_and_leave_nothing_on_error(
+        tmp_path, monkeypatch) -> None:
+    import classgap._files as files
+
+    names = iter(["taken", "taken", "free"])
+    monkeypatch.setattr(files.secrets, "token_hex", lambda n: next(names))
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / ".x.txt.taken.tmp").write_text("another writer's")
+    assert files.atomic_write(tmp_path / "new" / "x.txt", "one").read_text() == "one"
+    monkeypatch.undo()
+    assert files.atomic_write(tmp_path / "a" / "b" / "y.txt", "two").read_text() == "two"
+
+    def failing(handle) -> None:
+        handle.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        files.atomic_write(tmp_path / "new" / "x.txt", failing)
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == [".x.txt.taken.tmp", "x.txt"]
+    assert (tmp_path / "new" / "x.txt").read_text() == "one"
+
+
 def test_recompute_bn_is_the_plain_average_of_training_batches() -> None:
     from classgap.train.trainer import recompute_bn
 

@@ -13,9 +13,11 @@ the callback writes them when the evaluation ends. Your own ``compute_metrics`` 
 
 Files, in ``run_dir``:
 
-- ``val_epoch{E}.npz`` after every ``every_n_epochs``-th evaluation, named by epoch with
-  ``eval_strategy="epoch"`` and ``val_step{S}.npz`` (the global step) otherwise;
-  ``val_<name>_epoch{E}.npz`` for each of several datasets, ``eval_dataset={"<name>": ...}``;
+- ``val_epoch{E}.npz`` for the last evaluation of ``trainer.train()``, written when training
+  ends (after every ``every_n_epochs``-th evaluation instead, as each ends, when that is
+  given), named by epoch with ``eval_strategy="epoch"`` and ``val_step{S}.npz`` (the global
+  step) otherwise; ``val_<name>_epoch{E}.npz`` for each of several datasets,
+  ``eval_dataset={"<name>": ...}``; an ``evaluate`` outside training writes its file at once;
 - ``test.npz`` after ``trainer.predict(test_set)`` or
   ``trainer.evaluate(test_set, metric_key_prefix="test")`` (``test_<name>.npz`` with
   ``metric_key_prefix="test_<name>"``). A ``predict`` on unlabelled data (inference) writes
@@ -89,9 +91,11 @@ class PredictionWriterCallback(TrainerCallback):
     ----------
     run_dir : path
         Where the files go (created when missing).
-    every_n_epochs : int
-        Write every this many evaluations' predictions (with ``eval_strategy="epoch"``, every
-        this many epochs; 0: never). Test predictions are always written.
+    every_n_epochs : int, optional
+        Write every this many evaluations' predictions, as each ends (with
+        ``eval_strategy="epoch"``, every this many epochs; 0: never). By default only the last
+        evaluation's are written, when training ends: one validation file per run (per eval
+        dataset), however many epochs. Test predictions are always written.
     classes : sequence of str, optional
         Class names in index order (default: the model's ``config.id2label``).
     seed : int, optional
@@ -109,12 +113,13 @@ class PredictionWriterCallback(TrainerCallback):
         Your own ``compute_metrics``; what it returns is returned with the per-class values.
     """
 
-    def __init__(self, run_dir: PathLike, *, every_n_epochs: int = 1,
+    def __init__(self, run_dir: PathLike, *, every_n_epochs: int | None = None,
                  classes: Sequence[str] | None = None, seed: int | None = None,
                  log_per_class: bool = False, baseline: PathLike | Sequence[PathLike] | None = None,
                  fail_on_drop: float = 0.0, warn_only: bool = False,
                  metrics: Metrics | None = None) -> None:
-        self.every_n_epochs = check_positive_int(every_n_epochs, "every_n_epochs", minimum=0)
+        self.every_n_epochs = None if every_n_epochs is None else \
+            check_positive_int(every_n_epochs, "every_n_epochs", minimum=0)
         self.gate = DropGate(baseline, fail_on_drop, warn_only)
         if metrics is not None and not callable(metrics):
             raise ClassgapError(f"'metrics' must be a compute_metrics function; got "
@@ -126,6 +131,8 @@ class PredictionWriterCallback(TrainerCallback):
         self._seed = seed
         self._pending: PredictionRecorder | None = None  # the evaluation compute_metrics saw
         self._evaluations: dict[str, int] = {}  # evaluations so far, per metric prefix
+        self._training = False  # inside trainer.train()
+        self._last: dict[str, tuple[Path, PredictionRecorder]] = {}  # per prefix, for the end
         self.comparison: Any = None  # the gate's Comparison, after the test predictions
 
     # -- the Trainer's compute_metrics -------------------------------------------------------
@@ -151,6 +158,15 @@ class PredictionWriterCallback(TrainerCallback):
         if self._seed is None:
             self._seed = args.seed
 
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._training = True
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._training = False
+        last, self._last = self._last, {}
+        for path, recorder in last.values():
+            recorder.write(path)
+
     def on_evaluate(self, args: Any, state: Any, control: Any,
                     metrics: Mapping[str, float] | None = None, **kwargs: Any) -> None:
         recorder = self._take("evaluate")
@@ -159,16 +175,20 @@ class PredictionWriterCallback(TrainerCallback):
             self._test(state, recorder, prefix)
             return
         self._evaluations[prefix] = self._evaluations.get(prefix, 0) + 1
-        if not self.every_n_epochs or not state.is_world_process_zero:
+        n = self.every_n_epochs
+        if n == 0 or not state.is_world_process_zero:
             return
         strategy = getattr(args, "eval_strategy", None)
         by_epoch = getattr(strategy, "value", strategy) == "epoch" and state.epoch is not None
         count = round(state.epoch) if by_epoch else self._evaluations[prefix]
-        if count % self.every_n_epochs == 0:
-            dataset = prefix.removeprefix("eval").lstrip("_")  # eval_dataset={"name": ...}
-            stem = f"val_{dataset}" if dataset else "val"
-            when = f"epoch{count}" if by_epoch else f"step{state.global_step}"
-            recorder.write(self.run_dir / f"{stem}_{when}.npz")
+        dataset = prefix.removeprefix("eval").lstrip("_")  # eval_dataset={"name": ...}
+        stem = f"val_{dataset}" if dataset else "val"
+        when = f"epoch{count}" if by_epoch else f"step{state.global_step}"
+        path = self.run_dir / f"{stem}_{when}.npz"
+        if n is None and self._training:
+            self._last[prefix] = (path, recorder)  # replaces the previous evaluation's
+        elif n is None or count % n == 0:
+            recorder.write(path)
 
     def on_predict(self, args: Any, state: Any, control: Any,
                    metrics: Mapping[str, float] | None = None, **kwargs: Any) -> None:

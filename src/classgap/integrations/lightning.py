@@ -1,10 +1,11 @@
 """A Lightning callback that leaves classgap prediction files, logs per-class accuracy, gates.
 
 >>> from classgap.integrations.lightning import PredictionWriter  # doctest: +SKIP
->>> trainer = lightning.Trainer(callbacks=[PredictionWriter("runs/mine", every_n_epochs=1)])
+>>> trainer = lightning.Trainer(callbacks=[PredictionWriter("runs/mine")])
 
-At the end of every ``every_n_epochs``-th validation epoch it writes ``val_epoch{E}.npz``, and
-after ``trainer.test`` it writes ``test.npz``, into ``run_dir``: the labels and logits of every
+When ``fit`` ends it writes ``val_epoch{E}.npz`` for the last validation epoch (for every
+``every_n_epochs``-th one instead, as each ends, when that is given), and after
+``trainer.test`` it writes ``test.npz``, into ``run_dir``: the labels and logits of every
 batch, gathered across devices with the module's own ``all_gather``, with class names and
 seed, ready for ``classgap audit``. With ``log_per_class`` it logs each class's accuracy and
 its Wilson interval through the trainer's logger (``val_class_acc/<name>``, ``..._low``,
@@ -33,6 +34,7 @@ Works with both import names, ``lightning`` and ``pytorch_lightning``.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,8 +81,11 @@ class PredictionWriter(pl.Callback):
     ----------
     run_dir : path
         Where ``val_epoch{E}.npz`` and ``test.npz`` go (created when missing).
-    every_n_epochs : int
-        Write the validation predictions every this many epochs (0: never).
+    every_n_epochs : int, optional
+        Write the validation predictions every this many epochs, as each ends (0: never). By
+        default only the last validation epoch's are written, when ``fit`` ends (also when it
+        stops on an error or Ctrl-C): one validation file per run, however many epochs, at a
+        cost that does not grow with them.
     classes : sequence of str, optional
         Class names in index order.
     seed : int, optional
@@ -96,12 +101,13 @@ class PredictionWriter(pl.Callback):
         Warn instead of raising when the gate fails.
     """
 
-    def __init__(self, run_dir: PathLike, *, every_n_epochs: int = 1,
+    def __init__(self, run_dir: PathLike, *, every_n_epochs: int | None = None,
                  classes: Sequence[str] | None = None, seed: int | None = None,
                  log_per_class: bool = False, baseline: PathLike | Sequence[PathLike] | None = None,
                  fail_on_drop: float = 0.0, warn_only: bool = False) -> None:
         super().__init__()
-        self.every_n_epochs = check_positive_int(every_n_epochs, "every_n_epochs", minimum=0)
+        self.every_n_epochs = None if every_n_epochs is None else \
+            check_positive_int(every_n_epochs, "every_n_epochs", minimum=0)
         self.gate = DropGate(baseline, fail_on_drop, warn_only)
         self.run_dir = Path(run_dir)
         self.log_per_class = log_per_class
@@ -110,6 +116,7 @@ class PredictionWriter(pl.Callback):
         self._recorders: dict[str, dict[int, PredictionRecorder]] = {"val": {}, "test": {}}
         self._active = {"val": False, "test": False}  # recording this evaluation epoch
         self._writing = False  # this validation epoch's file is due
+        self._last: list[tuple[Path, PredictionRecorder]] = []  # to write when fit ends
         self._gather = False  # more than one device
         self._hook: Any = None  # the forward hook, during evaluation epochs
         self._calls: list[Any] = []  # what the module returned in this batch
@@ -166,10 +173,23 @@ class PredictionWriter(pl.Callback):
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         self._end("val")  # the module keeps no hook of ours after a failed or stopped run
         self._end("test")
+        try:  # the last completed validation epoch is not lost with the run
+            self._write_last()
+        except Exception as exc:  # the run's own error is the one to raise
+            warnings.warn(f"PredictionWriter could not write the last validation epoch's "
+                          f"predictions: {exc}", RuntimeWarning, stacklevel=2)
+
+    def on_fit_end(self, trainer: Any, pl_module: Any) -> None:
+        self._write_last()
+
+    def _write_last(self) -> None:
+        last, self._last = self._last, []
+        for path, recorder in last:
+            recorder.write(path, drop_repeated_ids=self._gather)
 
     def on_validation_epoch_start(self, trainer: Any, pl_module: Any) -> None:
-        writing = (self.every_n_epochs > 0
-                   and (trainer.current_epoch + 1) % self.every_n_epochs == 0)
+        n = self.every_n_epochs
+        writing = n is None or (n > 0 and (trainer.current_epoch + 1) % n == 0)
         self._writing = writing and not trainer.sanity_checking
         self._start("val", pl_module, not trainer.sanity_checking
                     and (self._writing or self.log_per_class))
@@ -192,6 +212,7 @@ class PredictionWriter(pl.Callback):
         self._end("val")
         if not active or not trainer.is_global_zero:
             return
+        last: list[tuple[Path, PredictionRecorder]] = []
         for name, recorder in self._named("val"):
             if self.log_per_class:
                 # Each logger's own API, once an epoch: ``self.log_dict`` of 3 K values costs
@@ -202,8 +223,13 @@ class PredictionWriter(pl.Callback):
                 for logger in trainer.loggers:
                     logger.log_metrics(metrics, step=trainer.global_step)
             if self._writing:
-                recorder.write(self.run_dir / f"{name}_epoch{trainer.current_epoch + 1}.npz",
-                               drop_repeated_ids=self._gather)
+                path = self.run_dir / f"{name}_epoch{trainer.current_epoch + 1}.npz"
+                if self.every_n_epochs is None and trainer.state.fn == "fit":
+                    last.append((path, recorder))  # replaces the previous epoch's
+                else:  # every n epochs, or a trainer.validate of its own
+                    recorder.write(path, drop_repeated_ids=self._gather)
+        if last:
+            self._last = last
 
     def on_test_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         self._end("test")

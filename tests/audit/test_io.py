@@ -309,3 +309,17 @@ def test_npz_written_in_memory_or_streamed_reads_back_the_same(
     np.testing.assert_array_equal(back.scores, logits)
     assert back.seed == 4 and back.classes == ("a", "b", "c")
     assert [p.name for p in tmp_path.iterdir()] == ["p.npz"]  # no temporary file left
+
+
+def test_scores_keep_their_float_type_in_binary_files_and_read_back_exactly(
+        tmp_path: Path) -> None:
+    logits = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    y = np.arange(40) % 3
+    sizes = {}
+    for suffix in (".npz", ".pt", ".parquet", ".csv"):
+        path = write_predictions(tmp_path / f"p{suffix}", y_true=y, logits=logits)
+        np.testing.assert_array_equal(read_predictions(path).scores, logits.astype(np.float64))
+        sizes[suffix] = path.stat().st_size
+    assert np.load(tmp_path / "p.npz")["logits"].dtype == np.float32  # 4 bytes a value
+    write_predictions(tmp_path / "wide.npz", y_true=y, logits=logits.astype(np.float64))
+    assert sizes[".npz"] < (tmp_path / "wide.npz").stat().st_size - 400

@@ -153,10 +153,12 @@ def write_predictions(path: PathLike, *, y_true: Any, y_pred: Any = None, logits
     """Validate and write one run atomically; the suffix picks the format. Returns the path.
 
     Only the fields given are written (a ``y_pred`` derived from scores is not), so reading the
-    file back gives the same :class:`Predictions`. CSV has no place for class names.
+    file back gives the same :class:`Predictions`. Scores keep their floating-point type in the
+    binary formats (float32 logits take 4 bytes a value, not 8); CSV writes float64, whose text
+    reads back exactly. CSV has no place for class names.
     """
     source, file = str(path), Path(path)
-    formats.suffix_of(file, source)  # before any work: unknown suffixes fail fast
+    suffix = formats.suffix_of(file, source)  # before any work: unknown suffixes fail fast
     pred = Predictions.from_arrays(y_true, y_pred, logits=logits, probs=probs,
                                    sample_id=sample_id, seed=seed, classes=classes,
                                    source=source)
@@ -164,7 +166,9 @@ def write_predictions(path: PathLike, *, y_true: Any, y_pred: Any = None, logits
     if y_pred is not None:
         fields["y_pred"] = pred.y_pred
     if pred.scores is not None:
-        fields[cast(str, pred.score_kind)] = pred.scores
+        given = np.asarray(logits if logits is not None else probs)  # validated as pred.scores
+        binary = given.dtype.kind == "f" and suffix != ".csv"
+        fields[cast(str, pred.score_kind)] = given if binary else pred.scores
     if pred.sample_id is not None:
         fields["sample_id"] = pred.sample_id
     if pred.seed is not None:

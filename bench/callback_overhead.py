@@ -20,7 +20,9 @@ inside the Lightning callback's own hooks (a direct measure, free of run-to-run 
 Target: the Lightning callback adds under 5% to a 2-epoch run.
 
 Usage: ``python bench/callback_overhead.py [--epochs 2] [--repeats 31] [--only lightning|hf]
-[--dir DIR] [--variants without,empty,recording,defaults,every-epoch,per-class]``
+[--dir DIR] [--variants without,empty,recording,defaults,every-epoch,per-class] [--files]``;
+``--files`` also times one prediction file's write inside a Lightning run, against the same
+size of bytes written atomically and plainly in its place.
 """
 
 from __future__ import annotations
@@ -191,6 +193,50 @@ def measure(variants: dict[str, Callable[[Path], float]], repeats: int, where: P
     return times
 
 
+def file_costs(run: Callable[[Path], float], repeats: int, where: Path | None) -> None:
+    """What one prediction file costs inside a run: the callback's own write, timed in
+    ``run`` (the Lightning run at its defaults), against 16 KiB (about these files' size)
+    written in its place atomically and plainly, the file system's share."""
+    from classgap._files import atomic_write
+    from classgap.integrations.recorder import PredictionRecorder
+
+    write, payload = PredictionRecorder.write, os.urandom(16 * 2**10)
+
+    def atomic(self: Any, path: Any, **kwargs: Any) -> Path:
+        return atomic_write(path, payload)
+
+    def plain(self: Any, path: Any, **kwargs: Any) -> Path:
+        with open(path, "wb") as fh:
+            fh.write(payload)
+        return Path(path)
+
+    ways = {"the callback's write": write, "16 KiB, atomically": atomic,
+            "16 KiB, a plain open and write": plain}
+    spent: dict[str, list[float]] = {name: [] for name in ways}
+    order = np.random.default_rng(1)
+    try:
+        with tempfile.TemporaryDirectory(dir=where) as tmp:
+            for i in range(repeats):
+                for name in order.permutation(list(ways)):
+                    def timed(self: Any, path: Any, _way: Any = ways[name],
+                              _spent: list[float] = spent[name], **kwargs: Any) -> Path:
+                        start = time.perf_counter()
+                        try:
+                            return _way(self, path, **kwargs)
+                        finally:
+                            _spent.append(time.perf_counter() - start)
+
+                    PredictionRecorder.write = timed  # type: ignore[method-assign]
+                    run(Path(tmp) / f"{i}-{name[:6]}")
+    finally:
+        PredictionRecorder.write = write  # type: ignore[method-assign]
+    print("\nOne prediction file inside a Lightning run (defaults: two files a run)")
+    print("| written | best | median |")
+    print("|---|---:|---:|")
+    for name, values in spent.items():
+        print(f"| {name} | {1e3 * min(values):.2f} ms | {1e3 * statistics.median(values):.2f} ms |")
+
+
 def paired_overhead(with_: list[float], without: list[float], seed: int = 0,
                     ) -> tuple[float, float, float]:
     """Median of the paired ratios (runs of one round, back to back) minus 1, with a 95%
@@ -232,6 +278,8 @@ def main() -> None:
     parser.add_argument("--only", choices=("lightning", "hf"), default=None)
     parser.add_argument("--dir", type=Path, default=None,
                         help="where the runs write (default: a temporary directory)")
+    parser.add_argument("--files", action="store_true",
+                        help="Lightning: also time one prediction file's write inside a run")
     parser.add_argument("--variants", default=",".join(LABELS),
                         help=f"which to time, comma-separated, from {', '.join(LABELS)} "
                              "('without' is always timed; Hugging Face has no 'empty' or "
@@ -257,10 +305,12 @@ def main() -> None:
           f"{args.epochs} epochs, 1 thread, {args.repeats} repeats")
     if args.only != "hf":
         spent = [0.0]
-        variants = {k: v for k, v in lightning_variants(args.epochs, spent).items()
-                    if k in chosen}
+        runs = lightning_variants(args.epochs, spent)
+        variants = {k: v for k, v in runs.items() if k in chosen}
         times = measure(variants, args.repeats, args.dir, spent)
         report("Lightning (fit + test)", times)
+        if args.files:
+            file_costs(runs["defaults"], args.repeats, args.dir)
     if args.only != "lightning":
         variants = {k: v for k, v in hf_variants(args.epochs).items() if k in chosen}
         report("Hugging Face Trainer (train + predict)",

@@ -16,7 +16,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "callback_overhead.py"
 
 def test_one_round_prints_both_tables(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(SCRIPT), "--epochs", "1", "--repeats", "2",
-                           "--dir", str(tmp_path)], capture_output=True, text=True,
+                           "--dir", str(tmp_path), "--files"], capture_output=True, text=True,
                           timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
@@ -25,4 +25,7 @@ def test_one_round_prints_both_tables(tmp_path: Path) -> None:
     assert "| an empty Callback" in out
     assert len(rows) == 2 and all("%" in row for row in rows)
     assert "inside the callback's hooks" in out
+    files = [line for line in out.splitlines() if line.startswith(("| the callback's write",
+                                                                   "| 16 KiB"))]
+    assert len(files) == 3 and all(line.endswith(" ms |") for line in files)
     assert not list(tmp_path.iterdir())  # the runs' files go with their temporary directory

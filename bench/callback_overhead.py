@@ -30,13 +30,16 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
+import io
 import logging
 import os
 import platform
 import statistics
+import struct
 import tempfile
 import time
 import warnings
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -193,14 +196,51 @@ def measure(variants: dict[str, Callable[[Path], float]], repeats: int, where: P
     return times
 
 
+def _stored_npz(arrays: dict[str, np.ndarray]) -> bytes:
+    """The archive ``np.savez`` writes (``.npy`` members, stored uncompressed), built with
+    ``struct`` instead of ``zipfile``: what the archive itself costs. A floor for this
+    benchmark, not a writer for the library (``np.load`` reads it; the smoke test checks)."""
+    out, central = io.BytesIO(), []
+    for name, array in arrays.items():
+        member = io.BytesIO()
+        np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+        data, filename, offset = member.getvalue(), f"{name}.npy".encode(), out.tell()
+        sizes = (zlib.crc32(data), len(data), len(data))  # stored: compressed = original
+        # local header: version 2.0, no flags, stored, 1980-01-01 00:00, no extra field
+        out.write(struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0x21, *sizes,
+                              len(filename), 0) + filename + data)
+        central.append(struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0x21, *sizes,
+                                   len(filename), 0, 0, 0, 0, 0o644 << 16, offset) + filename)
+    start = out.tell()
+    out.write(b"".join(central))
+    out.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, len(central), len(central),
+                          out.tell() - start, start, 0))
+    return out.getvalue()
+
+
 def file_costs(run: Callable[[Path], float], repeats: int, where: Path | None) -> None:
-    """What one prediction file costs inside a run: the callback's own write, timed in
-    ``run`` (the Lightning run at its defaults), against 16 KiB (about these files' size)
-    written in its place atomically and plainly, the file system's share."""
+    """What one prediction file costs inside a run, and where it goes: the callback's own
+    write, timed in ``run`` (the Lightning run at its defaults); its arrays written without
+    the validation every prediction file gets (``np.savez``, then a hand-built archive); and
+    16 KiB (about these files' size) written in its place atomically and plainly, the file
+    system's share."""
     from classgap._files import atomic_write
+    from classgap.audit._io_formats import write_raw
     from classgap.integrations.recorder import PredictionRecorder
 
     write, payload = PredictionRecorder.write, os.urandom(16 * 2**10)
+
+    def fields(recorder: Any) -> dict[str, np.ndarray]:
+        logits, targets, _ = recorder.arrays()
+        return {"y_true": targets, "logits": logits, "seed": np.int64(recorder.seed or 0),
+                "classes": np.array(recorder.classes or [], dtype=str)}
+
+    def unvalidated(self: Any, path: Any, **kwargs: Any) -> Path:
+        write_raw(Path(path), str(path), fields(self))
+        return Path(path)
+
+    def hand_built(self: Any, path: Any, **kwargs: Any) -> Path:
+        return atomic_write(path, _stored_npz(fields(self)))
 
     def atomic(self: Any, path: Any, **kwargs: Any) -> Path:
         return atomic_write(path, payload)
@@ -210,14 +250,18 @@ def file_costs(run: Callable[[Path], float], repeats: int, where: Path | None) -
             fh.write(payload)
         return Path(path)
 
-    ways = {"the callback's write": write, "16 KiB, atomically": atomic,
-            "16 KiB, a plain open and write": plain}
+    ways = {"the callback's write": write,
+            "its arrays, np.savez, atomically, not validated": unvalidated,
+            "its arrays, a hand-built archive, atomically, not validated": hand_built,
+            "16 KiB, atomically": atomic, "16 KiB, a plain open and write": plain}
     spent: dict[str, list[float]] = {name: [] for name in ways}
     order = np.random.default_rng(1)
     try:
         with tempfile.TemporaryDirectory(dir=where) as tmp:
             for i in range(repeats):
-                for name in order.permutation(list(ways)):
+                for j in order.permutation(len(ways)):
+                    name = list(ways)[j]
+
                     def timed(self: Any, path: Any, _way: Any = ways[name],
                               _spent: list[float] = spent[name], **kwargs: Any) -> Path:
                         start = time.perf_counter()
@@ -227,7 +271,13 @@ def file_costs(run: Callable[[Path], float], repeats: int, where: Path | None) -
                             _spent.append(time.perf_counter() - start)
 
                     PredictionRecorder.write = timed  # type: ignore[method-assign]
-                    run(Path(tmp) / f"{i}-{name[:6]}")
+                    run(Path(tmp) / f"{i}-{j}")
+            built = list(ways.values()).index(hand_built)
+            archives = list(Path(tmp).glob(f"*-{built}/*.npz"))
+            assert archives, "no hand-built archive was written"
+            for archive in archives:  # they read back as np.savez's do
+                with np.load(archive) as got:
+                    assert got["logits"].shape == (len(got["y_true"]), 10), archive
     finally:
         PredictionRecorder.write = write  # type: ignore[method-assign]
     print("\nOne prediction file inside a Lightning run (defaults: two files a run)")

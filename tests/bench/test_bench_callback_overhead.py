@@ -26,6 +26,6 @@ def test_one_round_prints_both_tables(tmp_path: Path) -> None:
     assert len(rows) == 2 and all("%" in row for row in rows)
     assert "inside the callback's hooks" in out
     files = [line for line in out.splitlines() if line.startswith(("| the callback's write",
-                                                                   "| 16 KiB"))]
-    assert len(files) == 3 and all(line.endswith(" ms |") for line in files)
+                                                                   "| its arrays", "| 16 KiB"))]
+    assert len(files) == 5 and all(line.endswith(" ms |") for line in files)
     assert not list(tmp_path.iterdir())  # the runs' files go with their temporary directory

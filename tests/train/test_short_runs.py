@@ -26,13 +26,23 @@ def test_run_directory_predictions_hold_y_pred(tmp_path) -> None:
 def test_atomic_writes_have_the_usual_mode(tmp_path) -> None:
     import os
 
-    from classgap._files import atomic_write, default_mode, write_json
+    from classgap._files import atomic_write, write_json
 
+    umask = os.umask(0)
+    os.umask(umask)
+    with open(tmp_path / "plain.txt", "w"):  # what open() gives a new file: 0666 less the umask
+        pass
+    assert (tmp_path / "plain.txt").stat().st_mode & 0o777 == 0o666 & ~umask
     assert (write_json(tmp_path / "summary.json", {"a": 1}).stat().st_mode & 0o777
-            == default_mode())
+            == 0o666 & ~umask)
     path = atomic_write(tmp_path / "x.txt", "hello")
     os.chmod(path, 0o640)
     assert atomic_write(path, b"again").stat().st_mode & 0o777 == 0o640  # replaced: kept
+    old = os.umask(0o027)
+    try:  # a new file follows the umask, as open() does
+        assert atomic_write(tmp_path / "private.txt", "x").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old)
 
 
 def test_atomic_writes_make_their_directory_skip_taken_names_and_leave_nothing_on_error(

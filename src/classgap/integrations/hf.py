@@ -14,10 +14,11 @@ the callback writes them when the evaluation ends. Your own ``compute_metrics`` 
 Files, in ``run_dir``:
 
 - ``val_epoch{E}.npz`` for the last evaluation of ``trainer.train()``, written when training
-  ends (after every ``every_n_epochs``-th evaluation instead, as each ends, when that is
-  given), named by epoch with ``eval_strategy="epoch"`` and ``val_step{S}.npz`` (the global
+  ends; with ``every_n_epochs`` every n-th evaluation instead, as each ends. The ``Trainer``
+  tells callbacks nothing of a ``train()`` that raises, so that one leaves no validation file.
+  Files are named by epoch with ``eval_strategy="epoch"`` and ``val_step{S}.npz`` (the global
   step) otherwise; ``val_<name>_epoch{E}.npz`` for each of several datasets,
-  ``eval_dataset={"<name>": ...}``; an ``evaluate`` outside training writes its file at once;
+  ``eval_dataset={"<name>": ...}``. An ``evaluate`` outside training writes its file at once;
 - ``test.npz`` after ``trainer.predict(test_set)`` or
   ``trainer.evaluate(test_set, metric_key_prefix="test")`` (``test_<name>.npz`` with
   ``metric_key_prefix="test_<name>"``). A ``predict`` on unlabelled data (inference) writes
@@ -159,7 +160,7 @@ class PredictionWriterCallback(TrainerCallback):
             self._seed = args.seed
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._training = True
+        self._training, self._last = True, {}  # nothing kept from a train() that raised
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._training = False

@@ -353,13 +353,13 @@ def _class_intervals(kind: str, correct: np.ndarray, support: np.ndarray,
     return pd.DataFrame({"estimate": estimate, "low": low, "high": high})
 
 
-
 def _row_blocks(replicates: np.ndarray, present: np.ndarray) -> Iterator[np.ndarray]:
     """The present classes' columns of ``replicates``, in the row blocks of the sampler."""
     start = 0
     for rows in block_rows(len(replicates), int(present.sum())):
         yield replicates[start:start + rows, present]
         start += rows
+
 
 def _seed_summary(correct: np.ndarray, support: np.ndarray, replicates: np.ndarray, *,
                   k: int | None, groups: Mapping[str, Any] | None,
@@ -380,5 +380,3 @@ def _seed_summary(correct: np.ndarray, support: np.ndarray, replicates: np.ndarr
     low, high = clip_to_range(list(statistics), low, high)
     return pd.DataFrame({"estimate": estimate, "low": low, "high": high},
                         index=pd.Index(list(statistics), name="metric", dtype=object))
-
-

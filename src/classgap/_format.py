@@ -1,4 +1,5 @@
-"""One way to print numbers: accuracies in percent, changes in signed points, p-values.
+"""One way to print numbers and data strings: accuracies in percent, changes in signed
+points, p-values, and class names, paths or quoted values as one line of literal text.
 
 Every table, report and terminal line formats through these, so a missing value reads the
 same everywhere (``n/a``) and a change of accuracy always carries its sign. Fractions in,
@@ -6,15 +7,24 @@ text out; anything that is not a finite number (None, NaN, a string) is missing.
 
 >>> pct(0.6834), points(-0.021), points(None), pvalue(0.00004), pvalue(0.25)
 ('68.34', '-2.10', 'n/a', '4.0e-05', '0.250')
+
+A data string is shown as one line whatever it holds: a newline in a class name reads ``\\n``
+in every table, figure and report (JSON and CSV keep the name exactly), and quoted error text
+loses its colour codes.
+
+>>> print(literal("a\\nb"), shorten("x" * 80, 12), error_line("\\x1b[31mboom\\x1b[0m\\n  line 2"))
+a\\nb xxxxxxx…xxxx boom line 2
 """
 
 from __future__ import annotations
 
 import math
+import re
 from numbers import Real
 from typing import Any
 
-__all__ = ["MISSING", "finite", "pct", "points", "pvalue", "strength"]
+__all__ = ["MISSING", "error_line", "finite", "literal", "pct", "points", "pvalue", "shorten",
+           "strength"]
 
 MISSING = "n/a"
 
@@ -49,3 +59,53 @@ def strength(value: Any) -> str:
     if isinstance(value, Real) and not isinstance(value, bool):
         return f"{float(value):g}"
     return str(value)
+
+
+# C0 and C1 control characters, the line and paragraph separators, and the bidirectional
+# overrides and isolates (they reorder the text after them: a name could make a table row
+# read as something else).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+# ANSI escape sequences: CSI (colours, cursor moves), OSC (titles, hyperlinks) ended by BEL
+# or ST, and the two-character ones.
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+
+
+def _visible(char: str) -> str:
+    code = ord(char)
+    return _ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def literal(value: Any) -> str:
+    """A data string (class name, path, a value quoted from input) as one line of literal text.
+
+    Control characters are shown the way Python writes them in a string literal (a newline
+    as ``\\n``, ESC as ``\\x1b``), so a name can neither break a table row nor a one-line
+    message, nor colour or move the terminal. Everything else is kept as it is; markup
+    (rich's ``[...]``, HTML, matplotlib's ``$``) is the renderer's to escape.
+    """
+    return _CONTROL.sub(lambda m: _visible(m[0]), str(value))
+
+
+def shorten(value: Any, width: int) -> str:
+    """:func:`literal`, cut to ``width`` characters with an ellipsis in the middle.
+
+    The head and the tail both stay: long names that share a prefix (``..._left``,
+    ``..._right``) remain apart.
+    """
+    text = literal(value)
+    if width < 2 or len(text) <= width:
+        return text
+    head = (width - 1) * 2 // 3
+    return f"{text[:head]}…{text[len(text) - (width - 1 - head):]}"
+
+
+def error_line(text: Any) -> str:
+    """Quoted error text (a worker's exception, a subprocess's stderr) as one line.
+
+    ANSI escape sequences go (a colouring logger's codes would otherwise reach the terminal
+    raw, or show as ``[31m`` in a report), other control characters too, and every run of
+    whitespace (newlines included) becomes one space.
+    """
+    plain = _ANSI.sub("", str(text))
+    return " ".join(_CONTROL.sub(" ", plain).split())

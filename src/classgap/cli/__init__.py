@@ -12,7 +12,9 @@ from collections.abc import Sequence
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
+from classgap._format import error_line
 from classgap.cli.app import app
 from classgap.errors import ClassgapError
 
@@ -34,7 +36,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except ClassgapError as exc:
         if verbose:
             raise
-        err.print(f"[bold red]error:[/] {_one_line(str(exc))}")
+        err.print(_error(str(exc)))
         return 1
     except typer.TyperException as exc:  # usage errors: unknown option, bad choice...
         if verbose:
@@ -44,8 +46,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             typer.echo(ctx.get_help())
             return 0
         hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-        err.print(f"[bold red]error:[/] {_one_line(exc.format_message())}{hint}",
-                  markup=True)
+        err.print(_error(exc.format_message() + hint))
         return 1
     except typer.Abort:
         err.print("aborted")
@@ -79,8 +80,10 @@ def _expand_variadic(args: list[str]) -> list[str]:
     return out
 
 
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
+def _error(message: str) -> Text:
+    """``error: MESSAGE`` on one line. The message quotes user input (names, paths, a worker's
+    exception): it is text, never rich markup, and loses ANSI codes and line breaks."""
+    return Text.assemble(("error:", "bold red"), " ", error_line(message))
 from classgap.cli import study_cmds  # noqa: E402,F401,I001  (registers study/report)
 from classgap.cli import train_cmds  # noqa: E402,F401  (registers train/list)
 from classgap.cli import diag_cmds  # noqa: E402,F401  (registers hessian)

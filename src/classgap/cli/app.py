@@ -12,6 +12,7 @@ from rich.table import Table
 from typer.core import TyperOption
 
 from classgap._files import atomic_write
+from classgap._richtext import add_row, cell
 from classgap.cli import render
 
 
@@ -94,7 +95,7 @@ def _emit(text: str, out: Path | None) -> None:
         typer.echo(text, nl=False)
     else:
         atomic_write(out, text)
-        console.print(f"wrote {out}", style="dim")
+        console.print(cell(f"wrote {out}", "dim"))
 
 
 def _emit_csv(classes: Any, overall: dict[str, Any], out: Path | None) -> None:
@@ -151,11 +152,11 @@ def audit_cmd(
                          interval=interval.value, method=method.value, k=worst_k,
                          random_state=seed)
     if posthoc_tau is not None:  # the numbers below are not the model's own: say so
-        Console(stderr=True, soft_wrap=True).print(
+        Console(stderr=True, soft_wrap=True).print(cell(
             f"post-hoc logit adjustment: each file's logits minus {posthoc_tau:g} · log of "
             f"the training prior from {train_counts} ({len(predictions)} file(s)); the audit "
             "below is of the adjusted predictions (logits as saved: classgap runs save the "
-            "logits their loss saw, s · cos for a cosine head)", style="yellow")
+            "logits their loss saw, s · cos for a cosine head)", "yellow"))
     if fmt is Format.json:
         _emit(render.to_json(result.to_dict()), out)
     elif fmt is Format.csv:
@@ -213,10 +214,12 @@ def compare_cmd(
     if fail_on_drop is not None:  # on stderr, so that --format json stays parseable
         from rich.text import Text
 
+        from classgap._format import literal
+
         drops = result.drops(min_points=fail_on_drop)
         gate = Console(stderr=True, soft_wrap=True)
         if len(drops):
-            names = ", ".join(f"{c} ({100 * d:+.1f})" for c, d in
+            names = ", ".join(f"{literal(c)} ({100 * d:+.1f})" for c, d in
                               zip(drops["class"], drops["delta"], strict=True))
             gate.print(Text.assemble(("fail-on-drop: failed: ", "bold red"),
                                      f"{len(drops)} class(es) dropped significantly by more "
@@ -248,16 +251,16 @@ def data_info_cmd(
     if fmt is not Format.table:
         typer.echo(render.to_json(info), nl=False)
         return
-    console.print(f"[bold]{info['name']}[/]")
+    console.print(cell(info["name"], "bold"))
     splits = info["splits"]
     table = Table(title="Per-class counts")
-    table.add_column("class", justify="left")
+    table.add_column("class", justify="left", overflow="fold")
     for split in splits:
         table.add_column(split, justify="right")
     first = next(iter(splits.values()))
     for i, name in enumerate(first["classes"]):
-        table.add_row(name, *(str(s["class_counts"][i]) for s in splits.values()))
-    table.add_row("[bold]total[/]", *(f"[bold]{s['size']}[/]" for s in splits.values()))
+        add_row(table, name, *(str(s["class_counts"][i]) for s in splits.values()))
+    add_row(table, "total", *(str(s["size"]) for s in splits.values()), style="bold")
     shape = "×".join(str(d) for d in first["image_shape"])
     console.print(f"image shape (C×H×W): {shape}; classes: {len(first['classes'])}")
     console.print(table)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from classgap._richtext import cell
 from classgap._validation import check_choice
 from classgap.cli import render
 from classgap.cli.app import app, console
@@ -49,5 +50,5 @@ def hessian_cmd(
                              density=density)
     written = write_hessian(result, out if out is not None else run_dir)
     console.print(render.hessian_table(result, f"Hessian of the {split} loss ({run_dir})"))
-    console.print("written: " + ", ".join(map(str, written)), style="dim", markup=False,
+    console.print(cell("written: " + ", ".join(map(str, written)), "dim"),
                   highlight=False)

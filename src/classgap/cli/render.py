@@ -1,4 +1,9 @@
-"""Turn audit results into terminal tables, JSON or CSV text (no computation here)."""
+"""Turn audit results into terminal tables, JSON or CSV text (no computation here).
+
+Every cell and every line that carries data goes to rich through :func:`cell` or
+:func:`add_row` (:mod:`classgap._richtext`): as text, never parsed as markup, so a class called
+``[background]`` or ``[/]`` prints as it is named.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from classgap._format import MISSING, finite, pct, points, pvalue
+from classgap._richtext import add_row, cell
 
 if TYPE_CHECKING:  # the audit and pandas load in ~1 s: not for `classgap --help`
     import pandas as pd
@@ -41,8 +47,8 @@ def shown_rows(order: pd.Index, show_all: bool) -> tuple[pd.Index, pd.Index, int
 
 
 def _hidden_row(table: Table, n_hidden: int, what: str) -> None:
-    table.add_row(f"… {n_hidden:,} more {what}", *([""] * (len(table.columns) - 1)),
-                  style="dim italic")
+    add_row(table, f"… {n_hidden:,} more {what}", *([""] * (len(table.columns) - 1)),
+            style="dim italic")
 
 
 def make_console(**kwargs: Any) -> Console:
@@ -77,14 +83,15 @@ def audit_tables(result: ClassAudit, *, show_all: bool = False) -> list[Table]:
     extra = [c for c in table.columns if c.startswith("top") and c.endswith("_accuracy")]
     columns = ["class", "support", "accuracy", f"{level} CI",
                *(c.removesuffix("_accuracy") for c in extra), "precision", "f1"]
-    for name in columns:
-        per_class.add_column(name, justify="left" if name == "class" else "right")
+    for name in columns:  # a long class name folds onto more lines rather than losing its end
+        per_class.add_column(name, justify="left" if name == "class" else "right",
+                             overflow="fold" if name == "class" else "ellipsis")
     worst = table["accuracy"].idxmin() if table["accuracy"].notna().any() else None
 
     def add(i: Any) -> None:
         row = table.loc[i]
-        per_class.add_row(
-            str(row["class"]), f"{int(row['support'])}", pct(row["accuracy"], 1),
+        add_row(
+            per_class, row["class"], f"{int(row['support'])}", pct(row["accuracy"], 1),
             f"[{pct(row['accuracy_low'], 1)}, {pct(row['accuracy_high'], 1)}]",
             *(pct(row[c], 1) for c in extra), pct(row["precision"], 1), pct(row["f1"], 1),
             style="bold red" if i == worst else None,
@@ -101,7 +108,7 @@ def audit_tables(result: ClassAudit, *, show_all: bool = False) -> list[Table]:
     for name in ("metric", "estimate", "low", "high"):
         summary.add_column(name, justify="left" if name == "metric" else "right")
     for metric, row in result.summary.iterrows():
-        summary.add_row(str(metric), *(pct(row[c], 1) for c in ("estimate", "low", "high")))
+        add_row(summary, metric, *(pct(row[c], 1) for c in ("estimate", "low", "high")))
     return [per_class, summary]
 
 
@@ -123,17 +130,18 @@ def comparison_tables(result: Comparison, *, show_all: bool = False) -> list[Tab
     table = Table(title=title)
     for name in ("class", "support", "baseline", "candidate", "Δ", f"{level} CI", "p", "q",
                  "verdict"):
-        table.add_column(name, justify="left" if name in ("class", "verdict") else "right")
+        table.add_column(name, justify="left" if name in ("class", "verdict") else "right",
+                         overflow="fold" if name == "class" else "ellipsis")
 
     def add(i: Any) -> None:
         row = rows.loc[i]
         verdict = str(row["verdict"])
-        table.add_row(
-            str(row["class"]), f"{int(row['support'])}", pct(row["acc_baseline"], 1),
+        add_row(
+            table, row["class"], f"{int(row['support'])}", pct(row["acc_baseline"], 1),
             pct(row["acc_candidate"], 1), points(row["delta"], 1),
             f"[{points(row['delta_low'], 1)}, {points(row['delta_high'], 1)}]",
             pvalue(row["p_value"]), pvalue(row["q_value"]),
-            f"[{_VERDICT_STYLE.get(verdict, '')}]{verdict}[/]",
+            cell(verdict, _VERDICT_STYLE.get(verdict, "")),
         )
 
     for i in worst_rows:
@@ -149,8 +157,8 @@ def comparison_tables(result: Comparison, *, show_all: bool = False) -> list[Tab
     for name in ("baseline", "candidate", "Δ", f"{level} CI", "p", "classes dropping",
                  "classes gaining"):
         overall.add_column(name, justify="right")
-    overall.add_row(
-        pct(o["acc_baseline"], 1), pct(o["acc_candidate"], 1), points(o["delta"], 1),
+    add_row(
+        overall, pct(o["acc_baseline"], 1), pct(o["acc_candidate"], 1), points(o["delta"], 1),
         f"[{points(o['delta_low'], 1)}, {points(o['delta_high'], 1)}]", pvalue(o["p_value"]),
         str(o["n_drop"]), str(o["n_gain"]),
     )
@@ -163,17 +171,18 @@ def listing_table(listing: Listing) -> Table:
     for col in listing.columns:
         table.add_column(col, justify="right" if col in listing.right else "left")
     for row in listing.rows:
-        table.add_row(*row)
+        add_row(table, *row)
     return table
 
 
 def hessian_table(result: Any, title: str) -> Table:
     """Per-class Hessian summary of a :class:`~classgap.diagnostics.HessianResult`."""
-    table = Table(title=title)
+    table = Table(title=cell(title))  # the title quotes a run directory
     for col in ("class", "n", "loss", "λ max", "λ min", "|λ min|/λ max", "trace"):
-        table.add_column(col, justify="left" if col == "class" else "right")
+        table.add_column(col, justify="left" if col == "class" else "right",
+                         overflow="fold" if col == "class" else "ellipsis")
     for row in result.to_frame().itertuples():
-        table.add_row(str(row.name), str(row.n), f"{row.loss:.3f}", f"{row.top_eigenvalue:.3g}",
+        add_row(table, row.name, str(row.n), f"{row.loss:.3f}", f"{row.top_eigenvalue:.3g}",
                       f"{row.bottom_eigenvalue:.3g}", f"{row.ratio:.3f}",
                       f"{row.trace:.3g} ± {row.trace_se:.2g}")
     return table
@@ -194,7 +203,7 @@ def seeds_table(results: Any, epochs: int) -> Table:
     for col in ("seed", "val accuracy", "test accuracy", "images/s", "run directory"):
         table.add_column(col, justify="left" if col == "run directory" else "right")
     for r in results:
-        table.add_row(str(r.config.train.seed), pct(r.val_accuracy), pct(r.test_accuracy),
+        add_row(table, str(r.config.train.seed), pct(r.val_accuracy), pct(r.test_accuracy),
                       f"{r.images_per_second:,.0f}", str(r.out_dir))
     return table
 

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from classgap._format import finite
+from classgap._richtext import add_row, cell
 from classgap.cli import render
 from classgap.cli.app import Correction, Format, app, console
 from classgap.sweep.backends import AUTO, BACKENDS
@@ -82,7 +83,7 @@ def study_cmd(
                       overrides=set_ or (), quick=quick, mode=mode, threads=threads_per_worker)
     where = resolve_study_run(plan, out=out, workers=workers, refit=refit,
                               axes_given=bool(axis), quick=quick)
-    console.print(render.study_line(plan, where), style="dim", markup=False, highlight=False)
+    console.print(cell(render.study_line(plan, where), "dim"))
     result = run_full_study(plan, where.out_dir, backend=backend, workers=where.workers,
                             retry_failed=retry_failed, address=address, train_cmd=train_cmd,
                             alpha=alpha, correction=correction.value, max_drop=max_drop,
@@ -137,7 +138,7 @@ def plan_seeds_cmd(
         return
     console.print(_plan_table(plan))
     for line in plan.lines():
-        console.print(line, markup=False, highlight=False)
+        console.print(cell(line))  # the lines name classes: text, one line each
 
 
 def _plan_table(plan: SeedPlan) -> Table:
@@ -145,13 +146,14 @@ def _plan_table(plan: SeedPlan) -> Table:
                         f"{plan.level:.2g}, {plan.correction} over classes)")
     for name in ("class", "seed sd", "image sd", f"min detectable drop ({plan.seeds} seeds)",
                  f"seeds for a {plan.drop:g}-point drop"):
-        table.add_column(name, justify="left" if name == "class" else "right")
+        table.add_column(name, justify="left" if name == "class" else "right",
+                         overflow="fold" if name == "class" else "ellipsis")
     for _, row in plan.classes.iterrows():
         need = row["seeds_needed"]
         mdd = row["min_detectable_drop"]  # above 100 points: no drop is detectable
-        table.add_row(str(row["class"]), _num(row["seed_sd"]), _num(row["image_sd"]),
-                      "> 100" if mdd > 100 else _num(mdd),
-                      str(int(need)) if finite(need) else "more test images")
+        add_row(table, row["class"], _num(row["seed_sd"]), _num(row["image_sd"]),
+                       "> 100" if mdd > 100 else _num(mdd),
+                       str(int(need)) if finite(need) else "more test images")
     return table
 
 

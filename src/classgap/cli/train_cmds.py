@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from classgap._richtext import cell
 from classgap.catalog import TOPICS, listing
 from classgap.cli import render
 from classgap.cli.app import app, console
@@ -105,14 +106,15 @@ def train_cmd(
     if seeds == 1:
         result = train(cfg, out_dir, overwrite=overwrite)
         console.print(render.train_line(result, cfg.train.epochs))
-        console.print(f"run directory: {out_dir}")
-        console.print(f"per-class audit: classgap audit {out_dir / 'test.npz'}", style="dim")
+        console.print(cell(f"run directory: {out_dir}"))
+        console.print(cell(f"per-class audit: classgap audit {out_dir / 'test.npz'}",
+                                  "dim"))
         return
     results = train_seeds(cfg, seeds, out_dir, engine=engine, workers=workers,
                           threads_per_worker=threads_per_worker, overwrite=overwrite)
     console.print(render.seeds_table(results, cfg.train.epochs))
-    console.print(f"per-class audit over seeds: classgap audit {out_dir}/seed*/test.npz",
-                  style="dim")
+    console.print(cell(f"per-class audit over seeds: classgap audit {out_dir}/seed*/"
+                              "test.npz", "dim"))
 
 
 @app.command("list")

@@ -12,7 +12,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from classgap._format import pct, points, strength
+from classgap._format import literal, pct, points, strength
+from classgap._richtext import add_row
 from classgap.analysis.result import StudyResult
 
 __all__ = ["detectable_text", "print_summary", "refit_line"]
@@ -59,7 +60,7 @@ def refit_line(refit: dict[str, Any], kind: str = "refit") -> Text:
 
     below = v.get("below_reference") or []
     below_text = ("no class significantly below the reference" if not below else
-                  "below the reference: " + ", ".join(f"{b['class']} {b['delta']:+.1f}"
+                  "below the reference: " + ", ".join(f"{literal(b['class'])} {b['delta']:+.1f}"
                                                        for b in below))
     met = v.get("target_met")
     return Text.assemble(
@@ -94,14 +95,16 @@ def print_summary(
     Notes
     -----
     Class names are wrapped in :class:`rich.text.Text`, never parsed as console markup, so a
-    class called ``[bold]x[/bold]`` prints literally.
+    class called ``[bold]x[/bold]`` prints literally; control characters in a name show as
+    ``\\n``, ``\\x1b`` (:func:`classgap._format.literal`), so a name stays on its row.
     """
     console = console or Console()
     gain = result.mean_gain or {}
     console.print(
         Text.assemble(
-            ("Selected ", ""), (f"{result.axis} = {strength(result.selected)}", "bold"),
-            (f" (reference {strength(result.reference)}): mean test accuracy ", ""),
+            ("Selected ", ""),
+            (literal(f"{result.axis} = {strength(result.selected)}"), "bold"),
+            (literal(f" (reference {strength(result.reference)}): mean test accuracy "), ""),
             (f"{points(gain.get('delta'))} pts", "bold"),
             (f" [{points(gain.get('low'))}, {points(gain.get('high'))}]", ""),
         )
@@ -117,7 +120,7 @@ def print_summary(
         table = Table(title=Text(f"Classes that pay ({len(drops)} of {len(classes)}; "
                                  f"q < {alpha:g})"),
                       title_style="bold red")
-        table.add_column("class", overflow="fold")
+        table.add_column("class", overflow="fold")  # a long name folds, whole
         table.add_column("reference %", justify="right")
         table.add_column("selected %", justify="right")
         table.add_column("Δ pts [95% interval]", justify="right", style="red", no_wrap=True)
@@ -125,8 +128,8 @@ def print_summary(
         shown = drops.head(TERMINAL_DROPS)  # worst first; report.html and classes.csv hold all
         for _, row in shown.iterrows():
             q = row.get("q_value", math.nan)
-            table.add_row(
-                Text(str(row["class"])),
+            add_row(  # every cell as text: "[n/a, n/a]" would read as a markup tag
+                table, row["class"],
                 pct(row.get("acc_reference")),
                 pct(row.get("acc_selected")),
                 f"{points(row['delta'])} [{points(row.get('delta_low'))}, "
@@ -146,14 +149,14 @@ def print_summary(
                              else "right")
         for _, row in sweep.iterrows():
             ref = strength(row["strength"]) == strength(result.reference)
-            table.add_row(
-                Text(strength(row["strength"]) + (" *" if row["selected"] else "")),
+            add_row(
+                table, strength(row["strength"]) + (" *" if row["selected"] else ""),
                 pct(row["val_mean"]), pct(row["test_mean"]),
                 "reference" if ref else f"{points(row['delta'])} [{points(row['delta_low'])}, "
                                         f"{points(row['delta_high'])}]",
-                "–" if ref else Text(_drops(row)),
-                Text("–" if ref or row["worst_class"] is None
-                     else f"{row['worst_class']} ({points(row['worst_delta'])})"))
+                "–" if ref else _drops(row),
+                "–" if ref or row["worst_class"] is None
+                else f"{row['worst_class']} ({points(row['worst_delta'])})")
         table.caption = "* selected on validation; drops: significant (q < alpha) class drops"
         console.print(table)
 
@@ -162,7 +165,7 @@ def print_summary(
         dgain = down.mean_gain or {}
         console.print(Text.assemble(
             ("Transfer (frozen backbones, linear probe): selected ", ""),
-            (f"{strength(down.selected)}", "bold"),
+            (literal(strength(down.selected)), "bold"),
             (f", mean {points(dgain.get('delta'))} pts [{points(dgain.get('low'))}, "
              f"{points(dgain.get('high'))}], ", ""),
             (f"{len(down.drops())} class(es) drop significantly", "bold"),
@@ -174,10 +177,10 @@ def print_summary(
             console.print(refit_line(outcome, kind))
     detect = result.meta.get("detectable_drop")
     if detect:
-        console.print(Text(detectable_text(detect), style="dim"))
+        console.print(Text(literal(detectable_text(detect)), style="dim"))
 
     if result.notes:
-        notes = Text("\n").join(Text(f"• {n}") for n in result.notes)
+        notes = Text("\n").join(Text(f"• {literal(n)}") for n in result.notes)
         console.print(Panel(notes, title="Notes", border_style="yellow"))
     if report_path is not None:
-        console.print(Text.assemble(("Report: ", "bold"), (str(report_path), "")))
+        console.print(Text.assemble(("Report: ", "bold"), (literal(report_path), "")))

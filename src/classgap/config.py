@@ -64,6 +64,10 @@ class DataConfig:
     train_subset: int | None = None  # stratified training subset size (after the val split)
     val_size: int | float = 5000  # validation count, or fraction in (0, 1); 0 = none
     split_seed: int = 0  # val split / subset / long-tail seed: fixed across run seeds
+    #: Test share of a folder: or npz: dataset that holds one split (stratified, fixed seed
+    #: TEST_SPLIT_SEED, so every run of a study is tested on the same images).
+    test_fraction: float = 0.2
+    image_size: tuple[int, ...] | None = None  # (H, W) or (S,) for S x S: resize (bilinear)
     imbalance: float | None = None  # long-tail ratio rho = n_max / n_min of the train side
     profile: str = "exp"  # long-tail profile: exp | step
 
@@ -240,7 +244,8 @@ SECTIONS: dict[str, Any] = {"data": DataConfig, "model": ModelConfig, "aug": Non
 ID_IGNORED = (("train", "progress"),)
 #: Keys added after studies existed, left out of :func:`config_id` while at their default, so a
 #: study directory written before them keeps its run ids (and resumes, and re-reports).
-ID_NEW_DEFAULTS = {("train", "bn_recompute"): "auto", ("loss", "theta"): None,
+ID_NEW_DEFAULTS = {("train", "bn_recompute"): "auto", ("data", "test_fraction"): 0.2,
+                   ("data", "image_size"): None, ("loss", "theta"): None,
                    ("loss", "reweight"): None, ("loss", "reweight_clip"): None,
                    ("loss", "reweight_mix"): None, ("loss", "reweight_discount"): None,
                    ("loss", "reweight_min_weight"): None, ("loss", "reweight_alpha"): None}
@@ -425,10 +430,13 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             return value
         if typing.get_origin(option) is tuple:
             items = value if isinstance(value, list | tuple) else [value]
-            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
+            if typing.get_args(option)[0] is int:  # sizes: whole numbers only, kept as int
+                if all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+                    return tuple(items)
+            elif all(isinstance(v, int | float) and not isinstance(v, bool) for v in items):
                 return tuple(float(v) for v in items)
-    names = ["a list of numbers" if typing.get_origin(o) is tuple else _TYPE_NAMES[o]
-             for o in options]
+    names = [("a list of integers" if typing.get_args(o)[0] is int else "a list of numbers")
+             if typing.get_origin(o) is tuple else _TYPE_NAMES[o] for o in options]
     raise fail(key, f"be {' or '.join(names)}", value, error=ConfigError)
 
 
@@ -495,6 +503,10 @@ def _check(c: Config) -> None:
     need((isinstance(d.val_size, int) and d.val_size >= 0) or 0 < d.val_size < 1,
          "data.val_size", "be an integer >= 0 or a fraction in (0, 1)", d.val_size)
     need(d.imbalance is None or d.imbalance > 1, "data.imbalance", "be > 1", d.imbalance)
+    need(0 < d.test_fraction < 1, "data.test_fraction", "be in (0, 1)", d.test_fraction)
+    need(d.image_size is None or (len(d.image_size) in (1, 2) and min(d.image_size) >= 1),
+         "data.image_size", "be H,W (or one S for S x S), positive integers",
+         None if d.image_size is None else list(d.image_size))
     _choice("data.profile", d.profile, ("exp", "step"))
     need(0 <= c.model.dropout < 1, "model.dropout", "be in [0, 1)", c.model.dropout)
     _choice("optim.name", o.name, OPTIMIZERS.list())

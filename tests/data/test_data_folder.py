@@ -34,7 +34,8 @@ def test_mixed_modes_become_rgb_and_resize(tmp_path: Path) -> None:
     _png(tmp_path / "a" / "x.png", 100, (6, 6), "RGB")
     _png(tmp_path / "b" / "y.png", 50, (3, 3), "L")
     with pytest.raises(DataFormatError, match=r"y\.png: image size 3x3 \(HxW\) differs from "
-                                              r"6x6 of the first image; pass image_size"):
+                                              r"6x6 of the first image \(x\.png\); resize "
+                                              r"all with --set data\.image_size=H,W"):
         load_image_folder(tmp_path)
     ds = load_image_folder(tmp_path, image_size=(4, 8))
     assert ds.images.shape == (2, 3, 4, 8)

@@ -240,18 +240,31 @@ def _dataset_choices() -> str:
 @data_app.command("info")
 def data_info_cmd(
     dataset: str = typer.Argument(..., help=f"{_dataset_choices()}.", show_default=False),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the data lies "
-                                         "(default: $CLASSGAP_DATA, then system paths)."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the data lies: the "
+                                         "only place looked when given (it must exist); "
+                                         "default $CLASSGAP_DATA, then system paths."),
+    test_fraction: float = typer.Option(0.2, "--test-fraction", help="Test share held out of "
+                                        "a one-split folder: or npz: (data.test_fraction)."),
+    image_size: str | None = typer.Option(None, "--image-size", metavar="H,W",
+                                          help="Resize every image (data.image_size)."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),
 ) -> None:
-    """Size, image shape, class names and per-class counts of a dataset."""
-    from classgap.data import dataset_info
+    """Size, image shape, class names and per-class counts of each split of a dataset, split
+    as training splits it."""
+    from classgap.config import load_config
+    from classgap.data import check_data_dir, dataset_info
 
-    info = dataset_info(dataset, data_dir=data_dir)
+    check_data_dir(data_dir, "--data-dir")
+    # the keys and checks of training: data info shows what `train --set data....` reads
+    d = load_config(overrides=[f"data.test_fraction={test_fraction}"]
+                    + ([f"data.image_size={image_size}"] if image_size is not None else [])).data
+    info = dataset_info(dataset, data_dir=data_dir, test_fraction=d.test_fraction,
+                        image_size=d.image_size, option="--data-dir")
     if fmt is not Format.table:
         typer.echo(render.to_json(info), nl=False)
         return
     console.print(cell(info["name"], "bold"))
+    console.print(cell(f"read from {info['path']}", "dim"))
     splits = info["splits"]
     table = Table(title="Per-class counts")
     table.add_column("class", justify="left", overflow="fold")

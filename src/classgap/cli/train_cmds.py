@@ -42,7 +42,11 @@ def default_out_dir(config_dict: dict) -> Path:
 @app.command("train")
 def train_cmd(
     dataset: str | None = typer.Option(None, "--dataset", help="Dataset spec: fashion-mnist, "
-                                       "digits, cifar10, cifar100, folder:PATH, npz:PATH."),
+                                       "digits, cifar10, cifar100, folder:PATH (PATH/train/ and "
+                                       "PATH/test/ of class folders, or PATH/<class>/), "
+                                       "npz:PATH (x_train, y_train, x_test, y_test, or images, "
+                                       "labels); a one-split folder or npz holds out "
+                                       "data.test_fraction (0.2) as its test set."),
     model: str | None = typer.Option(None, "--model", help="Model name (classgap list models)."),
     recipe: str | None = typer.Option(None, "--recipe", help="Class-aware recipe METHOD"
                                       "[@SETTING], e.g. ldam-drw-sam or ldam-drw-sam@cifar10-lt "
@@ -67,7 +71,9 @@ def train_cmd(
     batch_size: int | None = typer.Option(None, "--batch-size", help="Training batch size."),
     train_subset: int | None = typer.Option(None, "--train-subset",
                                             help="Stratified training subset size."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the data lies."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the data lies: the "
+                                         "only place looked (it must exist); a relative "
+                                         "folder:/npz: PATH is taken inside it."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Run directory (default "
                                     "runs/<dataset>-<model>-s<seed>-<config hash>)."),
     config: Path | None = typer.Option(None, "--config", help="TOML config file."),
@@ -88,10 +94,12 @@ def train_cmd(
 ) -> None:
     """Train one model (or several seeds) and write run directories for classgap audit."""
     from classgap.config import load_config
+    from classgap.data import check_data_dir
     from classgap.train import train
     from classgap.train.recipes import recipe_overrides
     from classgap.train.seeds import train_seeds
 
+    check_data_dir(data_dir, "--data-dir")  # named as typed, before any config layering
     given = {"dataset": dataset, "data_dir": data_dir, "train_subset": train_subset,
              "model": model, "epochs": epochs, "seed": seed, "lr": lr,
              "weight_decay": weight_decay, "batch_size": batch_size, "device": device,

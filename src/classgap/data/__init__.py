@@ -8,11 +8,11 @@ Every loader returns images (N, C, H, W) uint8, labels (N,) int64 and class name
     ((1, 8, 8), 10)
 """
 
-from classgap.data.arrays import load_npz_dataset, save_npz_dataset
+from classgap.data.arrays import load_npz_dataset, load_npz_splits, save_npz_dataset
 from classgap.data.cifar import load_cifar
 from classgap.data.dataset import Dataset
 from classgap.data.digits import load_digits
-from classgap.data.folder import load_image_folder
+from classgap.data.folder import load_image_folder, load_image_folder_splits, resize_images
 from classgap.data.idx import (
     FASHION_MNIST_CLASSES,
     download_fashion_mnist,
@@ -28,12 +28,22 @@ from classgap.data.longtail import (
     longtail_counts,
     make_longtail,
 )
-from classgap.data.registry import dataset_info, list_datasets, load_dataset
-from classgap.data.splits import stratified_split, stratified_subset
+from classgap.data.registry import (
+    check_data_dir,
+    data_source,
+    dataset_info,
+    list_datasets,
+    load_dataset,
+    load_run_data,
+    load_splits,
+)
+from classgap.data.splits import stratified_split, stratified_subset, stratified_test_split
 
 __all__ = [
     "FASHION_MNIST_CLASSES",
     "Dataset",
+    "check_data_dir",
+    "data_source",
     "dataset_info",
     "download_fashion_mnist",
     "find_fashion_mnist",
@@ -46,12 +56,18 @@ __all__ = [
     "load_fashion_mnist",
     "load_idx_pair",
     "load_image_folder",
+    "load_image_folder_splits",
     "load_npz_dataset",
+    "load_npz_splits",
+    "load_run_data",
+    "load_splits",
     "longtail_counts",
     "make_longtail",
     "read_idx",
+    "resize_images",
     "save_npz_dataset",
     "stratified_split",
     "stratified_subset",
+    "stratified_test_split",
     "write_idx",
 ]

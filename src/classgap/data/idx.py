@@ -169,8 +169,8 @@ def _idx_file(folder: Path, stem: str) -> Path | None:
 
 def _search_dirs(data_dir: str | os.PathLike[str] | None) -> list[Path]:
     dirs: list[Path] = []
-    if data_dir is not None:
-        dirs += [Path(data_dir), Path(data_dir) / "fashion-mnist"]
+    if data_dir is not None:  # the only place looked: a copy elsewhere is not what was asked
+        return [Path(data_dir), Path(data_dir) / "fashion-mnist"]
     if os.environ.get("CLASSGAP_DATA"):
         env = Path(os.environ["CLASSGAP_DATA"])
         dirs += [env, env / "fashion-mnist"]
@@ -180,9 +180,9 @@ def _search_dirs(data_dir: str | os.PathLike[str] | None) -> list[Path]:
 def find_fashion_mnist(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """The first folder holding all four Fashion-MNIST IDX files (``.gz`` or plain).
 
-    Looks in ``data_dir`` (and its ``fashion-mnist/``), ``$CLASSGAP_DATA`` (and its
-    ``fashion-mnist/``), ``/usr/share/datasets/fashion-mnist`` and the download cache
-    (:func:`default_cache_dir` ``/fashion-mnist``), in that order.
+    Looks in ``data_dir`` (and its ``fashion-mnist/``) only, when it is given; else in
+    ``$CLASSGAP_DATA`` (and its ``fashion-mnist/``), ``/usr/share/datasets/fashion-mnist``
+    and the download cache (:func:`default_cache_dir` ``/fashion-mnist``), in that order.
     """
     dirs = _search_dirs(data_dir)
     stems = [s for pair in _SPLIT_STEMS.values() for s in pair]

@@ -154,14 +154,18 @@ class Splits:
     """Train, validation and test :class:`Dataset` of a run; unpacks as ``train, val, test``.
 
     ``indices[name]`` maps each sample back to its row in the split it came from (train and
-    val: the dataset's ``"train"`` split; test: its ``"test"`` split), the ``sample_id`` of
-    the saved predictions.
+    val: the dataset's ``"train"`` split, or its ``"val"`` split for a folder of ``train/``,
+    ``val/`` and ``test/``; test: its ``"test"`` split), the ``sample_id`` of the saved
+    predictions.
     """
 
     train: Dataset
     val: Dataset | None
     test: Dataset
     indices: dict[str, np.ndarray] = field(default_factory=dict)
+    #: What was read: dataset spec, absolute path, how the test split was made
+    #: (:func:`~classgap.data.registry.load_run_data`); a run writes it into its provenance.
+    source: dict[str, Any] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[Dataset | None]:
         return iter((self.train, self.val, self.test))
@@ -173,10 +177,15 @@ MAX_VAL_SHARE = 0.2  # an integer val_size never takes more than this share of t
 def make_splits(config: Any) -> Splits:
     """Load the dataset of ``config.data`` and split it (all seeded by ``data.split_seed``).
 
+    0. The test split is the dataset's own; a one-split ``folder:`` or ``npz:`` holds out
+       ``data.test_fraction`` of its images, stratified, with a fixed seed
+       (:data:`~classgap.data.registry.TEST_SPLIT_SEED`), so every run of a study is tested
+       on the same images and none of them is ever trained or validated on.
     1. ``val_size`` stratified samples of the ``"train"`` split become the validation set
        (:func:`~classgap.data.stratified_split`). An integer count is capped at 20% of the
        split, so the 5,000 of Fashion-MNIST become 269 on the 1,348 digits; a fraction is
-       used as is; 0 means no validation set.
+       used as is; 0 means no validation set. A folder of ``train/``, ``val/`` and ``test/``
+       gives its ``val/`` instead (any ``val_size`` but 0).
     2. ``imbalance``: the remaining training side becomes long-tailed
        (:func:`~classgap.data.make_longtail`, ``profile``); the validation set stays balanced.
     3. ``train_subset``: a stratified subset of that many training images.
@@ -190,16 +199,21 @@ def make_splits(config: Any) -> Splits:
     Splits
     """
     from classgap.data.longtail import make_longtail
-    from classgap.data.registry import load_dataset
+    from classgap.data.registry import load_run_data
     from classgap.data.splits import stratified_split, stratified_subset
 
     d = getattr(config, "data", config)
-    full = load_dataset(d.dataset, split="train", data_dir=d.data_dir)
-    test = load_dataset(d.dataset, split="test", data_dir=d.data_dir)
+    loaded, source = load_run_data(d.dataset, data_dir=d.data_dir,
+                                   test_fraction=d.test_fraction, image_size=d.image_size,
+                                   option="data.data_dir")
+    full, test = loaded["train"], loaded["test"]
     rows = np.arange(len(full))
     val: Dataset | None = None
     indices: dict[str, np.ndarray] = {}
-    if d.val_size:
+    if d.val_size and "val" in loaded:  # the dataset's own validation folder
+        val = loaded["val"]
+        indices["val"] = np.arange(len(val))
+    elif d.val_size:
         if isinstance(d.val_size, float):
             tr, va = stratified_split(full.labels, d.val_size, random_state=d.split_seed)
         else:
@@ -215,4 +229,6 @@ def make_splits(config: Any) -> Splits:
         rows = rows[stratified_subset(full.labels[rows], d.train_subset,
                                       random_state=d.split_seed)]
     indices["train"], indices["test"] = rows, np.arange(len(test))
-    return Splits(full.subset(rows), val, test, indices)
+    source["val_split"] = ("the dataset's val/ folder" if "val" in loaded and d.val_size
+                           else None if val is None else "stratified from the train split")
+    return Splits(full.subset(rows), val, test, indices, source)

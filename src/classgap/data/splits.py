@@ -84,20 +84,61 @@ def stratified_split(labels: Any, val_fraction: float | None = None, *,
         if isinstance(val_size, bool) or not isinstance(val_size, int | np.integer):
             raise fail("val_size", "be an int", val_size)
         name, total = "val_size", int(val_size)
+    return _two_way(y, total, random_state, name=name, side="validation",
+                    value=val_fraction if name == "val_fraction" else val_size)
+
+
+def stratified_test_split(labels: Any, test_fraction: float = 0.2, *,
+                          random_state: int | np.random.Generator | None = 0,
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Hold out a stratified test part: :func:`stratified_split` with errors that say test.
+
+    Used for datasets stored as one split (a single image folder or ``.npz``): with a fixed
+    ``random_state`` every run, whatever its own seed, is tested on the same images.
+
+    Parameters
+    ----------
+    labels : array of int, shape (N,)
+    test_fraction : float in (0, 1)
+        Test share of the samples, rounded to an integer count.
+    random_state : int, Generator or None
+
+    Returns
+    -------
+    train_idx, test_idx : np.ndarray of int64
+        Sorted, disjoint, covering ``range(N)``; every class with at least 2 samples is on
+        both sides.
+
+    Examples
+    --------
+    >>> tr, te = stratified_test_split([0] * 8 + [1] * 2, 0.2)
+    >>> te.tolist() == stratified_split([0] * 8 + [1] * 2, 0.2)[1].tolist()
+    True
+    """
+    y = check_labels(labels, "labels")
+    frac = test_fraction
+    if isinstance(frac, bool) or not isinstance(frac, int | float) or not 0 < frac < 1:
+        raise fail("test_fraction", "be in (0, 1)", frac)
+    return _two_way(y, round(frac * len(y)), random_state, name="test_fraction", side="test",
+                    value=frac)
+
+
+def _two_way(y: np.ndarray, total: int, random_state: int | np.random.Generator | None, *,
+             name: str, side: str, value: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``total`` stratified samples of ``y`` on the held-out side; errors name ``name``."""
     counts, groups = _per_class(y)
-    low = (counts >= 2).astype(np.int64)  # one per class on the validation side...
+    low = (counts >= 2).astype(np.int64)  # one per class on the held-out side...
     high = np.maximum(counts - 1, 0)  # ...and at least one left for training
     if not low.sum() <= total <= high.sum():
-        raise fail(name, f"give between {low.sum()} and {high.sum()} validation samples "
-                   f"(one per class with >= 2 samples, one left in train per class)",
-                   val_fraction if name == "val_fraction" else val_size)
+        raise fail(name, f"give between {low.sum()} and {high.sum()} {side} samples "
+                   f"(one per class with >= 2 samples, one left in train per class)", value)
     alloc = _allocate(counts, total, low, high)
     rng = check_random_state(random_state)
-    val_parts = [rng.permutation(g)[:a] for g, a in zip(groups, alloc, strict=True)]
-    val_idx = np.sort(np.concatenate(val_parts))
-    train_mask = np.ones(n, dtype=bool)
-    train_mask[val_idx] = False
-    return np.flatnonzero(train_mask).astype(np.int64), val_idx.astype(np.int64)
+    held_parts = [rng.permutation(g)[:a] for g, a in zip(groups, alloc, strict=True)]
+    held_idx = np.sort(np.concatenate(held_parts))
+    train_mask = np.ones(len(y), dtype=bool)
+    train_mask[held_idx] = False
+    return np.flatnonzero(train_mask).astype(np.int64), held_idx.astype(np.int64)
 
 
 def stratified_subset(labels: Any, n: int, *,

@@ -4,7 +4,8 @@ A run directory holds::
 
     config.json       the resolved Config (Config.from_dict(json.load(...)) rebuilds it)
     provenance.json   seed, git hash, python/torch/numpy/classgap versions, device, precision,
-                      hostname, start time
+                      hostname, start time, and the data read (data: dataset, absolute path,
+                      how the test split was made)
     history.csv       epoch, lr, train_loss, train_acc, val_acc, val_loss, epoch_time
     metrics.json      final val/test accuracy, wall time, images/s
     val.npz test.npz  predictions for ``classgap audit`` (y_true, logits, sample_id, seed,
@@ -183,6 +184,8 @@ def write_run(out: Path, config: Any, *, splits: Any, history: Sequence[Mapping[
     prov = provenance(seed=tc.seed, device=device, precision=precision,
                       channels_last=channels_last, start_time=started,
                       threads=torch.get_num_threads() if tc.threads is None else tc.threads)
+    # which copy of the data, and how its test split was made: a run can be traced to files
+    prov["data"] = dict(getattr(splits, "source", None) or {})
     prov.update(extra_provenance or {})
     paths["provenance"] = write_json(out / "provenance.json", prov)
     paths["history"] = write_history(out / "history.csv", history)

@@ -23,8 +23,8 @@ import re
 from numbers import Real
 from typing import Any
 
-__all__ = ["MISSING", "error_line", "finite", "literal", "pct", "points", "pvalue", "shorten",
-           "strength"]
+__all__ = ["FIGURE_CHARS", "MISSING", "error_line", "figure_text", "finite", "literal", "pct",
+           "points", "pvalue", "shorten", "strength"]
 
 MISSING = "n/a"
 
@@ -98,6 +98,26 @@ def shorten(value: Any, width: int) -> str:
         return text
     head = (width - 1) * 2 // 3
     return f"{text[:head]}…{text[len(text) - (width - 1 - head):]}"
+
+
+FIGURE_CHARS = 30
+"""Longest data text in a figure (legend entry, tick label, annotation): at 8-9 pt about two
+inches, so an 80-character class name leaves the axes most of the figure's width."""
+
+
+def figure_text(value: Any, width: int = FIGURE_CHARS) -> str:
+    """Data as literal matplotlib text: :func:`shorten` to ``width``, then made inert.
+
+    A ``$`` would start mathtext (``$x$`` drawn as an italic x, a lone ``$`` an error at draw
+    time): it is escaped. Matplotlib leaves out of a legend every label that starts with
+    ``_`` (its "hide this artist" convention), so a class called ``_background`` would vanish:
+    such a text starts with a zero-width space (U+200B, drawn as nothing).
+
+    >>> figure_text("$x$"), figure_text("_background"), figure_text("a" * 40, 10)
+    ('\\\\$x\\\\$', '\\u200b_background', 'aaaaaa…aaa')
+    """
+    text = shorten(value, width).replace("$", r"\$")
+    return "\u200b" + text if text.startswith("_") else text
 
 
 def error_line(text: Any) -> str:

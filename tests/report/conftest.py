@@ -25,16 +25,18 @@ def make_fake_result(
     hostile: bool = False,
     notes: Sequence[str] = ("The selection is within seed noise.",),
     seed: int = 0,
+    names: Sequence[str] | None = None,
 ) -> StudyResult:
     """A plausible study result: the first ``n_drops`` classes pay at the selected strength.
 
     Class names are ``class 0``, ``class 1``, ...; with ``hostile=True`` the first few are
     replaced by HTML-hostile strings (``<script>...``, ``&amp;``, quotes) so escaping is
-    exercised in every table and figure.
+    exercised in every table and figure. ``names`` gives every class name (and the count).
     """
     rng = np.random.default_rng(seed)
     strengths = tuple(strengths)
-    names = [f"class {i}" for i in range(n_classes)]
+    names = [f"class {i}" for i in range(n_classes)] if names is None else list(names)
+    n_classes = len(names)
     if hostile:
         names[: len(HOSTILE)] = HOSTILE[:n_classes]
     reference, selected = strengths[0], strengths[selected_index]

@@ -15,6 +15,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from classgap._format import figure_text
 from classgap._validation import fail
 from classgap.diagnostics.perclass import HessianResult
 
@@ -25,10 +26,6 @@ MANY_CLASSES = 20
 # Densities are drawn on a log axis down to this share of the highest peak; lower values
 # (Gaussian tails, which underflow to 0) are clipped to it so the curves stay continuous.
 DENSITY_RANGE = 1e-6
-
-
-def _text(value: object) -> str:
-    return str(value).replace("$", r"\$")  # a '$' in a class name must not start mathtext
 
 
 def per_class_hessian_figure(result: HessianResult) -> Figure:
@@ -55,7 +52,7 @@ def per_class_hessian_figure(result: HessianResult) -> Figure:
                     math.ceil(math.log10(max(float(scale), linthresh))) + 1)
     ax.set_yticks(sorted([0.0, *(10.0 ** d for d in decades), *(-(10.0 ** d) for d in decades)]))
     step = max(1, len(x) // MANY_CLASSES)
-    ax.set_xticks(x[::step], [_text(n) for n in result.names[::step]], rotation=45,
+    ax.set_xticks(x[::step], [figure_text(n) for n in result.names[::step]], rotation=45,
                   ha="right")
     ax.set_xlabel("class")
     ax.set_ylabel("Hessian eigenvalue")
@@ -67,7 +64,7 @@ def per_class_hessian_figure(result: HessianResult) -> Figure:
         colors = matplotlib.colormaps["viridis"](np.linspace(0, 1, max(len(x), 2)))
         floor = DENSITY_RANGE * float(np.max(densities)) or DENSITY_RANGE
         for i, (name, rho) in enumerate(zip(result.names, densities, strict=True)):
-            label = _text(name) if len(x) <= MANY_CLASSES else None
+            label = figure_text(name) if len(x) <= MANY_CLASSES else None
             ax.plot(grid, np.maximum(rho, floor), color=colors[i], lw=1.0,
                     label=label, gid=f"density:{name}")
         ax.set_yscale("log")

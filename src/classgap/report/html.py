@@ -5,6 +5,9 @@ small sorting script are inline, and a Content-Security-Policy forbids every net
 (``default-src 'none'``) and every script but ours (pinned by its SHA-256). Every string that
 comes from data (class names, notes, metadata) goes through :func:`html.escape`; no event
 handler attribute is ever written, so a class called ``<script>alert(1)</script>`` is text.
+No data goes into the script or into JSON inside the page (``</script>`` in a name has no
+script to end). Class names and notes are shown as :func:`classgap._format.literal` text, a
+newline as ``\\n``, as in the terminal; ``data-class`` and the CSV files keep the name exact.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from classgap._files import atomic_write
-from classgap._format import finite, pct, points, strength
+from classgap._format import finite, literal, pct, points, strength
 from classgap.analysis.result import StudyResult
 from classgap.report import plots
 
@@ -121,6 +124,7 @@ figcaption { color: #555; font-size: .9em; }
 table { border-collapse: collapse; font-size: .9em; margin: 1em 0; }
 th, td { padding: .25em .6em; border-bottom: 1px solid #eee; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
+td:first-child { overflow-wrap: anywhere; max-width: 28em; }
 table.sortable th { cursor: pointer; background: #f2f2f2; position: sticky; top: 0; }
 th[aria-sort="ascending"]::after { content: " \\25B2"; }
 th[aria-sort="descending"]::after { content: " \\25BC"; }
@@ -156,6 +160,11 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+def _n(value: Any) -> str:
+    """A class name or a note as HTML text: one line (a newline shows as ``\\n``), escaped."""
+    return _e(literal(value))
+
+
 
 
 
@@ -188,7 +197,7 @@ def headline(result: StudyResult) -> str:
     if drops.empty:
         return text + "; no class dropped significantly."
     parts = [
-        f"{row['class']} ({points(row['delta'])} [{points(row.get('delta_low'))}, "
+        f"{literal(row['class'])} ({points(row['delta'])} [{points(row.get('delta_low'))}, "
         f"{points(row.get('delta_high'))}])"
         for _, row in drops.head(HEADLINE_NAMES).iterrows()
     ]
@@ -264,7 +273,7 @@ def _render(result: StudyResult, images: Mapping[str, bytes], title: str) -> str
         f'<p class="headline" id="headline">{_e(headline(result))}</p>',
     ]
     if result.notes:
-        items = "".join(f"<li>{_e(n)}</li>" for n in result.notes)
+        items = "".join(f"<li>{_n(n)}</li>" for n in result.notes)
         body.append(
             f'<section class="notes" id="notes"><strong>Read this first:</strong>'
             f"<ul>{items}</ul></section>"
@@ -314,7 +323,7 @@ def _render(result: StudyResult, images: Mapping[str, bytes], title: str) -> str
         body.append("<h2>Transfer</h2>")
         body.append(f'<p class="headline" id="transfer-headline">{_e(headline(downstream))}</p>')
         if downstream.notes:
-            items = "".join(f"<li>{_e(n)}</li>" for n in downstream.notes)
+            items = "".join(f"<li>{_n(n)}</li>" for n in downstream.notes)
             body.append(f'<section class="notes"><ul>{items}</ul></section>')
         body.append(_figure("transfer", images, axis))
         body.append(_class_table(downstream.classes, "transfer-classes"))
@@ -344,7 +353,7 @@ def _figure(name: str, images: Mapping[str, bytes], axis: str) -> str:
 
 # (header, column, formatter) for the sortable per-class table.
 _COLUMNS: Sequence[tuple[str, str, Callable[[Any], str]]] = (
-    ("class", "class", str),
+    ("class", "class", literal),
     ("reference %", "acc_reference", pct),
     ("selected %", "acc_selected", pct),
     ("Δ pts", "delta", points),
@@ -404,7 +413,7 @@ def _selection_summary(result: StudyResult) -> str:
     if detect:
         from classgap.report.terminal import detectable_text
 
-        lines.append(f'<li id="detectable-drop">{_e(detectable_text(detect))}</li>')
+        lines.append(f'<li id="detectable-drop">{_n(detectable_text(detect))}</li>')
     if not val.empty and {"strength", "val_mean"} <= set(val.columns):
         cols = [c for c in ("val_mean", "val_std", "test_mean", "test_std") if c in val]
         head = "".join(f"<th>{_e(c)} %</th>" for c in cols)
@@ -430,7 +439,7 @@ def _named(count: int, names: Sequence[str]) -> str:
     """``count`` and up to :data:`HEADLINE_NAMES` of the names, the rest counted."""
     if not names:
         return str(count)
-    shown = ", ".join(names[:HEADLINE_NAMES])
+    shown = ", ".join(literal(n) for n in names[:HEADLINE_NAMES])
     more = f", {len(names) - HEADLINE_NAMES} more" if len(names) > HEADLINE_NAMES else ""
     return f"{count} ({shown}{more})"
 
@@ -458,7 +467,7 @@ def _strength_section(result: StudyResult) -> str:
         delta = "reference" if ref else (f"{points(r['delta'])} [{points(r['delta_low'])}, "
                                          f"{points(r['delta_high'])}]")
         worst = "–" if ref or r["worst_class"] is None else \
-            f"{r['worst_class']} ({points(r['worst_delta'])})"
+            f"{literal(r['worst_class'])} ({points(r['worst_delta'])})"
         mark = " (selected)" if r["selected"] else ""
         rows.append(f"<tr><td>{_e(strength(r['strength']) + mark)}</td><td>{_e(pct(r['val_mean']))}"
                     f"</td><td>{_e(pct(r['test_mean']))}</td><td>{_e(delta)}</td>"
@@ -501,7 +510,7 @@ def _class_aware_section(result: StudyResult) -> str:
         vector = dict(zip(result.classes["class"], vector, strict=False))
     if isinstance(vector, Mapping) and vector:
         rows = "".join(
-            f"<tr><td>{_e(c)}</td><td>{_e(strength(s))}</td></tr>" for c, s in vector.items()
+            f"<tr><td>{_n(c)}</td><td>{_e(strength(s))}</td></tr>" for c, s in vector.items()
         )
         parts.append(
             "<details><summary>Per-class strength vector (class-conditional "
@@ -521,7 +530,7 @@ def _refit_section(result: StudyResult, refit: Mapping[str, Any], kind: str = "r
         a = after.get(str(r["class"]), {})
         cls = "drop" if a.get("verdict") == "drop" else ""
         rows.append(
-            f'<tr class="{cls}"><td>{_e(r["class"])}</td><td>{_e(pct(r["acc_reference"]))}</td>'
+            f'<tr class="{cls}"><td>{_n(r["class"])}</td><td>{_e(pct(r["acc_reference"]))}</td>'
             f"<td>{_e(pct(r['acc_selected']))}</td><td>{_e(points(r['delta']))} "
             f"({_e(r['verdict'])})</td><td>{_e(pct(a.get('acc_candidate')))}</td>"
             f"<td>{_e(points(a.get('delta')))} ({_e(a.get('verdict', 'n/a'))})</td></tr>")

@@ -21,7 +21,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from classgap._format import points
+from classgap._format import figure_text, points
 from classgap.analysis.result import StudyResult
 from classgap.errors import InputError
 
@@ -47,6 +47,8 @@ MANY_CLASSES = 20
 # At most this many classes are named in a figure of many classes (the worst drops first):
 # 200 red names over 1,000 lines are as unreadable as none.
 MAX_NAMED = 10
+# A confusion pair's label holds two class names: each is cut to this many characters.
+PAIR_CHARS = 20
 
 
 # --------------------------------------------------------------------------- helpers
@@ -71,10 +73,10 @@ def _fmt_strength(value: Any) -> str:
     return _text(value)
 
 
-def _text(value: Any) -> str:
-    """Data as literal figure text: an unescaped ``$`` would start mathtext (and a lone one
-    fails at draw time), so a class called ``$5 bill`` must not be parsed as math."""
-    return str(value).replace("$", r"\$")
+def _text(value: Any, width: int | None = None) -> str:
+    """Data (a class name, a string strength) as figure text: one line, shortened, no mathtext,
+    never hidden from a legend (:func:`classgap._format.figure_text`)."""
+    return figure_text(value) if width is None else figure_text(value, width)
 
 
 def _strength_axis(strengths: Sequence[Any]) -> tuple[np.ndarray, list[str], bool]:
@@ -230,10 +232,10 @@ def per_class_vs_strength(result: StudyResult, *, max_labels: int = MANY_CLASSES
     ax.set_xticks(positions, labels)
     if invert:
         ax.invert_xaxis()
-    ax.set_xlabel(f"{result.axis} (sweep order)")
+    ax.set_xlabel(f"{_text(result.axis, 60)} (sweep order)")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
-    title = f"Per-class test accuracy vs {result.axis}"
+    title = f"Per-class test accuracy vs {_text(result.axis, 60)}"
     if dropping:
         title += f"\n{len(dropping)} class(es) drop significantly at the selected strength"
     ax.set_title(title)
@@ -263,7 +265,7 @@ def delta_at_selected(result: StudyResult, *, max_labels: int = 40) -> Figure:
         total) and a line collection ``"delta-intervals"``.
     """
     title = (
-        f"Change per class at {result.axis} = {_fmt_strength(result.selected)} "
+        f"Change per class at {_text(result.axis, 60)} = {_fmt_strength(result.selected)} "
         f"vs {_fmt_strength(result.reference)} (test set)"
     )
     return _delta_figure(result.classes, result.mean_gain, title, max_labels=max_labels)
@@ -280,10 +282,11 @@ def transfer(result: StudyResult, *, max_labels: int = 40) -> Figure:
     downstream = result.transfer
     if downstream is None:
         raise InputError("'result.transfer' must be a StudyResult to draw transfer; got None")
-    dataset = downstream.meta.get("dataset", "downstream") if downstream.meta else "downstream"
+    dataset = _text(downstream.meta.get("dataset", "downstream") if downstream.meta
+                    else "downstream", 40)  # folder:PATH names a user's directory
     title = (
         f"Transfer (linear probe on {dataset}): change per class with the backbone "
-        f"pre-trained at {result.axis} = {_fmt_strength(downstream.selected)} "
+        f"pre-trained at {_text(result.axis, 60)} = {_fmt_strength(downstream.selected)} "
         f"vs {_fmt_strength(downstream.reference)}"
     )
     return _delta_figure(downstream.classes, downstream.mean_gain, title, max_labels=max_labels)
@@ -305,9 +308,12 @@ def confusion_shifts(result: StudyResult, *, top_k: int = 10) -> Figure:
     shifts = result.confusion_shifts
     fig = _new_figure(8.5, 1.6 + 0.38 * min(top_k, max(len(shifts), 1)))
     ax = fig.add_subplot()
+    # Right-aligned: long pair labels push the axes right, and a centred title or x label
+    # would then run off the figure's right edge.
     ax.set_title(
-        f"Confusions that moved most: {result.axis} = {_fmt_strength(result.selected)} "
-        f"vs {_fmt_strength(result.reference)}"
+        f"Confusions that moved most: {_text(result.axis, 60)} = "
+        f"{_fmt_strength(result.selected)} "
+        f"vs {_fmt_strength(result.reference)}", loc="right"
     )
     if shifts.empty:
         ax.text(0.5, 0.5, "no confusion shifts recorded", ha="center", va="center",
@@ -319,7 +325,8 @@ def confusion_shifts(result: StudyResult, *, top_k: int = 10) -> Figure:
     top = top.iloc[::-1]  # barh draws bottom-up: the largest shift ends up on top
     change = 100 * top["change"].to_numpy(dtype=float)
     labels = [
-        f"{_text(t)} → {_text(p)}" for t, p in zip(top["true"], top["predicted"], strict=True)
+        f"{_text(t, PAIR_CHARS)} → {_text(p, PAIR_CHARS)}"  # two names a label: shorter each
+        for t, p in zip(top["true"], top["predicted"], strict=True)
     ]
     colours = [VERDICT_COLORS["drop"] if c > 0 else SELECTED_COLOR for c in change]
     bars = ax.barh(np.arange(len(top)), change, color=colours, height=0.65)
@@ -339,7 +346,8 @@ def confusion_shifts(result: StudyResult, *, top_k: int = 10) -> Figure:
     lo, hi = min(change.min(), 0.0), max(change.max(), 0.0)
     pad = 0.35 * (hi - lo or 1.0)  # room for the rate annotations
     ax.set_xlim(lo - (pad if lo < 0 else 0.05 * pad), hi + pad)
-    ax.set_xlabel("change in confusion rate (points of the true class's test samples)")
+    ax.set_xlabel("change in confusion rate (points of the true class's test samples)",
+                  loc="right")
     ax.set_ylabel("true → predicted")
     ax.grid(axis="x", alpha=0.3)
     return fig
@@ -402,7 +410,7 @@ def class_aware(result: StudyResult) -> Figure:
     if invert:
         ax.invert_xaxis()
     ax.set_title(title)
-    ax.set_xlabel(f"{result.axis} (sweep order)")
+    ax.set_xlabel(f"{_text(result.axis, 60)} (sweep order)")
     ax.set_ylabel("validation accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)

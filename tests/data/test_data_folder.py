@@ -70,3 +70,71 @@ def test_truncated_png(tmp_path: Path) -> None:
     (tmp_path / "a" / "0.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(DataFormatError, match=r"0\.png: unreadable image"):
         load_image_folder(tmp_path)
+
+
+def _split_tree(root: Path, splits: dict[str, dict[str, int]], size: tuple[int, int] = (4, 4),
+                mode: str = "L") -> None:
+    for split, classes in splits.items():
+        for cls, n in classes.items():
+            for i in range(n):
+                _png(root / split / cls / f"{i}.png", 10 * i + len(cls), size, mode)
+
+
+@pytest.mark.parametrize("held", ["test", "val"])
+def test_train_and_test_folders(tmp_path: Path, held: str) -> None:
+    from classgap.data import folder_layout, load_image_folder_splits
+
+    _split_tree(tmp_path / "pets", {"train": {"dog": 3, "cat": 2}, held: {"dog": 1, "cat": 2}})
+    assert folder_layout(tmp_path / "pets") == {"train": tmp_path / "pets" / "train",
+                                                "test": tmp_path / "pets" / held}
+    splits = load_image_folder_splits(tmp_path / "pets")
+    assert set(splits) == {"train", "test"}
+    train, test = splits["train"], splits["test"]
+    assert train.classes == test.classes == ("cat", "dog")  # sorted, the same in both
+    assert train.labels.tolist() == [0, 0, 1, 1, 1] and test.labels.tolist() == [0, 0, 1]
+    assert (train.name, test.name) == ("pets/train", "pets/test")
+
+
+def test_train_val_and_test_folders(tmp_path: Path) -> None:
+    from classgap.data import load_image_folder_splits
+
+    _split_tree(tmp_path, {"train": {"a": 2, "b": 2}, "val": {"a": 1, "b": 1},
+                           "test": {"a": 3, "b": 1}})
+    splits = load_image_folder_splits(tmp_path)
+    assert {k: len(v) for k, v in splits.items()} == {"train": 4, "test": 4, "val": 2}
+
+
+def test_split_folders_share_mode_and_size(tmp_path: Path) -> None:
+    from classgap.data import load_image_folder_splits
+
+    _split_tree(tmp_path, {"train": {"a": 1, "b": 1}}, mode="L")
+    _split_tree(tmp_path, {"test": {"a": 1, "b": 1}}, mode="RGB")
+    splits = load_image_folder_splits(tmp_path)  # one RGB image anywhere: all RGB
+    assert splits["train"].image_shape == splits["test"].image_shape == (3, 4, 4)
+    _png(tmp_path / "test" / "a" / "big.png", 3, (8, 8))
+    with pytest.raises(DataFormatError, match=r"big\.png: image size 8x8 \(HxW\) differs from "
+                                              r"4x4 of the first image"):
+        load_image_folder_splits(tmp_path)
+    assert load_image_folder_splits(tmp_path, image_size=(6, 5))["test"].image_shape \
+        == (3, 6, 5)
+
+
+def test_split_folder_errors(tmp_path: Path) -> None:
+    from classgap.data import load_image_folder_splits
+
+    _split_tree(tmp_path / "x", {"train": {"a": 1, "b": 1}, "test": {"a": 1}})
+    with pytest.raises(DataFormatError, match=r"x/test: no folder for class 'b' \(it has one in "
+                                              r"train/\); every class needs images in every "
+                                              r"split"):
+        load_image_folder_splits(tmp_path / "x")
+    _split_tree(tmp_path / "y", {"train": {"a": 1, "b": 1}})
+    with pytest.raises(DataFormatError, match=r"y: train/ holds class folders but there is no "
+                                              r"test/ \(or val/\) beside it"):
+        load_image_folder_splits(tmp_path / "y")
+    _split_tree(tmp_path / "z", {"train": {"a": 1}, "test": {"a": 1}, "c": {"x": 1}})
+    with pytest.raises(DataFormatError, match=r"folders \['c'\] sit beside the split folders"):
+        load_image_folder_splits(tmp_path / "z")
+    # a class that happens to be called "train" (images directly inside) is just a class
+    _png(tmp_path / "w" / "train" / "0.png", 1)
+    _png(tmp_path / "w" / "test" / "0.png", 2)
+    assert set(load_image_folder_splits(tmp_path / "w")) == {"all"}

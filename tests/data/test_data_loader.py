@@ -119,3 +119,54 @@ def test_make_splits_longtail() -> None:
     counts = train.class_counts()
     assert counts[0] / counts[-1] == pytest.approx(10, rel=0.15)
     assert val.class_counts().min() >= 9  # the validation set stays balanced
+
+
+def _id_folder(root, counts: dict[str, int]) -> None:
+    """A one-split image folder whose image i holds the value i in every pixel."""
+    from PIL import Image
+
+    i = 0
+    for cls, n in counts.items():
+        (root / cls).mkdir(parents=True)
+        for _ in range(n):
+            Image.new("L", (3, 3), i).save(root / cls / f"{i}.png")
+            i += 1
+
+
+def test_make_splits_holds_out_a_fixed_test_part_of_a_one_split_folder(tmp_path) -> None:
+    _id_folder(tmp_path / "f", {"a": 20, "b": 12, "c": 8})
+    base = [f"data.dataset=folder:{tmp_path / 'f'}", "data.val_size=0.25"]
+    splits = make_splits(load_config(overrides=base))
+    ids = {name: set(ds.images[:, 0, 0, 0].tolist()) for name, ds in
+           zip(("train", "val", "test"), splits, strict=True)}
+    assert len(ids["test"]) == 8 and len(ids["val"]) == 8 and len(ids["train"]) == 24
+    assert not ids["test"] & (ids["train"] | ids["val"]) and not ids["train"] & ids["val"]
+    assert splits.test.class_counts().tolist() == [4, 2, 2]  # 20% of each class
+    assert splits.source["test_split"] == {"held_out": True, "fraction": 0.2, "seed": 0,
+                                           "stratified": True}
+    assert splits.source["path"] == str((tmp_path / "f").resolve())
+    # the run seed and the val split seed move train/val, never the test images
+    for extra in (["train.seed=7"], ["data.split_seed=3"]):
+        other = make_splits(load_config(overrides=base + extra))
+        np.testing.assert_array_equal(other.test.images, splits.test.images)
+    moved = make_splits(load_config(overrides=[*base, "data.split_seed=3"]))
+    assert set(moved.val.images[:, 0, 0, 0].tolist()) != ids["val"]
+    wider = make_splits(load_config(overrides=[*base, "data.test_fraction=0.5"]))
+    assert len(wider.test) == 20
+
+
+def test_make_splits_uses_a_val_folder_and_checks_data_dir(tmp_path) -> None:
+    from classgap.errors import InputError
+
+    for split, n in (("train", 6), ("val", 2), ("test", 4)):
+        _id_folder(tmp_path / "d" / split, {"a": n, "b": n})
+    cfg = load_config(overrides=["data.dataset=folder:d", f"data.data_dir={tmp_path}"])
+    splits = make_splits(cfg)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (12, 4, 8)
+    assert splits.source["val_split"] == "the dataset's val/ folder"
+    assert splits.source["test_split"] == {"held_out": False}
+    np.testing.assert_array_equal(splits.indices["val"], np.arange(4))
+    bad = load_config(overrides=["data.dataset=folder:d", f"data.data_dir={tmp_path / 'no'}"])
+    with pytest.raises(InputError, match=r"'data.data_dir' must be an existing folder; got "
+                                         r"'.*no' \(does not exist\)"):
+        make_splits(bad)

@@ -88,3 +88,37 @@ def test_digits() -> None:
     assert len(train) + len(test) == 1797 and len(test) == 449
     assert (test.class_counts() >= 44).all()
     np.testing.assert_array_equal(test.images, load_digits("test").images)  # fixed split
+
+
+def test_two_split_layout(tmp_path: Path) -> None:
+    from classgap.data import load_npz_splits
+
+    rng = np.random.default_rng(0)
+    x_train = rng.integers(0, 256, (6, 5, 4), dtype=np.uint8)  # (N, H, W), as in mnist.npz
+    x_test = rng.integers(0, 256, (3, 5, 4), dtype=np.uint8)
+    path = tmp_path / "mnist.npz"
+    np.savez(path, x_train=x_train, y_train=np.array([0, 1, 2, 0, 1, 2], np.uint8),
+             x_test=x_test, y_test=np.array([2, 1, 0]))
+    splits = load_npz_splits(path)
+    assert set(splits) == {"train", "test"}
+    assert splits["train"].classes == splits["test"].classes == ("0", "1", "2")
+    assert splits["test"].name == "mnist/test" and splits["test"].image_shape == (1, 5, 4)
+    np.testing.assert_array_equal(splits["test"].images[:, 0], x_test)
+    with pytest.raises(DataFormatError, match=r"holds train and test arrays .* read it with "
+                                              r"load_npz_splits"):
+        load_npz_dataset(path)
+    np.savez(path, x_train=x_train, y_train=np.zeros(6, int), x_test=x_test[:, :4],
+             y_test=np.zeros(3, int))
+    with pytest.raises(DataFormatError, match=r"fields 'x_train' and 'x_test' must hold images "
+                                              r"of one shape"):
+        load_npz_splits(path)
+    np.savez(path, x_train=x_train, y_train=np.zeros(6, int), images=x_test)
+    with pytest.raises(DataFormatError, match=r"unknown arrays \['images'\]"):
+        load_npz_splits(path)
+    np.savez(path, x_train=x_train, y_train=np.zeros(6, int))
+    with pytest.raises(DataFormatError, match=r"missing arrays \['x_test', 'y_test'\]"):
+        load_npz_splits(path)
+    np.savez(path, x_train=x_train, y_train=np.zeros(6, int), x_test=x_test,
+             y_test=np.array([0, 5, 1]), classes=np.array(["a", "b"]))
+    with pytest.raises(DataFormatError, match=r"y_test"):
+        load_npz_splits(path)

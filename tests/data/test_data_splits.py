@@ -71,3 +71,24 @@ def test_subset() -> None:
     assert counts.sum() == 100 and (counts >= 1).all()
     with pytest.raises(InputError, match=r"'n' must be an int in \[6, 665\]"):
         stratified_subset(y2, 5)
+
+
+def test_test_split_is_stratified_deterministic_and_disjoint() -> None:
+    from classgap.data import stratified_test_split
+
+    y = _labels()
+    tr, te = stratified_test_split(y, 0.2, random_state=0)
+    assert np.intersect1d(tr, te).size == 0
+    np.testing.assert_array_equal(np.sort(np.concatenate([tr, te])), np.arange(len(y)))
+    assert len(te) == round(0.2 * len(y))
+    # stratified: the test part's class shares are the data's, within one image per class
+    np.testing.assert_allclose(np.bincount(y[te], minlength=6), np.bincount(y) * 0.2, atol=1)
+    assert (np.bincount(y[te], minlength=6)[:5] >= 1).all()  # every class with 2+ images
+    again = stratified_test_split(y, 0.2, random_state=0)
+    np.testing.assert_array_equal(te, again[1])
+    assert not np.array_equal(te, stratified_test_split(y, 0.2, random_state=1)[1])
+    with pytest.raises(InputError, match=r"'test_fraction' must be in \(0, 1\); got 1.5"):
+        stratified_test_split(y, 1.5)
+    with pytest.raises(InputError, match=r"'test_fraction' must give between 5 and 659 test "
+                                         r"samples"):
+        stratified_test_split(y, 0.001)

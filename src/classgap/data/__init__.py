@@ -12,7 +12,12 @@ from classgap.data.arrays import load_npz_dataset, load_npz_splits, save_npz_dat
 from classgap.data.cifar import load_cifar
 from classgap.data.dataset import Dataset
 from classgap.data.digits import load_digits
-from classgap.data.folder import load_image_folder, load_image_folder_splits, resize_images
+from classgap.data.folder import (
+    folder_layout,
+    load_image_folder,
+    load_image_folder_splits,
+    resize_images,
+)
 from classgap.data.idx import (
     FASHION_MNIST_CLASSES,
     download_fashion_mnist,
@@ -47,6 +52,7 @@ __all__ = [
     "dataset_info",
     "download_fashion_mnist",
     "find_fashion_mnist",
+    "folder_layout",
     "frequency_groups",
     "index_groups",
     "list_datasets",

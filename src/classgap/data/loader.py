@@ -183,9 +183,9 @@ def make_splits(config: Any) -> Splits:
        on the same images and none of them is ever trained or validated on.
     1. ``val_size`` stratified samples of the ``"train"`` split become the validation set
        (:func:`~classgap.data.stratified_split`). An integer count is capped at 20% of the
-       split, so the 5,000 of Fashion-MNIST become 269 on the 1,348 digits; a fraction is
-       used as is; 0 means no validation set. A folder of ``train/``, ``val/`` and ``test/``
-       gives its ``val/`` instead (any ``val_size`` but 0).
+       split (but not below one per class), so the 5,000 of Fashion-MNIST become 269 on the
+       1,348 digits; a fraction is used as is; 0 means no validation set. A folder of
+       ``train/``, ``val/`` and ``test/`` gives its ``val/`` instead (any ``val_size`` but 0).
     2. ``imbalance``: the remaining training side becomes long-tailed
        (:func:`~classgap.data.make_longtail`, ``profile``); the validation set stays balanced.
     3. ``train_subset``: a stratified subset of that many training images.
@@ -217,7 +217,10 @@ def make_splits(config: Any) -> Splits:
         if isinstance(d.val_size, float):
             tr, va = stratified_split(full.labels, d.val_size, random_state=d.split_seed)
         else:
-            size = min(int(d.val_size), int(MAX_VAL_SHARE * len(full)))
+            # the cap leaves a small dataset (a folder of a few images a class) one
+            # validation image per class rather than an error
+            floor = int((full.class_counts() >= 2).sum())
+            size = min(int(d.val_size), max(int(MAX_VAL_SHARE * len(full)), floor))
             tr, va = stratified_split(full.labels, val_size=size, random_state=d.split_seed)
         val = full.subset(va, name=full.name.replace("/train", "/val"))
         indices["val"], rows = va, tr

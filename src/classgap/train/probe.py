@@ -17,7 +17,8 @@ Choices (the report states them through ``StudyResult.meta``):
   see :func:`~classgap.analysis.linear_probe`); its predictions on the validation part select the
   downstream strength and its predictions on the downstream ``"test"`` split are audited.
   Datasets with a single split (``npz:``, ``folder:``) first lose a stratified
-  :data:`TEST_FRACTION` as their test split (same seed).
+  :data:`TEST_FRACTION` as their test split (same seed); a folder of ``train/`` and
+  ``test/`` or an npz of ``x_train`` ... ``y_test`` gives its own.
 * **Image size.** Downstream images are resized to the source image size (or ``image_size``)
   with bilinear interpolation (``antialias=True``, so shrinking does not alias; enlarging
   8×8 digits to 28×28 is plain bilinear), rounded back to uint8.
@@ -51,7 +52,6 @@ from classgap._validation import check_labels, check_positive_int, fail
 from classgap.audit.io import write_predictions
 from classgap.data import Dataset, load_dataset, stratified_split
 from classgap.data.loader import channel_stats, make_splits
-from classgap.data.registry import SPLITS
 from classgap.errors import InputError
 
 __all__ = ["DEFAULT_CS", "TEST_FRACTION", "VAL_FRACTION", "ProbeTrainer", "downstream_splits",
@@ -195,13 +195,10 @@ def downstream_splits(spec: str, *, random_state: int = 0
     random_state : int
         Seed of the stratified divisions (fixed across runs).
     """
-    name = spec.partition(":")[0] if isinstance(spec, str) else spec
-    if "test" in SPLITS.get(name, ("train", "test")):
-        full, test = load_dataset(spec, split="train"), load_dataset(spec, split="test")
-    else:  # one split only: hold out a stratified test part ourselves
-        everything = load_dataset(spec, split="all")
-        tr, te = stratified_split(everything.labels, TEST_FRACTION, random_state=random_state)
-        full, test = everything.subset(tr), everything.subset(te)
+    # A one-split folder: or npz: holds out its test part by the same stratified split,
+    # here of TEST_FRACTION seeded by random_state; other datasets give their own.
+    full, test = (load_dataset(spec, split=s, test_fraction=TEST_FRACTION,
+                               split_seed=random_state) for s in ("train", "test"))
     tr, va = stratified_split(full.labels, VAL_FRACTION, random_state=random_state)
     return full.subset(tr), full.subset(va), test
 

@@ -84,11 +84,10 @@ def test_train_then_audit(capsys, tmp_path: Path, datasets: dict[str, str], layo
 @pytest.mark.parametrize("layout", ["folder-one", "folder-two", "npz-one", "npz-two"])
 def test_study(capsys, tmp_path: Path, datasets: dict[str, str], layout: str) -> None:
     out = tmp_path / "study"
-    code, stdout, err = invoke(capsys, "study", "--set", f"data.dataset={datasets[layout]}",
-                               "--set", "model.name=mlp", "--set", "train.epochs=1",
-                               "--set", "optim.batch_size=8", *FAST[2:], "--axis",
-                               "aug.flip=0,0.5", "--seeds", "2", "--backend", "local",
-                               "--out", out)
+    code, _, err = invoke(capsys, "study", "--set", f"data.dataset={datasets[layout]}",
+                          "--set", "model.name=mlp", "--set", "train.epochs=1",
+                          "--set", "optim.batch_size=8", *FAST[2:], "--axis", "aug.flip=0,0.5",
+                          "--seeds", "2", "--backend", "local", "--out", out)
     assert code == 0, err
     summary = json.loads((out / "summary.json").read_text())
     assert [c["class"] for c in summary["classes"]] \

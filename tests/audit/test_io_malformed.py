@@ -110,7 +110,8 @@ CASES: list[tuple[str, Callable[[Path], tuple[Action, str]], str]] = [
      r"field 'y_true' must hold integers; got 2.5 at row 1"),
     ("text_label_csv",
      lambda t: (_read(_text(t, "bad.csv", "y_true,y_pred\n0,0\ncat,1\n")), "bad.csv"),
-     r"field 'y_true' must hold numbers; got 'cat' at row 1"),
+     r"field 'y_pred' must hold class names as 'y_true' does \(names and class indices do "
+     r"not mix\); got 0 at row 0"),
     ("missing_label_csv",
      lambda t: (_read(_text(t, "bad.csv", "y_true,y_pred\n0,0\n,1\n")), "bad.csv"),
      r"field 'y_true' must hold integers; got nan at row 1"),
@@ -168,7 +169,7 @@ CASES: list[tuple[str, Callable[[Path], tuple[Action, str]], str]] = [
     ("unknown_column_csv",
      lambda t: (_read(_text(t, "bad.csv", "y_true,y_pred,y_prob\n0,0,1\n")), "bad.csv"),
      r"unknown column 'y_prob' \(allowed: 'y_true', 'y_pred', 'sample_id', 'seed', "
-     r"'prob_<i>', 'logit_<i>'\)"),
+     r"'prob_<i or class name>', 'logit_<i or class name>'\)"),
     ("unknown_columns_parquet",
      lambda t: (_read(_parquet(t, {"y_true": Y, "y_pred": Y, "Unnamed: 0": Y, "lbl": Y})),
                 "bad.parquet"),

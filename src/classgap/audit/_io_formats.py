@@ -9,9 +9,11 @@ Column layout of ``.csv`` / ``.parquet`` (one row per sample)::
 
     y_true, [y_pred], [sample_id], [seed], [prob_0 .. prob_{K-1} | logit_0 .. logit_{K-1}]
 
-Class *names* do not fit in a CSV table: pass them with ``classes=`` when reading. ``.parquet``
-files written by :func:`classgap.audit.io.write_predictions` keep them in the schema metadata
-(key ``classgap.classes``, a JSON list).
+Labels may be class names (text columns); score columns may then be named by class
+(``prob_cat, prob_dog, ...``), which gives the class order. Class *names* of numeric labels do
+not fit in a CSV table: pass them with ``classes=`` when reading. ``.parquet`` files written by
+:func:`classgap.audit.io.write_predictions` keep them in the schema metadata (key
+``classgap.classes``, a JSON list).
 """
 
 from __future__ import annotations
@@ -36,8 +38,11 @@ FIELDS = ("y_true", "y_pred", "logits", "probs", "sample_id", "seed", "classes")
 SUFFIXES = (".npz", ".csv", ".parquet", ".pt", ".pth")
 CLASSES_META_KEY = b"classgap.classes"
 _TABLE_FIELDS = ("y_true", "y_pred", "sample_id", "seed")
-_SCORE_PREFIX = {"probs": "prob", "logits": "logit"}  # field -> column prefix
-_SCORE_COLUMN = re.compile(r"(prob|logit)_(0|[1-9][0-9]*)")  # canonical indices: no "prob_01"
+SCORE_PREFIX = {"probs": "prob", "logits": "logit"}  # field -> column prefix
+_SCORE_COLUMN = re.compile(r"(prob|logit)_(.+)", re.DOTALL)  # prob_<index> or prob_<name>
+_INDEX = re.compile(r"0|[1-9][0-9]*")  # canonical indices: no "prob_01"
+NAMED_COLUMNS = "_named_columns"  # raw key: the score columns were named by class
+BFLOAT16 = "_bfloat16"  # raw key: fields read from bfloat16 tensors (now float32)
 _CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]{0,17})")  # fits in int64
 
 
@@ -144,7 +149,7 @@ def _read_parquet(path: Path, source: str) -> dict[str, Any]:
         raise _unreadable(source, ".parquet", exc) from exc
     fields = _frame_fields(frame, source, ids_from_text=False)
     meta = table.schema.metadata or {}
-    if CLASSES_META_KEY in meta:
+    if CLASSES_META_KEY in meta and not fields.get(NAMED_COLUMNS):
         try:
             fields["classes"] = np.asarray(json.loads(meta[CLASSES_META_KEY]))
         except (ValueError, TypeError) as exc:
@@ -168,6 +173,18 @@ def _numeric(series: pd.Series, name: str, source: str) -> np.ndarray:
     return values.to_numpy()
 
 
+def _label_column(series: pd.Series, name: str, source: str) -> np.ndarray:
+    """A label column: numbers as numbers, class names (any cell not a number) as objects."""
+    if series.dtype.kind in "iuf":
+        return series.to_numpy()
+    values = pd.to_numeric(series, errors="coerce")
+    if (values.isna() & series.notna()).any():  # a name: the whole column is names
+        text = series.to_numpy(dtype=object, na_value=None)
+        return np.array([v if isinstance(v, str) or v is None else str(v) for v in text],
+                        dtype=object)
+    return _numeric(series, name, source)
+
+
 def _ids(series: pd.Series, source: str, *, from_text: bool) -> np.ndarray:
     missing = series.isna().to_numpy()
     if missing.any():
@@ -188,35 +205,49 @@ def _ids(series: pd.Series, source: str, *, from_text: bool) -> np.ndarray:
 
 
 def _frame_fields(frame: pd.DataFrame, source: str, *, ids_from_text: bool) -> dict[str, Any]:
-    scores: dict[str, dict[int, str]] = {}
+    scores: dict[str, dict[str, str]] = {}
     unknown = []
     for column in frame.columns:
         match = _SCORE_COLUMN.fullmatch(str(column))
         if match:
             field = "probs" if match[1] == "prob" else "logits"
-            scores.setdefault(field, {})[int(match[2])] = column
+            scores.setdefault(field, {})[match[2]] = column
         elif column not in _TABLE_FIELDS:
             unknown.append(column)
-    check_names(unknown, "column", source, [*_TABLE_FIELDS, "prob_<i>", "logit_<i>"])
+    check_names(unknown, "column", source,
+                [*_TABLE_FIELDS, "prob_<i or class name>", "logit_<i or class name>"])
 
     fields: dict[str, Any] = {}
     for name in ("y_true", "y_pred"):
         if name in frame.columns:
-            fields[name] = _numeric(frame[name], name, source)
+            fields[name] = _label_column(frame[name], name, source)
     if "sample_id" in frame.columns:
         fields["sample_id"] = _ids(frame["sample_id"], source, from_text=ids_from_text)
     if "seed" in frame.columns:
         fields["seed"] = _constant(_numeric(frame["seed"], "seed", source), source)
-    for field, by_index in scores.items():
-        prefix = _SCORE_PREFIX[field]
-        gaps = sorted(set(range(max(by_index) + 1)) - set(by_index))
-        if gaps:
-            raise fail(field, f"be given as contiguous columns {prefix}_0..{prefix}_"
-                       f"{max(by_index)}", f"no column {prefix}_{gaps[0]}", source=source,
-                       error=DataFormatError)
-        columns = [_numeric(frame[by_index[j]], by_index[j], source)
-                   for j in range(len(by_index))]
-        fields[field] = np.column_stack(columns).astype(np.float64)  # (N, K)
+    for field, by_key in scores.items():
+        prefix = SCORE_PREFIX[field]
+        indexed = {k: c for k, c in by_key.items() if _INDEX.fullmatch(k)}
+        if indexed and len(indexed) < len(by_key):  # prob_0 beside prob_cat: which is which?
+            odd = next(c for k, c in by_key.items() if k not in indexed)
+            first = indexed[min(indexed, key=int)]
+            raise fail(field, f"be named all by index ({prefix}_0, {prefix}_1, ...) or all by "
+                       f"class name ({prefix}_cat, ...)", f"columns {first!r} and {odd!r}",
+                       source=source, error=DataFormatError)
+        if indexed:
+            by_index = {int(k): c for k, c in indexed.items()}
+            gaps = sorted(set(range(max(by_index) + 1)) - set(by_index))
+            if gaps:
+                raise fail(field, f"be given as contiguous columns {prefix}_0..{prefix}_"
+                           f"{max(by_index)}", f"no column {prefix}_{gaps[0]}", source=source,
+                           error=DataFormatError)
+            columns = [by_index[j] for j in range(len(by_index))]
+        else:  # named by class, in column order: they give the class order
+            columns = list(by_key.values())
+            fields["classes"] = np.array(list(by_key), dtype=object)
+            fields[NAMED_COLUMNS] = True
+        fields[field] = np.column_stack(
+            [_numeric(frame[c], c, source) for c in columns]).astype(np.float64)  # (N, K)
     return fields
 
 
@@ -253,7 +284,11 @@ def _read_pt(path: Path, source: str) -> dict[str, Any]:
     for name, value in obj.items():
         if isinstance(value, torch.Tensor):
             value = value.detach().cpu()
-            if value.is_floating_point():  # bfloat16 has no numpy dtype
+            if value.dtype == torch.bfloat16:  # no numpy dtype: float32 holds it exactly
+                value = value.to(torch.float32)
+                out.setdefault(BFLOAT16, []).append(name)  # its tolerance is bfloat16's
+            elif value.is_floating_point() and value.dtype not in (
+                    torch.float16, torch.float32, torch.float64):
                 value = value.to(torch.float64)
             out[name] = value.numpy()
             continue
@@ -274,11 +309,18 @@ NPZ_IN_MEMORY_BYTES = 64 * 2**20
 def write_raw(path: Path, source: str, fields: Mapping[str, Any]) -> None:
     """Write validated ``fields`` (numpy arrays; ``seed`` an int) atomically to ``path``."""
     suffix = suffix_of(path, source)
-    if suffix == ".csv" and fields.get("classes") is not None:
+    named = fields.get("classes") is not None and np.asarray(fields["y_true"]).dtype.kind == "U"
+    if suffix == ".csv" and fields.get("classes") is not None and not named:
         raise fail("classes", "not be given for a .csv file (a CSV table has no place for "
-                   "class names; pass them with classes= when reading, or write .npz, "
-                   ".parquet or .pt)", list(fields["classes"]), source=source,
-                   error=DataFormatError)
+                   "class names; pass them with classes= when reading, give the labels as "
+                   "names, or write .npz, .parquet or .pt)", list(fields["classes"]),
+                   source=source, error=DataFormatError)
+    if suffix == ".csv" and named and any(f in fields for f in SCORE_PREFIX):
+        number = next((c for c in fields["classes"] if _INDEX.fullmatch(str(c))), None)
+        if number is not None:  # prob_3 would read back as the column of class index 3
+            raise fail("classes", "not be whole numbers when a .csv file names its score "
+                       "columns by class (write .npz, .parquet or .pt)", str(number),
+                       source=source, error=DataFormatError)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise file_error(source, f"cannot be written: directory {str(parent)!r} does not exist")
@@ -319,10 +361,14 @@ def _save_table(path: Path, suffix: str, fields: Mapping[str, Any]) -> None:
     for name in _TABLE_FIELDS:
         if name in fields:
             columns[name] = np.full(n, int(fields[name])) if name == "seed" else fields[name]
-    for field, prefix in _SCORE_PREFIX.items():
+    # CSV with name labels: the score columns carry the class names (prob_cat), which is
+    # where a CSV keeps the class order; otherwise they are numbered.
+    named = suffix == ".csv" and fields.get("classes") is not None
+    for field, prefix in SCORE_PREFIX.items():
         if field in fields:
             for j in range(fields[field].shape[1]):
-                columns[f"{prefix}_{j}"] = fields[field][:, j]
+                key = fields["classes"][j] if named else j
+                columns[f"{prefix}_{key}"] = fields[field][:, j]
     frame = pd.DataFrame(columns)
     if suffix == ".csv":
         frame.to_csv(path, index=False)

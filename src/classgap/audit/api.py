@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,9 +13,9 @@ from classgap._validation import fail
 from classgap.audit.compare import Comparison, compare_predictions
 from classgap.audit.disparity import difficulty_tertiles
 from classgap.audit.frame import ClassAudit, audit_predictions
-from classgap.audit.io import Predictions, align_runs, load_runs, read_class_names
+from classgap.audit.io import Predictions, align_runs, load_groups, read_class_names
 from classgap.audit.perclass import class_counts
-from classgap.errors import DataFormatError, InputError
+from classgap.errors import DataFormatError
 
 PathLike = str | Path
 
@@ -29,24 +28,19 @@ def _class_names(classes: PathLike | Sequence[str] | None) -> tuple[str, ...] | 
     return tuple(classes)
 
 
-def _load_named(paths: Sequence[PathLike] | PathLike, classes: PathLike | Sequence[str] | None,
-                names: tuple[str, ...] | None) -> list[Predictions]:
-    """The runs of ``paths`` with the class names; a name count that does not fit the files is
-    an error about the names (the file, both counts), not about a prediction field."""
-    if names is None:
-        return load_runs(paths)
-    runs = load_runs(paths)
-    for run in runs:
-        columns = None if run.scores is None else int(run.scores.shape[1])
-        needed = columns if columns is not None else int(max(run.y_true.max(),
-                                                             run.y_pred.max())) + 1
-        if (columns is not None and len(names) != columns) or len(names) < needed:
-            what = f"{columns} score columns" if columns is not None else \
-                f"labels up to {needed - 1}"
-            where = str(classes) if isinstance(classes, str | Path) else "'classes'"
-            raise InputError(f"{where}: holds {len(names)} class names, but {run.source} has "
-                             f"{needed} classes ({what}); give one name per class")
-    return [dataclasses.replace(run, classes=names) for run in runs]
+def _load(groups: Sequence[Sequence[PathLike] | PathLike],
+          classes: PathLike | Sequence[str] | None,
+          names: tuple[str, ...] | None) -> list[list[Predictions]]:
+    """The runs of each group of files, read together: class-name labels map through
+    ``names``, else through one class list for all the files. A name count that does not fit
+    the files is an error about the names (the file, both counts), not about a prediction
+    field."""
+    where = str(classes) if isinstance(classes, str | Path) else "'classes'"
+    lists = [[g] if isinstance(g, str | Path) else list(g) for g in groups]
+    for group in lists:
+        if not group:
+            raise fail("paths", "hold at least one prediction file", group)
+    return load_groups(lists, classes=names, classes_from=where if names is not None else None)
 
 
 def read_class_counts(path: PathLike) -> np.ndarray:
@@ -89,7 +83,9 @@ def audit_files(paths: Sequence[PathLike], *, classes: PathLike | Sequence[str] 
     **kwargs : passed to :func:`classgap.audit.audit` (``n_boot``, ``confidence``, ...).
     """
     names = _class_names(classes)
-    runs = _load_named(paths, classes, names)
+    # the reference is read with the runs: name labels then map to one class list for both
+    loaded = _load([paths, reference] if reference is not None else [paths], classes, names)
+    runs = loaded[0]
     groups: dict[str, np.ndarray] = {}
     if train_counts is not None:
         from classgap.data.longtail import frequency_groups
@@ -106,7 +102,7 @@ def audit_files(paths: Sequence[PathLike], *, classes: PathLike | Sequence[str] 
     elif posthoc_tau is not None:
         raise fail("posthoc_tau", "come with train_counts (the prior it removes)", posthoc_tau)
     if reference is not None:
-        (runs, ref), n_classes, _ = align_runs(runs, _load_named(reference, classes, names))
+        (runs, ref), n_classes, _ = align_runs(runs, loaded[1])
         accuracy = np.mean([_accuracy(r.y_true, r.y_pred, n_classes) for r in ref], axis=0)
         groups["difficulty"] = difficulty_tertiles(accuracy)
     return audit_predictions(runs, class_names=names, groups=groups or None, top_k=top_k,
@@ -142,9 +138,8 @@ def compare_files(baseline: Sequence[PathLike], candidate: Sequence[PathLike], *
     :func:`classgap.audit.compare_predictions`.
     """
     names = _class_names(classes)
-    (base, cand), n_classes, class_names = align_runs(
-        _load_named(baseline, classes, names), _load_named(candidate, classes, names)
-    )
+    (base, cand), n_classes, class_names = align_runs(*_load([baseline, candidate], classes,
+                                                             names))
     return compare_predictions(
         base[0].y_true,
         [r.y_pred for r in base],

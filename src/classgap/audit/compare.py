@@ -19,6 +19,7 @@ themselves live in :mod:`classgap.audit.paired`; their public names are re-expor
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from classgap._validation import (
     check_random_state,
     fail,
 )
+from classgap.audit._labels import is_text, name_labels
 from classgap.audit.intervals import check_confidence, quiet
 from classgap.audit.multiplicity import CORRECTIONS, adjust_pvalues
 from classgap.audit.paired import (
@@ -46,7 +48,12 @@ from classgap.audit.paired import (
     permutation_test,
     welch_test,
 )
-from classgap.audit.perclass import check_class_names, check_n_classes, warn_absent
+from classgap.audit.perclass import (
+    EmptyClassWarning,
+    check_class_names,
+    check_n_classes,
+    warn_absent,
+)
 
 __all__ = [
     "Comparison",
@@ -93,11 +100,14 @@ class Comparison:
     overall: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (Python scalars; NaN and inf become None)."""
+        """JSON-safe dict (Python scalars; NaN and inf become None): ``overall``, ``classes``
+        and ``classes_without_samples`` (names of the classes with support 0)."""
         records = [{key: jsonable(value) for key, value in row.items()}
                    for row in self.classes.to_dict(orient="records")]
+        empty = self.classes.loc[self.classes["support"] == 0, "class"]
         return {"overall": {key: jsonable(v) for key, v in self.overall.items()},
-                "classes": records}
+                "classes": records,
+                "classes_without_samples": [str(c) for c in empty]}
 
     def drops(self, min_points: float = 0.0) -> pd.DataFrame:
         """Significant drops larger than ``min_points`` accuracy points, worst first."""
@@ -124,6 +134,15 @@ def _check_runs_preds(preds: Any, name: str, n: int, k: int) -> np.ndarray:
             raise fail(f"{name}[{i}]", f"have the same length as 'y_true' ({n})", len(y))
         out.append(y)
     return np.stack(out)
+
+
+def _as_runs(preds: Any) -> list[Any]:
+    """The runs of one side as a list (validated later by :func:`_check_runs_preds`)."""
+    if isinstance(preds, np.ndarray):
+        return list(preds) if preds.ndim == 2 else [preds]
+    if isinstance(preds, Sequence) and not isinstance(preds, str):
+        return [preds] if len(preds) and isinstance(preds[0], str) else list(preds)
+    return [preds]
 
 
 def _run_counts(yt: np.ndarray, correct: np.ndarray, k: int) -> np.ndarray:
@@ -174,7 +193,8 @@ def _test(test: str, yt: np.ndarray, ok_a: np.ndarray, ok_b: np.ndarray, k: int,
 
 
 def compare_predictions(y_true: Any, preds_a: Sequence[np.ndarray], preds_b: Sequence[np.ndarray],
-                        n_classes: int, *, class_names: Sequence[Any] | None = None,
+                        n_classes: int | None = None, *,
+                        class_names: Sequence[Any] | None = None,
                         alpha: float = 0.05, correction: str = "bh", test: str = "auto",
                         confidence: float | None = None,
                         random_state: int | np.random.Generator | None = None) -> Comparison:
@@ -183,11 +203,14 @@ def compare_predictions(y_true: Any, preds_a: Sequence[np.ndarray], preds_b: Seq
     Parameters
     ----------
     y_true : array of int, shape (N,)
-        The shared test set.
+        The shared test set: class indices, or class names (str), which map through
+        ``class_names``, else through the sorted unique names of ``y_true`` and every run of
+        both sides (one warning), so that class k is the same class on both sides.
     preds_a, preds_b : sequence of arrays of int, each shape (N,)
-        Predicted labels, one array per run (seed); a single (N,) array or an (S, N) array
-        also works.
-    n_classes : int
+        Predicted labels (indices or names, as ``y_true``), one array per run (seed); a
+        single (N,) array or an (S, N) array also works.
+    n_classes : int, optional
+        K; default ``len(class_names)``, else the largest label + 1 (or the number of names).
     class_names : sequence of K names, optional
     alpha : float in (0, 1)
         Level at which a q-value makes a verdict.
@@ -225,6 +248,16 @@ def compare_predictions(y_true: Any, preds_a: Sequence[np.ndarray], preds_b: Seq
     >>> res.classes["verdict"].tolist()
     ['none', 'none', 'drop']
     """
+    a_runs, b_runs = _as_runs(preds_a), _as_runs(preds_b)
+    if is_text(y_true) or any(is_text(r) for r in [*a_runs, *b_runs]):
+        # names: one class list for both sides, so that class k is the same class in each
+        y_true, named, class_names = name_labels(y_true, [*a_runs, *b_runs], class_names,
+                                                 run_name="preds")
+        preds_a, preds_b = named[:len(a_runs)], named[len(a_runs):]
+    if n_classes is None:
+        n_classes = len(class_names) if class_names is not None else 1 + max(
+            int(check_labels(y, name).max(initial=-1)) for name, y in
+            [("y_true", y_true), *((f"preds[{i}]", r) for i, r in enumerate(a_runs + b_runs))])
     k = check_n_classes(n_classes)
     yt = check_labels(y_true, "y_true", n_classes=k)
     if yt.size == 0:
@@ -246,7 +279,7 @@ def compare_predictions(y_true: Any, preds_a: Sequence[np.ndarray], preds_b: Seq
 
     ok_a, ok_b = runs_a == yt, runs_b == yt  # (S, N) bool
     support = np.bincount(yt, minlength=k)
-    warn_absent(support, names)
+    warn_absent(support, names)  # once: the tests below are told not to say it again
     with quiet():
         acc_a = _run_counts(yt, ok_a, k) / support  # (Sa, K), NaN for absent classes
         acc_b = _run_counts(yt, ok_b, k) / support
@@ -262,7 +295,9 @@ def compare_predictions(y_true: Any, preds_a: Sequence[np.ndarray], preds_b: Seq
         p, low, high = (np.where(support > 0, v, np.nan) for v in (1.0, 0.0, 0.0))
         p_all, low_all, high_all = 1.0, 0.0, 0.0
     else:
-        p, low, high = _test(test, yt, ok_a, ok_b, k, confidence, rng)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EmptyClassWarning)
+            p, low, high = _test(test, yt, ok_a, ok_b, k, confidence, rng)
         # The whole test set as one class: the same procedure for the mean accuracy.
         p_all, low_all, high_all = (float(v[0]) for v in
                                     _test(test, np.zeros_like(yt), ok_a, ok_b, 1, confidence,

@@ -21,6 +21,7 @@ from the interval of the observed worst class (the observed minimum is biased lo
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -38,6 +39,7 @@ from classgap._validation import (
     check_random_state,
     check_same_length,
 )
+from classgap.audit._labels import name_labels
 from classgap.audit._sampling import block_rows
 from classgap.audit.disparity import (
     clip_to_range,
@@ -54,7 +56,13 @@ from classgap.audit.intervals import (
     wilson_interval,
 )
 from classgap.audit.io import Predictions, align_runs
-from classgap.audit.perclass import class_counts, per_class_metrics, sparse_confusion
+from classgap.audit.perclass import (
+    EmptyClassWarning,
+    class_counts,
+    per_class_metrics,
+    sparse_confusion,
+    warn_absent,
+)
 from classgap.errors import InputError
 
 _CLASS_METRICS = ("accuracy", "precision", "f1")
@@ -131,7 +139,8 @@ class ClassAudit:
         return table.rename_axis("class").reset_index()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict: ``overall`` (metric → estimate/low/high) and ``classes`` records."""
+        """JSON-safe dict: ``overall`` (metric → estimate/low/high), ``classes`` records and
+        ``classes_without_samples`` (the names of classes with support 0, accuracy null)."""
         overall = {
             metric: {k: jsonable(v) for k, v in row.items()}
             for metric, row in self.summary.iterrows()
@@ -143,6 +152,9 @@ class ClassAudit:
         return {
             "overall": overall,
             "classes": classes,
+            # classes absent from the test set: accuracy null (unknown), never 0
+            "classes_without_samples": [str(c) for c, n in self.by_class["support"].items()
+                                        if n == 0],
             "n_runs": self.n_runs,
             "confidence": self.confidence,
             "interval": self.interval,
@@ -169,10 +181,11 @@ def audit(
     Parameters
     ----------
     y_true : array of shape (N,)
-        True class indices in ``[0, K)``.
+        True class indices in ``[0, K)``, or class names (str): names map through
+        ``class_names``, else through their sorted unique names (with one warning).
     y_pred : array of shape (N,), or a sequence of such arrays
-        Predicted class indices; several arrays are several runs (seeds) of one recipe on the
-        same test set.
+        Predicted class indices (or names, as ``y_true``); several arrays are several runs
+        (seeds) of one recipe on the same test set.
     n_classes : int, optional
         Number of classes ``K`` (default: ``len(class_names)`` or the largest label + 1).
     class_names : sequence of str, optional
@@ -215,6 +228,7 @@ def audit(
     check_in_range(confidence, "confidence", 0.0, 1.0, inclusive=(False, False))
     interval = check_choice(interval, "interval", _INTERVALS)
     method = check_choice(method, "method", METHODS)
+    y_true, runs, class_names = name_labels(y_true, runs, class_names)
     y_true = check_labels(y_true, "y_true")
     runs = [check_labels(r, "y_pred") for r in runs]
     check_same_length([("y_true", y_true)] + [("y_pred", r) for r in runs])
@@ -232,28 +246,32 @@ def audit(
     names = _class_names(class_names, n_classes)
     rng = check_random_state(random_state)
 
-    tables = [per_class_metrics(y_true, r, n_classes=n_classes, class_names=names) for r in runs]
-    by_class = _mean_tables(tables)
     counts = [class_counts(y_true, np.asarray(r), n_classes) for r in runs]
     support = counts[0][0]
-    correct = np.stack([c for _, c in counts])  # (S, K)
-    confusion = sparse_confusion(y_true, np.stack(runs), n_classes)
+    warn_absent(support, names)  # once here; the steps below would each say it again
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmptyClassWarning)
+        tables = [per_class_metrics(y_true, r, n_classes=n_classes, class_names=names)
+                  for r in runs]
+        by_class = _mean_tables(tables)
+        correct = np.stack([c for _, c in counts])  # (S, K)
+        confusion = sparse_confusion(y_true, np.stack(runs), n_classes)
 
-    if interval == "auto":
-        interval = "wilson" if len(runs) == 1 else "bootstrap"
-    if len(runs) == 1:
-        summary = disparity_summary(
-            y_true, np.asarray(runs[0]), n_classes, k=k, groups=groups, n_boot=n_boot,
-            confidence=confidence, method=method, random_state=rng,
-        )
-        replicates = None
-    else:
-        replicates = two_level_bootstrap_accuracy(correct, support, n_boot=n_boot,
-                                                  random_state=rng)
-        summary = _seed_summary(correct, support, replicates, k=k, groups=groups,
-                                confidence=confidence, method=method)
-    class_intervals = _class_intervals(interval, correct, support, replicates, confidence,
-                                       n_boot, rng)
+        if interval == "auto":
+            interval = "wilson" if len(runs) == 1 else "bootstrap"
+        if len(runs) == 1:
+            summary = disparity_summary(
+                y_true, np.asarray(runs[0]), n_classes, k=k, groups=groups, n_boot=n_boot,
+                confidence=confidence, method=method, random_state=rng,
+            )
+            replicates = None
+        else:
+            replicates = two_level_bootstrap_accuracy(correct, support, n_boot=n_boot,
+                                                      random_state=rng)
+            summary = _seed_summary(correct, support, replicates, k=k, groups=groups,
+                                    confidence=confidence, method=method)
+        class_intervals = _class_intervals(interval, correct, support, replicates, confidence,
+                                           n_boot, rng)
     class_intervals.index = by_class.index
     return ClassAudit(
         by_class=by_class,
@@ -308,7 +326,8 @@ def audit_predictions(
 def _is_single_run(y_pred: Any) -> bool:
     if isinstance(y_pred, np.ndarray):
         return y_pred.ndim == 1
-    return not (len(y_pred) and isinstance(y_pred[0], Sequence | np.ndarray))
+    first = y_pred[0] if len(y_pred) else None
+    return not (isinstance(first, Sequence | np.ndarray) and not isinstance(first, str))
 
 
 def _class_names(class_names: Sequence[str] | None, n_classes: int) -> tuple[str, ...]:

@@ -30,14 +30,16 @@ import numpy as np
 from classgap._validation import check_labels, check_positive_int, fail
 from classgap.audit import _io_formats as formats
 from classgap.audit._align import align_runs
+from classgap.audit._labels import encode_labels, infer_classes, is_text, text_values, warn_inferred
 from classgap.errors import DataFormatError, InputError
 
-__all__ = ["Predictions", "align_runs", "load_runs", "read_class_names", "read_predictions",
-           "write_predictions"]
+__all__ = ["Predictions", "align_runs", "load_groups", "load_runs", "read_class_names",
+           "read_predictions", "write_predictions"]
 
 PathLike = str | os.PathLike[str]
 IN_MEMORY = "<array>"
-PROB_TOL = 1e-4  # slack on probabilities: float32 softmax rows drift by ~1e-6
+PROB_TOL = 1e-4  # slack on float64/float32 probabilities: float32 softmax rows drift by ~1e-6
+BF16_EPS = 2.0**-7  # bfloat16's machine epsilon (8 significant bits); numpy has no bfloat16
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: array fields make == ambiguous
@@ -114,13 +116,143 @@ class Predictions:
 
 
 def read_predictions(path: PathLike, *, classes: Sequence[str] | None = None) -> Predictions:
-    """Read and validate one prediction file; ``classes`` overrides names stored in the file."""
-    source = str(path)
-    raw = formats.read_raw(Path(path), source)
+    """Read and validate one prediction file; ``classes`` overrides names stored in the file.
+
+    Labels stored as class names are mapped through ``classes`` (or the file's own), else
+    through their sorted unique names (one :class:`~classgap.audit._labels.InferredClassesWarning`).
+    """
+    return load_groups([[path]], classes=classes)[0][0]
+
+
+def load_groups(groups: Sequence[Sequence[PathLike]], *, classes: Sequence[str] | None = None,
+                classes_from: str | None = None) -> list[list[Predictions]]:
+    """Read the files of several groups (the sides of a comparison, a reference) at once.
+
+    Labels stored as class names map through ``classes`` when given, else through a file's
+    own class names, else through the sorted unique names of the labels of **every** file
+    read here, so that class k is the same class in all of them (one warning says so).
+    ``classes_from`` names where ``classes`` came from in messages (``"names.txt"``); with it,
+    a list of names that does not fit a file's numeric labels or score columns is one
+    :class:`InputError` about the names.
+    """
+    raws = [[(str(p), formats.read_raw(Path(p), str(p))) for p in group] for group in groups]
+    union: tuple[str, ...] | None = None
+    if classes is None:  # names without a class list: one list for every file read here
+        unnamed = [(src, raw) for group in raws for src, raw in group
+                   if _text_labels(raw) and raw.get("classes") is None]
+        stored = next((raw["classes"] for group in raws for _, raw in group
+                       if raw.get("classes") is not None and _text_labels(raw)), None)
+        if unnamed and stored is not None:
+            union = _check_classes(stored, unnamed[0][0])
+        elif unnamed and not any(_scores_of(raw) is not None for _, raw in unnamed):
+            for src, raw in unnamed:
+                _same_kind([(f, raw[f]) for f in ("y_true", "y_pred") if raw.get(f) is not None],
+                           src, DataFormatError)
+            union = infer_classes([text_values(raw[f], f, source=src, error=DataFormatError)
+                                   for src, raw in unnamed for f in ("y_true", "y_pred")
+                                   if raw.get(f) is not None])
+            files = ", ".join(src for src, _ in unnamed[:3]) + (
+                f" and {len(unnamed) - 3} more" if len(unnamed) > 3 else "")
+            warn_inferred(union, files, stacklevel=2)
+    return [[_build(src, raw, classes, classes_from, union) for src, raw in group]
+            for group in raws]
+
+
+def _text_labels(raw: dict[str, Any]) -> bool:
+    return is_text(raw.get("y_true")) or is_text(raw.get("y_pred"))
+
+
+def _scores_of(raw: dict[str, Any]) -> Any:
+    return raw.get("probs", raw.get("logits"))
+
+
+def _build(src: str, raw: dict[str, Any], classes: Sequence[str] | None,
+           classes_from: str | None, union: tuple[str, ...] | None) -> Predictions:
+    """One file's :class:`Predictions` from its raw fields (see :func:`load_groups`)."""
+    raw = dict(raw)
     file_classes = raw.pop("classes", None)
-    return Predictions.from_arrays(
-        raw.pop("y_true", None), raw.pop("y_pred", None), **raw,
-        classes=classes if classes is not None else file_classes, source=source)
+    named_columns = raw.pop(formats.NAMED_COLUMNS, False)
+    for field in raw.pop(formats.BFLOAT16, ()):  # bfloat16 has no numpy dtype: check it here
+        if field == "probs":
+            raw[field] = _check_scores(raw[field], field, src, DataFormatError, eps=BF16_EPS)
+    where = classes_from or "the classes given"
+    if classes is not None and named_columns:
+        raw = _reorder_named_columns(raw, tuple(file_classes), tuple(classes), src, where)
+    names = classes if classes is not None else file_classes
+    if _text_labels(raw):
+        names = names if names is not None else union
+        scores = _scores_of(raw)
+        if names is None and scores is not None:
+            raise _no_class_order(raw, scores, src, DataFormatError)
+        fields = [(f, raw[f]) for f in ("y_true", "y_pred") if raw.get(f) is not None]
+        _same_kind(fields, src, DataFormatError)
+        checked = _check_classes(names, src)
+        from_where = (classes_from if classes is not None and classes_from else
+                      "the classes given" if classes is not None else
+                      "the file's classes" if file_classes is not None else
+                      "the classes of the files read together")
+        codes, _ = encode_labels(fields, checked, source=src, error=DataFormatError,
+                                 classes_from=from_where)
+        raw.update(zip((f for f, _ in fields), codes, strict=True))
+    elif classes is not None and classes_from is not None:
+        _check_fits(raw, tuple(classes), src, where)
+    return Predictions.from_arrays(raw.pop("y_true", None), raw.pop("y_pred", None), **raw,
+                                   classes=names, source=src)
+
+
+def _check_fits(raw: dict[str, Any], names: tuple[str, ...], src: str, where: str) -> None:
+    """A class list that does not fit a file's labels or score columns: an error about it."""
+    scores = _scores_of(raw)
+    columns = None if scores is None or np.ndim(scores) != 2 else int(np.shape(scores)[1])
+    labels = [np.asarray(raw[f]) for f in ("y_true", "y_pred") if raw.get(f) is not None]
+    top = max((int(np.nanmax(y)) for y in labels if y.size and y.dtype.kind in "iuf"),
+              default=-1)
+    needed = columns if columns is not None else top + 1
+    if (columns is not None and len(names) != columns) or len(names) < needed:
+        what = f"{columns} score columns" if columns is not None else f"labels up to {top}"
+        raise InputError(f"{where}: holds {len(names)} class names, but {src} has {needed} "
+                         f"classes ({what}); give one name per class")
+
+
+def _reorder_named_columns(raw: dict[str, Any], columns: tuple[str, ...],
+                           names: tuple[str, ...], src: str, where: str) -> dict[str, Any]:
+    """Score columns named by class (``prob_cat``) put in the order of the given classes."""
+    field = "probs" if "probs" in raw else "logits"
+    prefix = formats.SCORE_PREFIX[field]
+    missing = [c for c in names if c not in columns]
+    if missing:
+        raise fail(field, f"have a column {prefix}_<name> for every class in {where}",
+                   f"no column {prefix}_{missing[0]}", source=src, error=DataFormatError)
+    extra = [c for c in columns if c not in names]
+    if extra:
+        raise fail(field, f"name only classes listed in {where}",
+                   f"column {prefix}_{extra[0]}", source=src, error=DataFormatError)
+    order = [columns.index(c) for c in names]
+    return {**raw, field: np.asarray(raw[field])[:, order]}
+
+
+def _same_kind(fields: list[tuple[str, Any]], src: str | None, err: type[Exception]) -> None:
+    """Names in one label field and numbers in the other: refused (is 3 a name or an index?)."""
+    for (name, y), (other, _) in zip(fields, fields[::-1], strict=True):
+        if not is_text(y):
+            arr = np.asarray(y).ravel()
+            shown = f"{arr[0].item()!r} at row 0" if arr.size else "no rows"
+            raise fail(name, f"hold class names as '{other}' does (names and class indices "
+                       "do not mix)", shown, source=src, error=err)
+
+
+def _no_class_order(raw: dict[str, Any], scores: Any, src: str | None,
+                    err: type[Exception]) -> Exception:
+    kind = "probs" if "probs" in raw else "logits"
+    seen = infer_classes([text_values(raw[f], f, source=src, error=err)
+                          for f in ("y_true", "y_pred") if raw.get(f) is not None])
+    shown = ", ".join(repr(c) for c in seen[:3]) + (", ..." if len(seen) > 3 else "")
+    width = np.shape(scores)[1] if np.ndim(scores) == 2 else "?"
+    return fail(kind, "come with the class order when the labels are class names: give the "
+                "class names in column order (--classes, classes=, a 'classes' field; for "
+                "scikit-learn, clf.classes_) or name the CSV/parquet columns "
+                f"{formats.SCORE_PREFIX[kind]}_<name>", f"{width} columns for labels {shown}",
+                source=src, error=err)
 
 
 def read_class_names(path: PathLike) -> tuple[str, ...]:
@@ -155,7 +287,8 @@ def write_predictions(path: PathLike, *, y_true: Any, y_pred: Any = None, logits
     Only the fields given are written (a ``y_pred`` derived from scores is not), so reading the
     file back gives the same :class:`Predictions`. Scores keep their floating-point type in the
     binary formats (float32 logits take 4 bytes a value, not 8); CSV writes float64, whose text
-    reads back exactly. CSV has no place for class names.
+    reads back exactly. CSV has no place for the class names of numeric labels; labels given
+    as names are written as names there, with score columns named by class (``prob_cat``).
     """
     source, file = str(path), Path(path)
     suffix = formats.suffix_of(file, source)  # before any work: unknown suffixes fail fast
@@ -165,6 +298,9 @@ def write_predictions(path: PathLike, *, y_true: Any, y_pred: Any = None, logits
     fields: dict[str, Any] = {"y_true": pred.y_true}
     if y_pred is not None:
         fields["y_pred"] = pred.y_pred
+    if suffix == ".csv" and (is_text(y_true) or is_text(y_pred)):
+        names = np.array(pred.classes, dtype=str)  # a CSV keeps name labels as names
+        fields = {f: names[v] for f, v in fields.items()}
     if pred.scores is not None:
         given = np.asarray(logits if logits is not None else probs)  # validated as pred.scores
         binary = given.dtype.kind == "f" and suffix != ".csv"
@@ -181,12 +317,15 @@ def write_predictions(path: PathLike, *, y_true: Any, y_pred: Any = None, logits
 
 def load_runs(paths: Sequence[PathLike] | PathLike, *,
               classes: Sequence[str] | None = None) -> list[Predictions]:
-    """Read several files: the runs (seeds) of one side of a comparison. One path is accepted."""
+    """Read several files: the runs (seeds) of one side of a comparison. One path is accepted.
+
+    Class-name labels without a class list map through the names of all the files together.
+    """
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     if len(paths) == 0:
         raise fail("paths", "hold at least one prediction file", list(paths))
-    return [read_predictions(p, classes=classes) for p in paths]
+    return load_groups([paths], classes=classes)[0]
 
 
 # -- validation -------------------------------------------------------------------------------
@@ -223,10 +362,23 @@ def _normalise(p: Predictions) -> dict[str, Any]:
             raise fail("classes", f"hold one name per {kind} column ({scores.shape[1]})",
                        f"{n_classes} names", source=src, error=err)
         n_classes = scores.shape[1]
-    y_true = _labels(p.y_true, "y_true", n_classes, src, err)
+    raw_true: Any = p.y_true
+    raw_pred: Any = p.y_pred
+    if is_text(raw_true) or is_text(raw_pred):  # names in memory (files are mapped on reading)
+        fields = [(f, y) for f, y in (("y_true", raw_true), ("y_pred", raw_pred))
+                  if y is not None]
+        _same_kind(fields, src, err)
+        if classes is None and scores is not None:
+            raise _no_class_order({cast(str, kind): scores, **dict(fields)}, scores, src, err)
+        codes, names = encode_labels(fields, classes, source=src, error=err)
+        if classes is None:
+            warn_inferred(names, src or "'y_true'/'y_pred'", stacklevel=5)
+            classes, n_classes = names, len(names)
+        raw_true, raw_pred = codes[0], codes[1] if len(codes) > 1 else None
+    y_true = _labels(raw_true, "y_true", n_classes, src, err)
     if len(y_true) == 0:
         raise err(f"{src or 'predictions'}: holds no samples (field 'y_true' has 0 rows)")
-    y_pred = _labels(p.y_pred, "y_pred", n_classes, src, err) if p.y_pred is not None else None
+    y_pred = _labels(raw_pred, "y_pred", n_classes, src, err) if raw_pred is not None else None
     sample_id = _check_ids(p.sample_id, src, err) if p.sample_id is not None else None
     given = [("y_pred", y_pred), (kind, scores), ("sample_id", sample_id)]
     for name, arr in given:
@@ -266,17 +418,29 @@ def _labels(y: Any, name: str, n_classes: int | None, src: str | None,
         raise err(str(exc)) from None
 
 
-def _check_scores(x: Any, kind: str, src: str | None, err: type[Exception]) -> np.ndarray:
+def _check_scores(x: Any, kind: str, src: str | None, err: type[Exception], *,
+                  eps: float | None = None) -> np.ndarray:
+    """Scores as a float64 (N, K) array; probabilities in [0, 1] with rows summing to 1.
+
+    The tolerance of both checks follows the precision the scores were stored in
+    (:func:`prob_tolerance`): ``eps`` for types numpy lacks (bfloat16), else the array's own
+    float type. Half-precision probability rows are rescaled to sum to 1 in float64 after the
+    check (a change within that tolerance that keeps every row's ranking), so that the stored
+    scores pass the float64 check again when a run is copied with ``dataclasses.replace``.
+    """
     arr = np.asarray(x)
     if arr.ndim != 2 or arr.shape[1] == 0:
         raise fail(kind, "be a 2-D array (N samples, K classes)", f"shape {arr.shape}",
                    source=src, error=err)
     if arr.dtype.kind not in "iuf":
         raise fail(kind, "hold numbers", f"dtype {arr.dtype}", source=src, error=err)
+    if eps is None and arr.dtype.kind == "f" and arr.dtype.itemsize <= 2:
+        eps = float(np.finfo(arr.dtype).eps)
+    tol = prob_tolerance(arr.shape[1], eps)
     arr = arr.astype(np.float64)  # a copy: the stored array is made read-only
     checks = [(~np.isfinite(arr), "be finite")]  # first, so that inf is not "out of [0, 1]"
     if kind == "probs":
-        checks.append(((arr < -PROB_TOL) | (arr > 1 + PROB_TOL), "be in [0, 1]"))
+        checks.append(((arr < -tol) | (arr > 1 + tol), "be in [0, 1]"))
     for bad, constraint in checks:
         if bad.any():
             i, j = np.unravel_index(int(np.flatnonzero(bad)[0]), arr.shape)
@@ -284,12 +448,32 @@ def _check_scores(x: Any, kind: str, src: str | None, err: type[Exception]) -> n
                        source=src, error=err)
     if kind == "probs":
         sums = arr.sum(axis=1)
-        off = np.abs(sums - 1.0) > PROB_TOL
+        off = np.abs(sums - 1.0) > tol
         if off.any():
             row = int(np.flatnonzero(off)[0])
-            raise fail(kind, f"have rows summing to 1 (tolerance {PROB_TOL:g})",
+            raise fail(kind, f"have rows summing to 1 (tolerance {tol:.2g})",
                        f"sum {sums[row]:.6g} at row {row}", source=src, error=err)
+        if tol > PROB_TOL:
+            arr = np.clip(arr, 0.0, None) / np.clip(arr, 0.0, None).sum(axis=1, keepdims=True)
     return arr
+
+
+def prob_tolerance(n_classes: int, eps: float | None = None) -> float:
+    """Slack of the probability checks for K classes stored with machine epsilon ``eps``.
+
+    ``max(1e-4, eps * (1 + log2 K))``: rounding K probabilities that sum to 1 to a float type
+    with unit roundoff u = eps / 2 moves their sum by at most u, and a softmax normalised in
+    that type adds the error of a pairwise sum of K terms, at most ceil(log2 K) · u; ``eps``
+    doubles both for a margin. Measured (bench/RESULTS.md, "Half-precision probabilities"):
+    rows of float16 and bfloat16 softmax outputs, K = 2 to 100,000, deviate from 1 by at most
+    0.74 eps, against a tolerance of at least 2 eps. float32 and float64 keep 1e-4.
+
+    >>> prob_tolerance(10), round(prob_tolerance(10, 2.0**-10), 5)
+    (0.0001, 0.00422)
+    """
+    if eps is None:
+        return PROB_TOL
+    return max(PROB_TOL, eps * (1.0 + float(np.log2(max(n_classes, 1)))))
 
 
 def _check_classes(names: Any, src: str | None, *, err: type[Exception] = DataFormatError,

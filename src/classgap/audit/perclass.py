@@ -21,8 +21,8 @@ from scipy import sparse
 
 from classgap._validation import check_finite, check_labels, check_positive_int, fail
 
-__all__ = ["class_counts", "confusion_matrix", "per_class_metrics", "sparse_confusion",
-           "topk_correct"]
+__all__ = ["EmptyClassWarning", "class_counts", "confusion_matrix", "per_class_metrics",
+           "sparse_confusion", "topk_correct"]
 
 METRIC_COLUMNS = ("support", "correct", "accuracy", "precision", "f1", "false_positives",
                   "predicted")
@@ -59,15 +59,31 @@ def check_class_names(class_names: Sequence[Any] | None, n_classes: int) -> list
     return names
 
 
+class EmptyClassWarning(UserWarning):
+    """Some classes have no test samples (support 0): their accuracy is NaN, not 0."""
+
+
 def warn_absent(support: np.ndarray, class_names: Sequence[str] | None = None) -> None:
-    """One ``UserWarning`` naming every class with support 0 (their accuracy is NaN)."""
-    absent = np.flatnonzero(np.asarray(support) == 0)
-    if absent.size:
-        names = [class_names[k] if class_names is not None else str(k) for k in absent[:10]]
+    """One :class:`EmptyClassWarning` naming every class with support 0 (their accuracy is NaN).
+
+    When class 0 alone is empty, the labels run 1..K-1: the warning asks whether they are
+    1-based (labels 1..K read as K+1 classes with an empty class 0).
+    """
+    support = np.asarray(support)
+    absent = np.flatnonzero(support == 0)
+    if not absent.size:
+        return
+    names = [class_names[k] if class_names is not None else str(k) for k in absent[:10]]
+    if absent.tolist() == [0] and len(support) > 2:
+        named = f" ({names[0]!r})" if class_names is not None and names[0] != "0" else ""
+        message = (f"class 0{named} has no test samples and the labels run 1..{len(support) - 1}"
+                   f": are the labels 1-based? If so, subtract 1 from y_true and y_pred; as "
+                   "given, class 0 is reported with no samples (accuracy NaN)")
+    else:
         more = f" and {absent.size - 10} more" if absent.size > 10 else ""
-        warnings.warn(
-            f"{absent.size} class(es) absent from y_true (support 0) get NaN accuracy: "
-            f"{', '.join(names)}{more}", UserWarning, stacklevel=3)
+        message = (f"{absent.size} class(es) absent from y_true (support 0) get NaN accuracy: "
+                   f"{', '.join(names)}{more}")
+    warnings.warn(message, EmptyClassWarning, stacklevel=3)
 
 
 def _confusion(yt: np.ndarray, yp: np.ndarray, n_classes: int) -> np.ndarray:

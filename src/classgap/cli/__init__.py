@@ -8,7 +8,9 @@ drops significantly by more than the given number of points.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -32,7 +34,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     verbose = "--verbose" in args or "-v" in args
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        code = app(args=args, prog_name="classgap", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_printer(err)
+            code = app(args=args, prog_name="classgap", standalone_mode=False)
     except ClassgapError as exc:
         if verbose:
             raise
@@ -78,6 +82,23 @@ def _expand_variadic(args: list[str]) -> list[str]:
             out.append(current)  # a further value of the same option
         out.append(arg)
     return out
+
+
+def _warning_printer(err: Console) -> Callable[..., None]:
+    """``warnings.showwarning`` for the CLI: each distinct message once, on one line, as text
+    (no file and source line; like errors, never markup)."""
+    seen: set[str] = set()
+
+    def show(message: Warning | str, category: type[Warning], *args: Any,
+             **kwargs: Any) -> None:
+        text = error_line(str(message))
+        if text in seen:
+            return
+        seen.add(text)
+        label = "note:" if category.__name__ == "InferredClassesWarning" else "warning:"
+        err.print(Text.assemble((label, "bold yellow"), " ", text))
+
+    return show
 
 
 def _error(message: str) -> Text:

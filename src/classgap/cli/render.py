@@ -26,7 +26,8 @@ if TYPE_CHECKING:  # the audit and pandas load in ~1 s: not for `classgap --help
 
 FORMATS = ("table", "json", "csv")
 
-_VERDICT_STYLE = {"drop": "bold red", "gain": "bold green", "none": "dim"}
+_VERDICT_STYLE = {"drop": "bold red", "gain": "bold green", "none": "dim", "no samples": "dim"}
+NO_SAMPLES = "no samples"  # a class absent from the test set: its accuracy is unknown, not 0%
 
 MAX_ROWS = 30
 """Per-class tables with more classes than this list only the worst and the best (``--all``:
@@ -90,11 +91,13 @@ def audit_tables(result: ClassAudit, *, show_all: bool = False) -> list[Table]:
 
     def add(i: Any) -> None:
         row = table.loc[i]
+        empty = int(row["support"]) == 0  # no test samples: no accuracy, not 0%
         add_row(
-            per_class, row["class"], f"{int(row['support'])}", pct(row["accuracy"], 1),
-            f"[{pct(row['accuracy_low'], 1)}, {pct(row['accuracy_high'], 1)}]",
+            per_class, row["class"], f"{int(row['support'])}",
+            NO_SAMPLES if empty else pct(row["accuracy"], 1),
+            "" if empty else f"[{pct(row['accuracy_low'], 1)}, {pct(row['accuracy_high'], 1)}]",
             *(pct(row[c], 1) for c in extra), pct(row["precision"], 1), pct(row["f1"], 1),
-            style="bold red" if i == worst else None,
+            style="bold red" if i == worst else "dim" if empty else None,
         )
 
     for i in worst_rows:
@@ -135,7 +138,7 @@ def comparison_tables(result: Comparison, *, show_all: bool = False) -> list[Tab
 
     def add(i: Any) -> None:
         row = rows.loc[i]
-        verdict = str(row["verdict"])
+        verdict = NO_SAMPLES if int(row["support"]) == 0 else str(row["verdict"])
         add_row(
             table, row["class"], f"{int(row['support'])}", pct(row["acc_baseline"], 1),
             pct(row["acc_candidate"], 1), points(row["delta"], 1),

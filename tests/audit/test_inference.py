@@ -2,8 +2,8 @@
 
 Several runs per side: the crossed seeds × images test, checked by simulating studies in which
 seeds *and* test images are random (a latent image difficulty shared by the two recipes up to a
-correlation, a seed effect per run, Bernoulli noise per run and image). One run per side: the
-exact McNemar test and the Clopper-Pearson interval it inverts.
+correlation, a seed effect per run, Bernoulli noise per run and image). One run per side:
+McNemar's score test and the interval it inverts (their own file: test_paired_score.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from classgap.audit import compare_predictions
-from classgap.audit.paired import crossed_test, mcnemar_exact, mcnemar_interval
+from classgap.audit.paired import crossed_test
 
 C = -1.0  # latent threshold: accuracy about 0.7 at lam = 1.5, tau = 0.15
 LAM = 1.5
@@ -104,26 +104,6 @@ def test_interval_excludes_zero_exactly_when_p_below_alpha_one_run(seed):
     excludes = (t["delta_low"] > 0) | (t["delta_high"] < 0)
     np.testing.assert_array_equal(excludes, t["p_value"] < 0.05)
     assert 0 < excludes.sum() < k
-
-
-def test_mcnemar_interval_inverts_the_exact_test_on_every_table():
-    b, c = np.meshgrid(np.arange(0, 40), np.arange(0, 40))
-    b, c = b.ravel(), c.ravel()
-    for confidence in (0.9, 0.95, 0.99):
-        low, high = mcnemar_interval(b, c, 100, confidence=confidence)
-        p = mcnemar_exact(b, c)
-        np.testing.assert_array_equal((low > 0) | (high < 0), p < 1 - confidence)
-        delta = (c - b) / 100
-        assert np.all(low <= delta + 1e-12) and np.all(delta <= high + 1e-12)
-
-
-def test_mcnemar_interval_matches_clopper_pearson_from_statsmodels():
-    from statsmodels.stats.proportion import proportion_confint
-
-    low, high = mcnemar_interval([7], [19], [200])
-    lo_pi, hi_pi = proportion_confint(19, 26, alpha=0.05, method="beta")
-    assert low[0] == pytest.approx(26 * (2 * lo_pi - 1) / 200)
-    assert high[0] == pytest.approx(26 * (2 * hi_pi - 1) / 200)
 
 
 def test_crossed_single_image_class_and_identical_runs_are_finite():

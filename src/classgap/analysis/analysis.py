@@ -8,7 +8,7 @@ Every statistic comes from :mod:`classgap.audit`; this module only arranges the 
   (ties go to the strength closest to the reference, then to sweep order);
 * **who pays**: per class, ``s*`` versus the reference with
   :func:`~classgap.audit.compare_predictions` (the crossed seeds × test-images test with >= 2
-  seeds per side, exact McNemar with one; each with the interval it inverts), BH q-values;
+  seeds per side, McNemar's score test with one; each with the interval it inverts), BH q-values;
   the average gain that bought it;
 * **is the drop real**: the confusion pairs that moved, the seed ensembles, and optionally a
   multi-label (ReaL-style) truth;
@@ -160,8 +160,8 @@ def _notes(sweep: _Sweep, validation: pd.DataFrame, classes: pd.DataFrame, ref: 
     s_ref, s_sel = sweep.strengths[ref], sweep.strengths[sel]
     notes = []
     if validation["n_seeds"].min() == 1:
-        notes.append("one seed: seed noise not estimated (per-class tests are exact McNemar "
-                     "on one run pair)")
+        notes.append("one seed: seed noise not estimated (per-class tests are McNemar's score "
+                     "test on one run pair)")
     if sel == ref:
         notes.append(f"validation selects the reference ({s_ref!r}): no strength raises the "
                      "mean validation accuracy, so no class pays for a regularizer")

@@ -120,7 +120,7 @@ def ensemble_labels(scores: Sequence[np.ndarray | None], kinds: Sequence[str | N
 def ensemble_table(y_true: np.ndarray, ensemble_reference: np.ndarray,
                    ensemble_selected: np.ndarray, n_classes: int, **compare: Any,
                    ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Per-class comparison of the two seed ensembles (one run per side, so exact McNemar).
+    """Per-class comparison of the two seed ensembles (one run per side, so McNemar's score test).
 
     ``compare`` goes to :func:`~classgap.audit.compare_predictions` (``class_names``,
     ``alpha``, ``correction``, ``random_state``).

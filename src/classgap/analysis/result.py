@@ -56,7 +56,7 @@ class StudyResult:
     ensemble : pd.DataFrame or None
         The seed ensembles (mean softmax over seeds, FAIR-Ensemble) at ``selected`` versus
         ``reference``, one row per class: ``class, acc_reference, acc_selected, delta,
-        delta_low, delta_high, p_value, q_value, verdict`` (exact McNemar, one run per side).
+        delta_low, delta_high, p_value, q_value, verdict`` (McNemar's score test, one run per side).
     by_strength : pd.DataFrame or None
         Every strength against the reference, one row each (see
         :func:`classgap.analysis.analysis.strength_table`): what the sweep costs per class even

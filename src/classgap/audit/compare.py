@@ -6,8 +6,11 @@
   from the same distribution; the crossed seeds × images test
   (:func:`~classgap.audit.paired.crossed_test`) and the t-interval it inverts;
 * one run per side: a drop of these two trained models that would reappear on new test images;
-  the exact McNemar test and the conditional Clopper-Pearson interval that inverts it
-  (:func:`~classgap.audit.paired.mcnemar_interval`).
+  McNemar's score test (continuity correction 1/2) and the score interval of the paired
+  difference of proportions that inverts it (Tango 1998;
+  :func:`~classgap.audit.paired.mcnemar_score_test`,
+  :func:`~classgap.audit.paired.mcnemar_interval`), which covers Δ when new test images
+  change the discordant counts too.
 
 So ``p < 1 - confidence`` exactly when the interval excludes 0 (``confidence`` defaults to
 ``1 - alpha``). On request, ``test="welch"`` or ``"permutation"`` tests across seeds on *fixed*
@@ -44,6 +47,7 @@ from classgap.audit.paired import (
     effect_size,
     mcnemar_exact,
     mcnemar_interval,
+    mcnemar_score_test,
     paired_bootstrap_delta,
     permutation_test,
     welch_test,
@@ -62,6 +66,7 @@ __all__ = [
     "effect_size",
     "mcnemar_exact",
     "mcnemar_interval",
+    "mcnemar_score_test",
     "paired_bootstrap_delta",
     "permutation_test",
     "welch_test",
@@ -182,7 +187,7 @@ def _test(test: str, yt: np.ndarray, ok_a: np.ndarray, ok_b: np.ndarray, k: int,
         c = np.bincount(yt, weights=(sa - right_a) * right_b, minlength=k) / (sa * sb)
         b, c = np.rint(b), np.rint(c)
         low, high = mcnemar_interval(b, c, support, confidence=confidence)
-        return mcnemar_exact(b, c), low, high
+        return mcnemar_score_test(b, c), low, high
     with quiet():
         acc_a = _run_counts(yt, ok_a, k) / support  # (Sa, K)
         acc_b = _run_counts(yt, ok_b, k) / support

@@ -179,9 +179,9 @@ def compare_cmd(
                                 help="False-discovery (bh) or family-wise (holm) level."),
     correction: Correction = typer.Option(Correction.bh, "--correction",
                                           help="Multiple-comparison correction over classes."),
-    test: Test = typer.Option(Test.auto, "--test", help="auto: exact McNemar for one run per "
-                              "side, the crossed seeds × test-images test for several; welch or "
-                              "permutation: across seeds on fixed test images."),
+    test: Test = typer.Option(Test.auto, "--test", help="auto: McNemar's score test for one run "
+                              "per side, the crossed seeds × test-images test for several; welch "
+                              "or permutation: across seeds on fixed test images."),
     confidence: float | None = typer.Option(None, "--confidence", help="Interval level "
                                             "(default 1 - alpha: the interval excludes 0 "
                                             "exactly when p < alpha)."),

@@ -16,6 +16,8 @@ MODULES = [
     "classgap.losses.worst_class",
     "classgap.integrations.recorder",
     "classgap.audit._sampling",
+    "classgap.audit._labels",
+    "classgap.audit.io",
     "classgap.audit.perclass",
     "classgap.audit.intervals",
     "classgap.audit.disparity",

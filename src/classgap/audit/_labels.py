@@ -132,7 +132,7 @@ def encode_labels(fields: Sequence[tuple[str, Any]], classes: Sequence[str] | No
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             where = classes_from or "the classes"
             raise error(f"{_subject(name, source)} must hold names listed in {where} "
-                        f"({len(names)} names); got {values[i]!r} at row {i}, not among them"
+                        f"({len(names)} names); got {str(values[i])!r} at row {i}, not among them"
                         f"{hint}")
         out.append(codes.astype(np.int64))
     return out, names

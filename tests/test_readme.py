@@ -98,6 +98,12 @@ def guide_commands() -> list[str]:
             and any(c in line for c in cheap) and "ray" not in line]
 
 
+def guide_python_commands() -> list[str]:
+    text = "\n".join(re.findall(r"```bash\n(.*?)```", GUIDE.read_text(), flags=re.S))
+    return [line.split(" #")[0].strip() for line in text.splitlines()
+            if line.startswith("python examples/")]
+
+
 @pytest.fixture(scope="module")
 def guide_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A scratch directory with what the guide's commands read: examples/ and grid.toml."""
@@ -105,6 +111,10 @@ def guide_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     cwd = tmp_path_factory.mktemp("guide")
     shutil.copytree(README.parent / "examples", cwd / "examples")
+    # the guide's first step for its folder:/npz: commands writes the digits as files
+    (make,) = [c for c in guide_python_commands() if "digits_to_files" in c]
+    subprocess.run([sys.executable, *shlex.split(make)[1:]], cwd=cwd, check=True,
+                   capture_output=True, timeout=300)
     (toml,) = re.findall(r"```toml\n(.*?)```", GUIDE.read_text(), flags=re.S)
     (cwd / "grid.toml").write_text(toml)
     return cwd

@@ -39,9 +39,11 @@ def hessian_cmd(
     Negative bottom eigenvalues large next to the top one mark a saddle point (Rangwani et al.
     2022 find them on the tail classes of long-tailed training).
     """
+    from classgap.data import check_data_dir
     from classgap.diagnostics import hessian_for_run, write_hessian
 
     check_choice(split, "--split", ("train", "val", "test"))
+    check_data_dir(data_dir, "--data-dir")  # a wrong path is an error, named as typed
     result = hessian_for_run(run_dir, split=split, per_class=per_class,
                              max_per_class=max_per_class, device=device,
                              data_dir=None if data_dir is None else str(data_dir),

@@ -60,11 +60,11 @@ def _augs() -> Listing:
 
 @TOPICS.register("datasets")
 def _datasets() -> Listing:
-    from classgap.data.registry import SPLITS, list_datasets
+    from classgap.data.registry import SOURCES, SPLITS, list_datasets
 
-    return Listing("Datasets (--dataset SPEC)", ("spec", "splits"),
-                   [(spec, ", ".join(SPLITS[spec.partition(":")[0]]))
-                    for spec in list_datasets()])
+    return Listing("Datasets (--dataset SPEC)", ("spec", "splits", "reads"),
+                   [(spec, ", ".join(SPLITS[name]), SOURCES[name])
+                    for spec in list_datasets() for name in [spec.partition(":")[0]]])
 
 
 @TOPICS.register("presets")

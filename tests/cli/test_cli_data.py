@@ -156,3 +156,13 @@ def test_data_dir_is_the_only_place_looked(capsys, tmp_path: Path,
     assert code == 0, err
     data = json.loads((out / "provenance.json").read_text())["data"]
     assert data["path"] == str((root / "two.npz").resolve())
+
+
+def test_list_and_help_say_the_layouts(capsys) -> None:
+    code, stdout, err = invoke(capsys, "list", "datasets")
+    assert code == 0, err
+    text = " ".join(stdout.split())
+    assert "PATH/train/<class>/" in text and "x_train, y_train, x_test, y_test" in text
+    code, stdout, _ = invoke(capsys, "train", "--help")
+    text = " ".join(stdout.replace("│", " ").split())
+    assert "PATH/train/ and PATH/test/ of class folders" in text and "x_train" in text

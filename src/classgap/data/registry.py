@@ -47,6 +47,18 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "folder": ("train", "test", "val", "all"), "npz": ("train", "test", "all"),
 }
 _PATH_SPECS = ("folder", "npz")
+#: What each dataset reads, as ``classgap list datasets`` shows it.
+SOURCES: dict[str, str] = {
+    "fashion-mnist": "IDX files in --data-dir (only there, when given), else $CLASSGAP_DATA, "
+                     "/usr/share/datasets/fashion-mnist, the download cache",
+    "digits": "scikit-learn's 8x8 digits, built in (75/25 stratified split, seed 0)",
+    "cifar10": "the python-version batches in --data-dir, else $CLASSGAP_DATA",
+    "cifar100": "the python-version batches in --data-dir, else $CLASSGAP_DATA",
+    "folder": "PATH/train/<class>/ + PATH/test/<class>/ (or val/), or PATH/<class>/ with "
+              "data.test_fraction held out; val with train/, val/ and test/",
+    "npz": "arrays x_train, y_train, x_test, y_test, or images, labels with "
+           "data.test_fraction held out; optional classes",
+}
 #: Test share of a one-split folder or npz (``data.test_fraction``).
 DEFAULT_TEST_FRACTION = 0.2
 #: Seed of that test split: fixed like digits' (not the run seed, not ``data.split_seed``), so

@@ -11,6 +11,7 @@ MODULES = [
     "classgap.config",
     "classgap._files",
     "classgap._format",
+    "classgap._richtext",
     "classgap._registry",
     "classgap.catalog",
     "classgap.losses.worst_class",

@@ -24,7 +24,7 @@ from numbers import Real
 from typing import Any
 
 __all__ = ["FIGURE_CHARS", "MISSING", "error_line", "figure_text", "finite", "literal", "pct",
-           "points", "pvalue", "shorten", "strength"]
+           "plain", "points", "pvalue", "shorten", "strength"]
 
 MISSING = "n/a"
 
@@ -66,6 +66,7 @@ def strength(value: Any) -> str:
 # read as something else).
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_KEEP_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 # ANSI escape sequences: CSI (colours, cursor moves), OSC (titles, hyperlinks) ended by BEL
 # or ST, and the two-character ones.
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
@@ -120,12 +121,14 @@ def figure_text(value: Any, width: int = FIGURE_CHARS) -> str:
     return "\u200b" + text if text.startswith("_") else text
 
 
-def error_line(text: Any) -> str:
-    """Quoted error text (a worker's exception, a subprocess's stderr) as one line.
+def plain(text: Any) -> str:
+    """Error text without ANSI escape sequences or control characters other than newlines and
+    tabs: a colouring logger's codes (``\\x1b[31m``) would otherwise reach the terminal raw, or
+    show as ``[31m`` in a report. Lines stay lines (a traceback is kept as one)."""
+    return _KEEP_LINES.sub("", _ANSI.sub("", str(text)))
 
-    ANSI escape sequences go (a colouring logger's codes would otherwise reach the terminal
-    raw, or show as ``[31m`` in a report), other control characters too, and every run of
-    whitespace (newlines included) becomes one space.
-    """
-    plain = _ANSI.sub("", str(text))
-    return " ".join(_CONTROL.sub(" ", plain).split())
+
+def error_line(text: Any) -> str:
+    """Quoted error text (a worker's exception, a subprocess's stderr) as one line:
+    :func:`plain`, and every run of whitespace (newlines included) one space."""
+    return " ".join(_CONTROL.sub(" ", plain(text)).split())

@@ -662,7 +662,7 @@ def _delta_figure(
     ax.set_ylabel("class (sorted by Δ)" + named_text)
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(f"{title}\n{gain_text}; * q<0.05, ** q<0.01, *** q<0.001 (BH)", fontsize=10)
-    # Under the axes, never over a point.
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 if not many else -0.05),
-              ncol=4, fontsize=8, frameon=False)
+    # Under the axes, never over a point; centred on the figure, not the axes: long class
+    # names push the axes right, and a legend centred on it would run off the right edge.
+    fig.legend(loc="outside lower center", ncols=4, fontsize=8, frameon=False)
     return fig

@@ -28,6 +28,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from classgap._format import plain
 from classgap._registry import Registry
 from classgap._validation import check_choice, check_positive_int
 from classgap.errors import ClassgapError
@@ -89,9 +90,11 @@ def default_train(spec: RunSpec, run_dir: Path) -> dict[str, Any]:
 
 
 def _error_text(exc: BaseException) -> str:
+    """A failed run's error as recorded in the store and quoted in messages and notes, without
+    colour codes (a trainer's coloured stderr; its train.log keeps them)."""
     if isinstance(exc, ClassgapError):  # a user error: its one-line message says it all
-        return f"{type(exc).__name__}: {exc}"
-    return "".join(traceback.format_exception(exc))[-ERROR_CHARS:]
+        return plain(f"{type(exc).__name__}: {exc}")
+    return plain("".join(traceback.format_exception(exc)))[-ERROR_CHARS:]
 
 
 def _attempt(store: Store, spec: RunSpec, train_fn: TrainFn) -> bool:

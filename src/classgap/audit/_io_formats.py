@@ -177,8 +177,12 @@ def _label_column(series: pd.Series, name: str, source: str) -> np.ndarray:
     """A label column: numbers as numbers, class names (any cell not a number) as objects."""
     if series.dtype.kind in "iuf":
         return series.to_numpy()
-    values = pd.to_numeric(series, errors="coerce")
-    if (values.isna() & series.notna()).any():  # a name: the whole column is names
+    first = series.dropna().iloc[:1]
+    if len(first) and pd.isna(pd.to_numeric(first, errors="coerce")).all():
+        values = None  # the first cell is a name: no need to parse a column of names
+    else:
+        values = pd.to_numeric(series, errors="coerce")
+    if values is None or (values.isna() & series.notna()).any():  # names: all of it is names
         text = series.to_numpy(dtype=object, na_value=None)
         return np.array([v if isinstance(v, str) or v is None else str(v) for v in text],
                         dtype=object)

@@ -50,9 +50,14 @@ def is_text(y: Any) -> bool:
     arr = y if isinstance(y, np.ndarray) else np.asarray(y, dtype=object)
     if arr.dtype.kind in "US":
         return True
-    if arr.dtype.kind == "O":  # pandas string columns, Python lists
-        return any(isinstance(v, str | bytes | np.str_) for v in arr.ravel().tolist())
-    return False
+    if arr.dtype.kind != "O":
+        return False
+    kind = pd.api.types.infer_dtype(arr.ravel(), skipna=True)  # one C pass, not a Python loop
+    if kind in ("string", "bytes"):
+        return True
+    if kind in ("integer", "floating", "mixed-integer-float", "boolean", "empty", "decimal"):
+        return False
+    return any(isinstance(v, str | bytes) for v in arr.ravel().tolist())  # mixed objects
 
 
 def text_values(y: Any, name: str, *, source: str | None = None,
@@ -65,6 +70,8 @@ def text_values(y: Any, name: str, *, source: str | None = None,
                    source=source, error=error)
     if arr.dtype.kind == "U":
         return arr
+    if arr.dtype.kind == "O" and pd.api.types.infer_dtype(arr, skipna=False) == "string":
+        return arr.astype(str)  # every cell a str: no cell to name in an error
     values = arr.tolist()
     out = []
     for i, v in enumerate(values):

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
+from classgap._richtext import cell
 from classgap.audit.api import compare_files
 from classgap.audit.compare import Comparison
 from classgap.audit.io import write_predictions
@@ -96,14 +97,19 @@ def main(argv: list[str] | None = None) -> int:
     make_predictions(args.out, seeds=args.seeds, console=console)
     weak = [args.out / f"weak_seed{s}.npz" for s in range(args.seeds)]
     tuned = [args.out / f"cv_seed{s}.npz" for s in range(args.seeds)]
-    console.print(f"\n$ classgap compare --baseline {args.out}/weak_seed*.npz "
-                  f"--candidate {args.out}/cv_seed*.npz\n")
+    # --out is the user's path: text, never markup (cell), like every data string
+    console.print()
+    console.print(cell(f"$ classgap compare --baseline {args.out}/weak_seed*.npz "
+                       f"--candidate {args.out}/cv_seed*.npz"))
+    console.print()
     result = compare_files(weak, tuned, random_state=0)
     for table in render.comparison_tables(result):
         console.print(table)
-    console.print(who_pays(result))
-    console.print(f"\nprediction files in {args.out}/ ({time.perf_counter() - start:.1f} s). "
-                  f"Try: classgap audit {args.out}/cv_seed*.npz")
+    console.print()
+    console.print(cell(who_pays(result).lstrip("\n")))
+    console.print()
+    console.print(cell(f"prediction files in {args.out}/ ({time.perf_counter() - start:.1f} s). "
+                       f"Try: classgap audit {args.out}/cv_seed*.npz"))
     return 0
 
 

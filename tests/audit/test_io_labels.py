@@ -105,6 +105,7 @@ def test_names_and_indices_do_not_mix(tmp_path: Path) -> None:
         read_predictions(path)
 
 
+@pytest.mark.filterwarnings("ignore:1 class\\(es\\) absent")  # "nine": predicted, never true
 def test_files_read_together_share_one_class_list(tmp_path: Path) -> None:
     """Class k must be the same class in both files: the union of both files' names."""
     y, p = _names(1)
@@ -200,6 +201,7 @@ def test_python_api_takes_names_and_matches_sklearn() -> None:
         audit(y, p, class_names=["five", "seven", "eight, the round one"], n_boot=50)
 
 
+@pytest.mark.filterwarnings("ignore:1 class\\(es\\) absent")  # "nine": predicted, never true
 def test_compare_predictions_takes_names_on_both_sides() -> None:
     y, a = _names(5, acc=0.8)
     _, b = _names(6, acc=0.6)
@@ -306,3 +308,20 @@ def test_an_absent_class_that_is_not_class_zero_is_named_not_asked_about() -> No
     y = np.array([0, 0, 2, 2, 3, 3])
     with pytest.warns(EmptyClassWarning, match=r"1 class\(es\) absent from y_true .*: b$"):
         audit(y, y, class_names=["a", "b", "c", "d"], n_boot=20)
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".parquet", ".pt", ".csv"])
+def test_float16_probabilities_written_and_read_in_every_format(tmp_path, suffix) -> None:
+    if suffix == ".pt":
+        pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(200, 10)) * 3
+    probs = (np.exp(z) / np.exp(z).sum(1, keepdims=True)).astype(np.float16)
+    assert np.abs(probs.astype(np.float64).sum(1) - 1).max() > 1e-4  # float64's check refuses
+    y = rng.integers(0, 10, 200)
+    got = read_predictions(write_predictions(tmp_path / f"h{suffix}", y_true=y, probs=probs))
+    np.testing.assert_allclose(got.scores.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(got.y_pred, probs.astype(np.float32).argmax(axis=1))
+    np.testing.assert_allclose(audit(got.y_true, got.y_pred, n_boot=20).by_class["accuracy"],
+                               recall_score(y, probs.argmax(1), labels=range(10),
+                                            average=None, zero_division=np.nan))

@@ -250,8 +250,9 @@ def _frame_fields(frame: pd.DataFrame, source: str, *, ids_from_text: bool) -> d
             columns = list(by_key.values())
             fields["classes"] = np.array(list(by_key), dtype=object)
             fields[NAMED_COLUMNS] = True
-        fields[field] = np.column_stack(
-            [_numeric(frame[c], c, source) for c in columns]).astype(np.float64)  # (N, K)
+        stacked = np.column_stack([_numeric(frame[c], c, source) for c in columns])  # (N, K)
+        # float16 columns (parquet) stay float16: their tolerance is float16's (io.py)
+        fields[field] = stacked if stacked.dtype.kind == "f" else stacked.astype(np.float64)
     return fields
 
 

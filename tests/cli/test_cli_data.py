@@ -166,3 +166,18 @@ def test_list_and_help_say_the_layouts(capsys) -> None:
     code, stdout, _ = invoke(capsys, "train", "--help")
     text = " ".join(stdout.replace("│", " ").split())
     assert "PATH/train/ and PATH/test/ of class folders" in text and "x_train" in text
+
+
+def test_study_on_missing_data_fails_before_making_a_directory(capsys, tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    code, _, err = invoke(capsys, "study", "--set", f"data.dataset=folder:{tmp_path / 'none'}",
+                          "--set", "model.name=mlp", "--axis", "aug.flip=0,0.5", "--seeds", "2",
+                          "--out", out)
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert f"{tmp_path / 'none'}: no such folder (dataset 'folder:" in err
+    assert not out.exists()
+    code, _, err = invoke(capsys, "study", "--set", "data.dataset=fashion-mnist", "--set",
+                          "data.data_dir=/nonexistent/dir", "--axis", "aug.flip=0,0.5",
+                          "--out", out)
+    assert code == 1 and "'data.data_dir' must be an existing folder; got '/nonexistent/dir'" \
+        in err and not out.exists()

@@ -81,6 +81,12 @@ def study_cmd(
 
     plan = plan_study(preset, axes=axis or (), seeds=seeds, config_file=config,
                       overrides=set_ or (), quick=quick, mode=mode, threads=threads_per_worker)
+    if train_cmd is None:  # data that is not there: one error before any directory is made
+        from classgap.data import data_source
+
+        for spec, data_dir in sorted({(s.config.data.dataset, s.config.data.data_dir or "")
+                                      for s in plan.grid().runs()}):
+            data_source(spec, data_dir=data_dir or None, option="data.data_dir")
     where = resolve_study_run(plan, out=out, workers=workers, refit=refit,
                               axes_given=bool(axis), quick=quick)
     console.print(cell(render.study_line(plan, where), "dim"))

@@ -162,7 +162,16 @@ def data_source(spec: str, *, data_dir: str | os.PathLike[str] | None = None,
                 option: str = "data_dir") -> str:
     """The absolute path the data of ``spec`` is read from (``"built in"`` for digits).
 
-    What a run records in its provenance: which copy of the data it trained on.
+    What a run records in its provenance: which copy of the data it trained on. Cheap (no
+    image is read), so a study calls it before it makes a directory: data that is not there
+    is one error, not one failed run per seed.
+
+    Raises
+    ------
+    InputError
+        ``data_dir`` is given and is not a folder, or is of no use to ``spec``.
+    DataFormatError
+        The data is not found.
     """
     name, path = _parse(spec)
     root = check_data_dir(data_dir, option)
@@ -178,6 +187,9 @@ def data_source(spec: str, *, data_dir: str | os.PathLike[str] | None = None,
         where = find_cifar(_cifar_root(num_classes, root), num_classes) or Path()
     else:
         where = _path_of(spec, name, path, root, option)
+        if not where.exists():
+            raise DataFormatError(f"{where}: no such {'folder' if name == 'folder' else 'file'}"
+                                  f" (dataset {spec!r})")
     return str(where.resolve())
 
 

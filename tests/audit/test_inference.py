@@ -13,6 +13,7 @@ import pytest
 from scipy import stats
 
 from classgap.audit import compare_predictions
+from classgap.audit.intervals import ClippedIntervalWarning
 from classgap.audit.paired import crossed_test
 
 C = -1.0  # latent threshold: accuracy about 0.7 at lam = 1.5, tau = 0.15
@@ -109,9 +110,39 @@ def test_interval_excludes_zero_exactly_when_p_below_alpha_one_run(seed):
 def test_crossed_single_image_class_and_identical_runs_are_finite():
     y = np.array([0, 0, 0, 1])
     ok = np.array([[True, False, True, True], [True, True, False, True]])
-    res = crossed_test(y, ok, ok, 2)
+    with pytest.warns(ClippedIntervalWarning, match="1 change"):
+        res = crossed_test(y, ok, ok, 2)
     assert np.all(res["delta"] == 0) and np.all(res["p_value"] == 1.0)
-    assert np.all(res["low"] == 0) and np.all(res["high"] == 0)
+    # Class 1 (one image, right in every run): nothing varies, and one image says little.
+    assert res["low"][1] == -1 and res["high"][1] == 1
+
+
+def test_crossed_without_any_variation_uses_the_binomial_floor():
+    # Both sides right on every image of class 0 in every run: no variance seen, which is
+    # not certainty; the interval is that of two binomials of its 50 images at 100%.
+    y = np.repeat([0, 1], 50)
+    rng = np.random.default_rng(0)
+    ok_a = np.vstack([np.r_[np.ones(50, bool), rng.random(50) < 0.7] for _ in range(3)])
+    ok_b = np.vstack([np.r_[np.ones(50, bool), rng.random(50) < 0.7] for _ in range(3)])
+    res = crossed_test(y, ok_a, ok_b, 2)
+    p = 50.5 / 51
+    half = stats.norm.isf(0.025) * np.sqrt(2 * p * (1 - p) / 50)
+    assert res["low"][0] == pytest.approx(-half) and res["high"][0] == pytest.approx(half)
+    assert res["p_value"][0] == 1.0 and res["se"][0] > 0
+
+
+def test_crossed_interval_stays_inside_minus_one_one():
+    # The class: 3 seeds a side, 4 images, A right on all, B's seeds at 0, 1 and 4 of
+    # 4: delta -58.3 points, whose t interval reached -129.5 points. Clipped, with a warning.
+    y = np.repeat(np.arange(2), 4)
+    ok_a = np.ones((3, 8), dtype=bool)
+    ok_b = np.array([[0, 0, 0, 0, 1, 1, 1, 1], [1, 0, 0, 0, 1, 1, 1, 0],
+                     [1, 1, 1, 1, 1, 1, 1, 1]], dtype=bool)
+    with pytest.warns(ClippedIntervalWarning, match="1 change"):
+        res = crossed_test(y, ok_a, ok_b, 2)
+    assert res["delta"][0] == pytest.approx(-7 / 12) and res["low"][0] == -1
+    assert np.all((res["low"] >= -1) & (res["high"] <= 1))
+    np.testing.assert_array_equal((res["low"] > 0) | (res["high"] < 0), res["p_value"] < 0.05)
 
 
 def test_crossed_rejects_one_run():

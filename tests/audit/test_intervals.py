@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 from classgap.audit.intervals import (
+    ClippedIntervalWarning,
     bootstrap_class_accuracy,
     bootstrap_interval,
     bootstrap_statistic,
@@ -222,11 +225,34 @@ def test_bootstrap_statistic_vector_valued_and_deterministic():
 @pytest.mark.parametrize(("s", "k"), [(2, 3), (5, 10), (12, 4)])
 def test_seed_interval_matches_scipy_t(s, k):
     values = np.random.default_rng(s).uniform(0.5, 0.9, (s, k))
-    mean, low, high = seed_interval(values, 0.9)
+    mean, low, high = seed_interval(values, 0.9, bounds=None)
     ref = stats.t.interval(0.9, s - 1, loc=values.mean(0), scale=stats.sem(values, axis=0))
     np.testing.assert_allclose(mean, values.mean(0))
     np.testing.assert_allclose(low, ref[0])
     np.testing.assert_allclose(high, ref[1])
+    # By default an accuracy interval stays in [0, 1]: clipped, and said once.
+    past = (ref[0] < 0) | (ref[1] > 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, low_c, high_c = seed_interval(values, 0.9)
+    np.testing.assert_allclose(low_c, np.clip(ref[0], 0, 1))
+    np.testing.assert_allclose(high_c, np.clip(ref[1], 0, 1))
+    clipped = [w for w in caught if issubclass(w.category, ClippedIntervalWarning)]
+    assert len(clipped) == int(past.any())
+    if past.any():
+        assert f"{int(past.sum())} accuracy interval(s)" in str(clipped[0].message)
+
+
+def test_seed_interval_floors_a_class_without_variation():
+    # Two seeds at 100% on 50 images: sd 0 is not certainty; the binomial floor at
+    # p = (50 + 1/2) / 51 gives the interval's half width.
+    with pytest.warns(ClippedIntervalWarning):
+        _, low, high = seed_interval([[1.0, 0.6], [1.0, 0.8]], support=[50, 50])
+    p = 50.5 / 51
+    half = stats.t.ppf(0.975, 1) * np.sqrt(p * (1 - p) / 50 / 2)
+    assert low[0] == pytest.approx(1 - half) and high[0] == 1.0
+    _, low0, _ = seed_interval([[1.0], [1.0]], bounds=None)
+    assert low0[0] == 1.0  # without support, no floor: the old zero width
 
 
 def test_seed_interval_single_run_is_nan():

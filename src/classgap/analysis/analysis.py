@@ -284,7 +284,8 @@ def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: f
 
     rows, test_class_mean = [], np.empty((len(strengths), k))  # (M, K)
     for m, preds in enumerate(sweep.test):
-        mean, low, high = seed_interval(per_class_accuracy(y_test, preds, k))
+        mean, low, high = seed_interval(per_class_accuracy(y_test, preds, k),
+                                        support=np.bincount(y_test, minlength=k))
         test_class_mean[m] = mean
         rows.append(pd.DataFrame({"strength": pd.Series([strengths[m]] * k, dtype=object),
                                   "class": sweep.names, "acc_mean": mean,

@@ -40,7 +40,7 @@ from classgap._validation import (
     fail,
 )
 from classgap.audit._labels import is_text, name_labels
-from classgap.audit.intervals import check_confidence, quiet
+from classgap.audit.intervals import check_confidence, clip_interval, quiet
 from classgap.audit.multiplicity import CORRECTIONS, adjust_pvalues
 from classgap.audit.paired import (
     crossed_test,
@@ -167,7 +167,7 @@ def _welch_interval(acc_a: np.ndarray, acc_b: np.ndarray,
         half = stats.t.ppf(0.5 + confidence / 2.0, np.where(va + vb > 0, df, np.inf)) \
             * np.sqrt(va + vb)
     delta = acc_b.mean(axis=0) - acc_a.mean(axis=0)
-    return delta - half, delta + half
+    return clip_interval(delta - half, delta + half, (-1.0, 1.0), "change (Δ)")
 
 
 def _test(test: str, yt: np.ndarray, ok_a: np.ndarray, ok_b: np.ndarray, k: int,

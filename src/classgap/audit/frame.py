@@ -363,7 +363,7 @@ def _class_intervals(kind: str, correct: np.ndarray, support: np.ndarray,
         # ignores seed variance, which is why "auto" picks the bootstrap for several runs.
         low, high = wilson_interval(correct.sum(axis=0), support * len(correct), confidence)
     elif kind == "seeds":
-        _, low, high = seed_interval(acc, confidence)
+        _, low, high = seed_interval(acc, confidence, support=support)
     elif replicates is None:  # one run: the bootstrap's percentiles are binomial quantiles
         low, high = class_percentile_interval(correct[0], support, confidence)
     else:

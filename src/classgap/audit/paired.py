@@ -26,7 +26,14 @@ from classgap._validation import (
     check_random_state,
     fail,
 )
-from classgap.audit.intervals import METHODS, bootstrap_interval, check_confidence, quiet
+from classgap.audit.intervals import (
+    METHODS,
+    binomial_floor,
+    bootstrap_interval,
+    check_confidence,
+    clip_interval,
+    quiet,
+)
 from classgap.audit.perclass import check_n_classes, warn_absent
 
 __all__ = [
@@ -304,6 +311,7 @@ def paired_bootstrap_delta(y_true: Any, correct_a: Any, correct_b: Any, n_classe
         jack = (values, cells.T.astype(np.float64))
     low, high = bootstrap_interval(delta, reps, confidence=confidence, method=method,
                                    jackknife=jack)
+    low, high = clip_interval(low, high, (-1.0, 1.0), "change (Δ)")  # "basic" can pass ±1
     return delta, low, high, reps
 
 
@@ -466,7 +474,12 @@ def crossed_test(y_true: Any, correct_a: Any, correct_b: Any, n_classes: int, *,
     t distribution with Welch-Satterthwaite degrees of freedom of the three positive parts;
     the interval ``delta ± t sqrt(V)`` is the same computation inverted, so ``p < 1 -
     confidence`` exactly when the interval excludes 0. The parts come from
-    :func:`crossed_components`.
+    :func:`crossed_components`. Where every part is 0 (no run and no image differs, e.g. a
+    class at 100% in every run of both sides) ``V`` is the variance of two binomials of the
+    class's images, ``binomial_floor(acc_A, n) + binomial_floor(acc_B, n)``
+    (:func:`~classgap.audit.intervals.binomial_floor`), with a normal quantile: no variation
+    seen is not certainty. The interval is clipped to [-1, 1]
+    (:func:`~classgap.audit.intervals.clip_interval`); the clip never moves a bound across 0.
 
     Parameters
     ----------
@@ -499,6 +512,10 @@ def crossed_test(y_true: Any, correct_a: Any, correct_b: Any, n_classes: int, *,
     v_a, v_b = parts["v_seed_a"], parts["v_seed_b"]
     with quiet():
         var = np.maximum(v_a + v_b + v_img - v_int, np.maximum(v_a + v_b, v_img))
+        ok_a = np.asarray(correct_a, dtype=bool)
+        yt = np.asarray(y_true).astype(np.int64)
+        acc_a = np.bincount(yt, weights=ok_a.mean(axis=0), minlength=n.size) / n
+        var = np.where(var > 0, var, binomial_floor(acc_a, n) + binomial_floor(acc_a + delta, n))
         se = np.sqrt(var)
         dfs = v_a**2 / (sa - 1) + v_b**2 / (sb - 1) + v_img**2 / np.maximum(n - 1, 1)
         df = np.where(dfs > 0, (v_a + v_b + v_img) ** 2 / dfs, np.inf)
@@ -507,8 +524,9 @@ def crossed_test(y_true: Any, correct_a: Any, correct_b: Any, n_classes: int, *,
         p = 2.0 * stats.t.sf(np.abs(stat), df)
         half = stats.t.ppf(0.5 + confidence / 2.0, df) * se
     absent = n == 0
+    low, high = clip_interval(delta - half, delta + half, (-1.0, 1.0), "change (Δ)")
     out = {"delta": delta, "se": se, "df": df, "statistic": stat, "p_value": p,
-           "low": delta - half, "high": delta + half}
+           "low": low, "high": high}
     return {key: np.where(absent, np.nan, v) for key, v in out.items()}
 
 

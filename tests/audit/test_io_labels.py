@@ -325,3 +325,13 @@ def test_float16_probabilities_written_and_read_in_every_format(tmp_path, suffix
     np.testing.assert_allclose(audit(got.y_true, got.y_pred, n_boot=20).by_class["accuracy"],
                                recall_score(y, probs.argmax(1), labels=range(10),
                                             average=None, zero_division=np.nan))
+
+
+def test_a_different_test_set_is_named_by_class_names(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("y_true,y_pred\ncat,cat\ndog,dog\n")
+    b.write_text("y_true,y_pred\ncat,cat\ncat,dog\n")
+    with pytest.warns(InferredClassesWarning), pytest.raises(
+            DataFormatError, match=r"b\.csv: field 'y_true' must equal the labels in .*a\.csv "
+            r"\(same test set, same order\); got 'cat' at row 1 where a\.csv has 'dog'"):
+        compare_files([a], [b])

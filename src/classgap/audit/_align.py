@@ -76,9 +76,14 @@ def _align_to(ref: Predictions, run: Predictions, by_id: bool) -> Predictions:
         at = f"id {run.sample_id[i].item()!r}" if by_id and run.sample_id is not None else \
             f"row {i}"
         raise fail("y_true", f"equal the labels in {ref.source} (same test set, same order)",
-                   f"{run.y_true[i]} at {at} where {_name(ref)} has {ref.y_true[i]}",
-                   source=run.source, error=DataFormatError)
+                   f"{_label(run, run.y_true[i])} at {at} where {_name(ref)} has "
+                   f"{_label(ref, ref.y_true[i])}", source=run.source, error=DataFormatError)
     return run
+
+
+def _label(run: Predictions, label: int) -> str:
+    """A label as the user wrote it: its class name when the file's labels were names."""
+    return repr(run.classes[label]) if run.classes is not None else str(label)
 
 
 def _name(run: Predictions) -> str:

@@ -14,7 +14,10 @@ from scipy import stats
 
 from classgap.analysis import RunRecord, SeedPlan, analyze, plan_seeds
 from classgap.analysis.plan import (
+    NO_VARIATION,
+    NOT_DETECTABLE,
     class_level,
+    detectable_sentence,
     min_detectable_drop,
     power,
     seeds_needed,
@@ -155,11 +158,53 @@ def test_plan_seeds_pools_the_seed_variance_over_strengths() -> None:
     np.testing.assert_allclose(plan.classes["min_detectable_drop"], expected)
     assert plan.classes["seeds_needed"].dtype == "Int64"
     assert list(plan.classes.columns) == ["class", "support", "seed_sd", "image_sd",
-                                          "min_detectable_drop", "power_at_drop",
-                                          "seeds_needed"]
+                                          "accuracy", "min_detectable_drop", "power_at_drop",
+                                          "seeds_needed", "note"]
+    assert (plan.classes["note"] == "").all()
     d = plan.to_dict()
     json.dumps(d, allow_nan=False)
     assert d["settings"]["seeds"] == 3 and len(d["classes"]) == K
+
+
+def test_a_class_without_any_variation_gets_the_binomial_floor() -> None:
+    # Class 0 at 100% in both seeds of both strengths: sd 0 seen, which is not certainty.
+    rng = np.random.default_rng(1)
+    y, a = _independent_preds(rng, 2)
+    _, b = _independent_preds(rng, 2)
+    a[:, y == 0], b[:, y == 0] = 0, 0
+    plan = plan_seeds(y, [a, b], drop=5.0)
+    row = plan.classes.iloc[0]
+    p = (N_PER + 0.5) / (N_PER + 1)
+    assert row["seed_sd"] == pytest.approx(100 * np.sqrt(p * (1 - p) / N_PER))
+    assert row["note"] == NO_VARIATION and row["accuracy"] == 100.0
+    expected = 100 * min_detectable_drop([p * (1 - p) / N_PER], [0.0], [N_PER], 2,
+                                         n_classes=K)[0]
+    assert row["min_detectable_drop"] == pytest.approx(expected) and expected > 5
+    assert row["seeds_needed"] > 2  # not "2 seeds for a 5-point drop"
+    assert any("no variation" in line for line in plan.lines())
+
+
+def test_a_drop_past_the_class_accuracy_is_not_detectable() -> None:
+    # Class 0 at ~5% with wildly different seeds: the smallest detectable drop exceeds it.
+    rng = np.random.default_rng(2)
+    y, a = _independent_preds(rng, 2)
+    _, b = _independent_preds(rng, 2)
+    zero = np.flatnonzero(y == 0)
+    a[:, zero] = 1
+    a[0, zero[:20]] = 0  # seed 0 of the reference right on 10% of class 0, seed 1 on none
+    plan = plan_seeds(y, [a, b], drop=5.0)
+    row = plan.classes.iloc[0]
+    assert np.isnan(row["min_detectable_drop"]) and row["note"] == NOT_DETECTABLE
+    assert row["accuracy"] == pytest.approx(5.0)
+    d = plan.to_dict()
+    json.dumps(d, allow_nan=False)
+    assert d["classes"][0]["min_detectable_drop"] is None
+    assert d["classes"][0]["note"] == "not detectable with these seeds"
+    detect = plan.detectable()
+    assert detect["worst_class"] == "0" and detect["worst_note"] == NOT_DETECTABLE
+    assert "not detectable with these seeds" in detectable_sentence(detect)
+    assert any(line.startswith("1 class(es) not detectable with these seeds")
+               for line in plan.lines())
 
 
 @pytest.mark.parametrize("kwargs, needle", [
@@ -309,7 +354,10 @@ def test_cli_json(capsys: pytest.CaptureFixture[str], study_dir: Path) -> None:
     assert payload["settings"]["drop"] == 5.0 and payload["settings"]["seeds"] == 2
     assert len(payload["classes"]) == 10
     for row in payload["classes"]:
-        assert {"class", "min_detectable_drop", "seeds_needed", "seed_sd", "image_sd"} <= set(row)
+        assert {"class", "min_detectable_drop", "seeds_needed", "seed_sd", "image_sd",
+                "accuracy", "note"} <= set(row)
+        # a null drop always comes with its reason
+        assert (row["min_detectable_drop"] is None) == ("not detectable" in row["note"])
 
 
 def test_cli_table(capsys: pytest.CaptureFixture[str], study_dir: Path) -> None:
@@ -318,7 +366,7 @@ def test_cli_table(capsys: pytest.CaptureFixture[str], study_dir: Path) -> None:
     text = " ".join(out.split())
     assert ("With 2 seeds per strength this study can detect drops of" in text
             and "(median over classes; the hardest class, " in text) or \
-        "With 2 seeds per strength this study cannot detect a drop of any size" in text
+        "With 2 seeds per strength most classes are not detectable with these seeds" in text
 
 
 def test_detectable_sentence_stays_true_past_100_points() -> None:
@@ -326,8 +374,10 @@ def test_detectable_sentence_stays_true_past_100_points() -> None:
 
     d = {"seeds": 4, "median": 2.5, "worst": 250.0, "worst_class": "Shirt"}
     assert "drops of 2.5 points or more" in detectable_sentence(d)
-    assert "Shirt: no drop at all" in detectable_sentence(d)
-    assert "cannot detect a drop of any size" in detectable_sentence({**d, "median": 120.0})
+    assert "Shirt: not detectable with these seeds" in detectable_sentence(d)
+    assert "most classes are not detectable with these seeds" in \
+        detectable_sentence({**d, "median": 120.0})
+    assert "most classes are not detectable" in detectable_sentence({**d, "median": np.inf})
 
 
 def test_cli_not_a_study(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

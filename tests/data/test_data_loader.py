@@ -153,6 +153,11 @@ def test_make_splits_holds_out_a_fixed_test_part_of_a_one_split_folder(tmp_path)
     assert set(moved.val.images[:, 0, 0, 0].tolist()) != ids["val"]
     wider = make_splits(load_config(overrides=[*base, "data.test_fraction=0.5"]))
     assert len(wider.test) == 20
+    from classgap.errors import InputError
+
+    with pytest.raises(InputError, match=r"folder:.*f: 'data.test_fraction' must give between "
+                                         r"3 and 37 test samples .*; got 0.05"):
+        make_splits(load_config(overrides=[*base, "data.test_fraction=0.05"]))
 
 
 def test_make_splits_uses_a_val_folder_and_checks_data_dir(tmp_path) -> None:

@@ -340,7 +340,8 @@ def _detectable(sweep: _Sweep, ref: int, alpha: float, correction: str) -> dict[
     plan = plan_seeds(sweep.y_test, sweep.test, reference=ref, class_names=sweep.names,
                       n_classes=sweep.n_classes, drop=1.0, alpha=alpha, correction=correction)
     return {**plan.detectable(),
-            "by_class": plan.classes["min_detectable_drop"].astype(float).tolist()}
+            "by_class": plan.classes["min_detectable_drop"].astype(float).tolist(),
+            "by_class_note": plan.classes["note"].astype(str).tolist()}
 
 
 def plan_records(records: Sequence[RunRecord], *, reference: Any, drop: float = 1.0,

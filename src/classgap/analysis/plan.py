@@ -33,6 +33,15 @@ The plan is itself an estimate: ``sigma2`` from 8 seeds per side has 14 degrees 
 ``B`` from 200 test images about 11% of noise; in the simulation above the planned power at 4
 seeds had a standard deviation of 0.16 over pilot studies of 8 seeds per side (0.07 with 64).
 
+Two ends where the estimate says more than the data. A class in which no run and no image
+differs (say 100% in every seed of every strength) has ``sigma2 = B = 0``, which would plan a
+drop of 0 with 2 seeds; no variation seen in a few seeds is not certainty, so such a class
+gets ``sigma2`` = the variance of a binomial proportion of its ``n`` images at ``(x + 1/2) /
+(n + 1)`` (:func:`~classgap.audit.intervals.binomial_floor`, ``x`` its mean correct count), and
+its ``note`` says so. And a class whose smallest detectable drop exceeds its own accuracy at
+the reference cannot drop that far: its ``min_detectable_drop`` is NaN (null in JSON) and its
+note says "not detectable with these seeds".
+
 Units: the array functions (:func:`power`, :func:`min_detectable_drop`, :func:`seeds_needed`)
 work on the accuracy scale of :mod:`classgap.audit` (fractions; variances in fractions
 squared); :func:`plan_seeds`, like the study's ``max_drop``, takes and reports points.
@@ -56,13 +65,16 @@ from classgap._validation import (
     check_positive_int,
     fail,
 )
-from classgap.audit.intervals import quiet
+from classgap.audit.intervals import binomial_floor, quiet
 from classgap.audit.multiplicity import CORRECTIONS
 from classgap.audit.paired import crossed_components
 from classgap.audit.perclass import check_class_names
 
-__all__ = ["MAX_SEEDS", "SeedPlan", "class_level", "min_detectable_drop", "plan_seeds", "power",
-           "seeds_needed"]
+NOT_DETECTABLE = "not detectable with these seeds"
+NO_VARIATION = "no variation seen: binomial variance floor"
+
+__all__ = ["MAX_SEEDS", "NOT_DETECTABLE", "NO_VARIATION", "SeedPlan", "class_level",
+           "min_detectable_drop", "plan_seeds", "power", "seeds_needed"]
 
 #: The largest number of seeds per strength :func:`seeds_needed` considers.
 MAX_SEEDS = 1000
@@ -288,9 +300,9 @@ def detectable_sentence(detect: Mapping[str, Any]) -> str:
     classes; the hardest class, C: Y)", in words that stay true past 100 points."""
     seeds, median, worst = detect["seeds"], float(detect["median"]), float(detect["worst"])
     if median > 100:
-        return (f"With {seeds} seeds per strength this study cannot detect a drop of any size "
-                "in most classes (the median detectable drop exceeds 100 points)")
-    hardest = f"{worst:.1f}" if worst <= 100 else "no drop at all"
+        return (f"With {seeds} seeds per strength most classes are {NOT_DETECTABLE} (the "
+                "median detectable drop exceeds 100 points or the class's own accuracy)")
+    hardest = f"{worst:.1f}" if worst <= 100 else NOT_DETECTABLE
     return (f"With {seeds} seeds per strength this study can detect drops of {median:.1f} "
             f"points or more (median over classes; the hardest class, {detect['worst_class']}: "
             f"{hardest})")
@@ -305,9 +317,12 @@ class SeedPlan:
     classes : pd.DataFrame
         One row per class: ``class, support, seed_sd`` (points: across-seed sd of the class's
         test accuracy), ``image_sd`` (points: the test-image part of the sd of delta, which
-        seeds do not shrink), ``min_detectable_drop`` (points, at ``seeds`` seeds),
-        ``power_at_drop`` (power for ``drop`` at ``seeds`` seeds) and ``seeds_needed`` (Int64
-        seeds per strength for ``drop``; ``<NA>`` where no number up to ``max_seeds`` does).
+        seeds do not shrink), ``accuracy`` (points: the class's mean test accuracy at the
+        reference), ``min_detectable_drop`` (points, at ``seeds`` seeds; NaN where it exceeds
+        ``accuracy``: not detectable with these seeds), ``power_at_drop`` (power for ``drop``
+        at ``seeds`` seeds), ``seeds_needed`` (Int64 seeds per strength for ``drop``;
+        ``<NA>`` where no number up to ``max_seeds`` does) and ``note`` (``""``,
+        :data:`NO_VARIATION`, :data:`NOT_DETECTABLE` or both, ``"; "``-joined).
     seeds : int
         Seeds per strength the study used (the fewest over its strengths).
     drop : float
@@ -334,17 +349,40 @@ class SeedPlan:
     def detectable(self) -> dict[str, Any]:
         """``{"seeds", "power", "median", "worst", "worst_class"}``: points over classes."""
         mdd = self.classes["min_detectable_drop"].to_numpy(dtype=np.float64)
+        # a drop past the class's own accuracy counts as the hardest there is, not as absent
+        mdd = np.where(self.undetectable(), np.inf, mdd)
         if np.isnan(mdd).all():
             return {"seeds": self.seeds, "power": self.power, "median": math.nan,
                     "worst": math.nan, "worst_class": None}
         worst = int(np.nanargmax(mdd))
+        # JSON turns the infinite "worst" into null: worst_note keeps the reason
         return {"seeds": self.seeds, "power": self.power, "median": float(np.nanmedian(mdd)),
-                "worst": float(mdd[worst]), "worst_class": str(self.classes["class"].iloc[worst])}
+                "worst": float(mdd[worst]), "worst_class": str(self.classes["class"].iloc[worst]),
+                "worst_note": NOT_DETECTABLE if np.isinf(mdd[worst]) else ""}
+
+    def undetectable(self) -> np.ndarray:
+        """(K,) bool: the classes whose smallest detectable drop exceeds their accuracy."""
+        if "note" not in self.classes:
+            return np.zeros(len(self.classes), dtype=bool)
+        return self.classes["note"].astype(str).str.contains(NOT_DETECTABLE).to_numpy()
 
     def lines(self) -> list[str]:
         """The plan in words: what the study detects, and the classes no seed count rescues."""
         out = [f"{detectable_sentence(self.detectable())} ({100 * self.power:g}% power at a "
                f"per-class level of {self.level:.2g})"]
+        undetectable = self.classes[self.undetectable()]
+        if len(undetectable):
+            names = ", ".join(map(str, undetectable["class"].head(10)))
+            out.append(f"{len(undetectable)} class(es) {NOT_DETECTABLE}: the smallest drop "
+                       f"{self.seeds} seeds detect exceeds the class's own accuracy "
+                       f"({names}{', ...' if len(undetectable) > 10 else ''})")
+        flat = self.classes[self.classes["note"].astype(str).str.contains(NO_VARIATION)] \
+            if "note" in self.classes else self.classes.iloc[:0]
+        if len(flat):
+            names = ", ".join(map(str, flat["class"].head(10)))
+            out.append(f"{len(flat)} class(es) showed no variation at all (every seed and "
+                       "image alike); their seed sd is the floor a binomial of their images "
+                       f"implies, not 0 ({names}{', ...' if len(flat) > 10 else ''})")
         blocked = self.classes[self.classes["seeds_needed"].isna()
                                & self.classes["support"].gt(0)]
         if len(blocked):
@@ -462,15 +500,26 @@ def plan_seeds(y_test: Any, test_preds: Sequence[Any], *, reference: int = 0,
                             axis=0)
     n = first["n"]
     seeds = int(sizes.min())
+    with quiet():
+        acc_ref = np.bincount(yt, weights=correct[reference].mean(axis=0), minlength=k) / n
+        acc_all = np.bincount(yt, weights=np.mean([c.mean(axis=0) for c in correct], axis=0),
+                              minlength=k) / n
+    flat = (seed_var == 0) & (image_var == 0) & (n > 0)  # no run, no image differs
+    seed_var = np.where(flat, binomial_floor(acc_all, n), seed_var)
     var, df = _variance(seed_var, image_var, n, np.full(k, float(seeds)))
     opts: dict[str, Any] = {"alpha": alpha, "correction": correction, "n_classes": k}
     with quiet():
+        mdd = 100 * min_detectable_drop(seed_var, image_var, n, seeds, power=target, **opts)
+        beyond = mdd > 100 * acc_ref  # a drop the class cannot make: it has less accuracy
+        notes = [("; ".join(t for t, on in ((NO_VARIATION, f), (NOT_DETECTABLE, b)) if on))
+                 for f, b in zip(flat, beyond, strict=True)]
         classes = pd.DataFrame({
             "class": names, "support": n.astype(np.int64),
             "seed_sd": 100 * np.sqrt(seed_var), "image_sd": 100 * np.sqrt(image_var),
-            "min_detectable_drop": 100 * min_detectable_drop(seed_var, image_var, n, seeds,
-                                                             power=target, **opts),
+            "accuracy": 100 * acc_ref,
+            "min_detectable_drop": np.where(beyond, np.nan, mdd),
             "power_at_drop": _power(np.full(k, drop / 100), var, df, level),
             "seeds_needed": seeds_needed(drop / 100, seed_var, image_var, n, power=target,
-                                         max_seeds=max_seeds, **opts)})
+                                         max_seeds=max_seeds, **opts),
+            "note": pd.Series(notes, dtype=object)})
     return SeedPlan(classes, seeds, drop, target, float(alpha), correction, level, max_seeds)

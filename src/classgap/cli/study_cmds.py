@@ -154,12 +154,16 @@ def _plan_table(plan: SeedPlan) -> Table:
                  f"seeds for a {plan.drop:g}-point drop"):
         table.add_column(name, justify="left" if name == "class" else "right",
                          overflow="fold" if name == "class" else "ellipsis")
-    for _, row in plan.classes.iterrows():
+    for undetectable, (_, row) in zip(plan.undetectable(), plan.classes.iterrows(),
+                                      strict=True):
         need = row["seeds_needed"]
-        mdd = row["min_detectable_drop"]  # above 100 points: no drop is detectable
-        add_row(table, row["class"], _num(row["seed_sd"]), _num(row["image_sd"]),
-                       "> 100" if mdd > 100 else _num(mdd),
-                       str(int(need)) if finite(need) else "more test images")
+    from classgap.analysis.plan import NO_VARIATION, NOT_DETECTABLE
+
+        mdd = row["min_detectable_drop"]
+        floored = NO_VARIATION in str(row.get("note", ""))  # sd 0 seen: the binomial floor
+        add_row(table, row["class"], _num(row["seed_sd"]) + (" (floor)" if floored else ""),
+                _num(row["image_sd"]), NOT_DETECTABLE if undetectable else _num(mdd),
+                str(int(need)) if finite(need) else "more test images")
     return table
 
 

@@ -243,7 +243,13 @@ def _load_splits(spec: str, data_dir: str | os.PathLike[str] | None, test_fracti
                   else load_npz_splits(where))
         if "all" in splits and hold_out:
             whole = splits.pop("all")
-            tr, te = stratified_test_split(whole.labels, test_fraction, random_state=split_seed)
+            try:
+                tr, te = stratified_test_split(whole.labels, test_fraction,
+                                               random_state=split_seed)
+            except InputError as exc:  # say which dataset, and the key a run sets it with
+                key = "data.test_fraction" if option.startswith("data.") else "test_fraction"
+                message = str(exc).replace("'test_fraction'", f"'{key}'")
+                raise InputError(f"{spec}: {message}") from None
             splits = {"train": whole.subset(tr, name=f"{whole.name}/train"),
                       "test": whole.subset(te, name=f"{whole.name}/test")}
             held_out = True

@@ -137,6 +137,26 @@ def test_errors_quoting_input_stay_one_plain_line(capsys, runs, tmp_path) -> Non
     assert "\x1b" not in err and len(err.strip().splitlines()) == 1
 
 
+def test_data_info_of_a_folder_with_hostile_class_folders(capsys, tmp_path) -> None:
+    """A folder: dataset's class names are its folder names: text too ("/" cannot occur)."""
+    from PIL import Image
+
+    names = sorted(n for n in HOSTILE if "/" not in n)
+    rng = np.random.default_rng(0)
+    for name in names:
+        (tmp_path / "[data]" / name).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 255, (6, 6), dtype=np.uint8)).save(
+                tmp_path / "[data]" / name / f"{i}.png")
+    code, out, err = invoke(capsys, "data", "info", f"folder:{tmp_path / '[data]'}")
+    assert code == 0, err
+    assert first_column(out, "Per-class counts")[:-1] == [literal(n) for n in names]
+    assert "[data]" in out and "\x1b" not in out
+    code, out, err = invoke(capsys, "data", "info", f"folder:{tmp_path / '[data]'}", "-f", "json")
+    assert code == 0, err
+    assert next(iter(json.loads(out)["splits"].values()))["classes"] == names
+
+
 # A trainer for `classgap study --train-cmd`: the regularizer (any l2 > 0) raises every class
 # to 95% but class 1 ("b [x]") falls to 30%, so validation selects it and "b [x]" pays.
 TRAINER = """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -339,6 +340,31 @@ def test_plan_study_seeds(study_dir: Path) -> None:
     assert plan.seeds == 2 and len(plan.classes) == 10 and plan.alpha == 0.05
     assert plan.classes["support"].sum() == 540  # the script's 30% test split of digits
     assert plan_study_seeds(study_dir, alpha=0.1, correction="none").level == 0.1
+
+
+def _bounds(value: object, key: str = "") -> list[tuple[str, float]]:
+    """Every (key, number) under a ``*low``/``*high`` key of a JSON document."""
+    if isinstance(value, dict):
+        return [b for k, v in value.items() for b in _bounds(v, str(k))]
+    if isinstance(value, list):
+        return [b for v in value for b in _bounds(v, key)]
+    if isinstance(value, int | float) and key.endswith(("low", "high")):
+        return [(key, float(value))]
+    return []
+
+
+def test_study_outputs_keep_intervals_in_range(study_dir: Path) -> None:
+    # 2 seeds per strength: the t intervals of per_class.csv reached [-0.36, 1.75] before.
+    per_class = pd.read_csv(study_dir / "per_class.csv")
+    assert per_class["acc_low"].between(0, 1).all() and per_class["acc_high"].between(0, 1).all()
+    found = _bounds(json.loads((study_dir / "summary.json").read_text()))
+    assert found
+    for key, v in found:
+        assert (-1 <= v <= 1) if "delta" in key or key in ("low", "high") else (0 <= v <= 1), key
+    html = (study_dir / "report.html").read_text()
+    shown = [float(x) for pair in re.findall(r"\[([+-]?\d+\.\d+), ([+-]?\d+\.\d+)\]", html)
+             for x in pair]
+    assert shown and all(-100 <= x <= 100 for x in shown)
 
 
 def invoke(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:

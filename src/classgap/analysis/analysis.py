@@ -43,6 +43,7 @@ from classgap.audit import Comparison, Predictions, compare_predictions, seed_in
 from classgap.errors import InputError
 
 __all__ = ["RunRecord", "analyze", "plan_records", "summary_dict"]
+from classgap.audit.intervals import ClipCounter
 
 TOP_PAIRS = 50  # confusion pairs kept in the result: K(K-1) rows is too many at K = 1000
 
@@ -284,16 +285,16 @@ def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: f
 
     rows, test_class_mean = [], np.empty((len(strengths), k))  # (M, K)
     for m, preds in enumerate(sweep.test):
-        mean, low, high = seed_interval(per_class_accuracy(y_test, preds, k),
-                                        support=np.bincount(y_test, minlength=k))
+        mean, low, high = clipped(seed_interval, per_class_accuracy(y_test, preds, k),
+                                  support=np.bincount(y_test, minlength=k))
         test_class_mean[m] = mean
         rows.append(pd.DataFrame({"strength": pd.Series([strengths[m]] * k, dtype=object),
                                   "class": sweep.names, "acc_mean": mean,
                                   "acc_low": low, "acc_high": high, "n_seeds": len(preds)}))
     per_class = pd.concat(rows, ignore_index=True)
 
-    comparisons = {m: compare_predictions(y_test, list(sweep.test[ref]), list(sweep.test[m]), k,
-                                          test="auto", **kw)
+    comparisons = {m: clipped(compare_predictions, y_test, list(sweep.test[ref]),
+                              list(sweep.test[m]), k, test="auto", **kw)
                    for m in range(len(strengths)) if m != ref or m == sel}
     who_pays = comparisons[sel]
     classes = _classes_table(who_pays, strengths, test_class_mean)
@@ -345,6 +346,7 @@ def _detectable(sweep: _Sweep, ref: int, alpha: float, correction: str) -> dict[
 
 
 def plan_records(records: Sequence[RunRecord], *, reference: Any, drop: float = 1.0,
+    clipped = ClipCounter()  # the t intervals that reach past [0, 1] or [-1, 1]: one note
                  power: float = 0.8, alpha: float = 0.05, correction: str = "bh") -> SeedPlan:
     """:func:`~classgap.analysis.plan.plan_seeds` on a study's records (one axis, as ``analyze``).
 
@@ -365,3 +367,7 @@ def plan_records(records: Sequence[RunRecord], *, reference: Any, drop: float = 
     return plan_seeds(sweep.y_test, sweep.test, reference=ref, class_names=sweep.names,
                       n_classes=sweep.n_classes, drop=drop, power=power, alpha=alpha,
                       correction=correction)
+    if clipped.count:
+        notes.append(f"{clipped.count} interval(s) of a class's accuracy or change reached past "
+                     "what is possible ([0, 1], [-1, 1]) and were clipped: those classes have "
+                     "too few test images or seeds to say much")

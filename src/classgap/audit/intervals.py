@@ -31,6 +31,7 @@ from classgap.audit._sampling import BinomialSampler, block_rows
 from classgap.audit.perclass import warn_absent
 
 __all__ = [
+    "ClipCounter",
     "ClippedIntervalWarning",
     "binomial_floor",
     "bootstrap_class_accuracy",
@@ -58,7 +59,42 @@ def quiet() -> Iterator[None]:
 
 class ClippedIntervalWarning(UserWarning):
     """A t interval reached past what is possible (accuracy outside [0, 1], a change outside
-    [-1, 1]) and was clipped: its class has too few images or seeds to say much."""
+    [-1, 1]) and was clipped: its class has too few images or seeds to say much. ``count``:
+    how many intervals one call clipped."""
+
+    def __init__(self, message: str, count: int = 0) -> None:
+        super().__init__(message)
+        self.count = count
+
+
+class ClipCounter:
+    """Calls functions and adds up the intervals they clip (their warnings still go on).
+
+    For a caller that states the total once, e.g. a study's notes.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> clipped = ClipCounter()
+    >>> with warnings.catch_warnings():
+    ...     warnings.simplefilter("ignore")
+    ...     _ = clipped(seed_interval, [[0.5, 0.5], [0.9, 0.51]])
+    >>> clipped.count
+    1
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = func(*args, **kwargs)
+        for w in caught:
+            if isinstance(w.message, ClippedIntervalWarning):
+                self.count += w.message.count
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return out
 
 
 def clip_interval(low: Any, high: Any, bounds: tuple[float, float], what: str,
@@ -84,10 +120,11 @@ def clip_interval(low: Any, high: Any, bounds: tuple[float, float], what: str,
     lo, hi = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
     past = (lo < bounds[0]) | (hi > bounds[1])  # NaN compares False
     if past.any():
-        warnings.warn(
-            f"{int(past.sum())} {what} interval(s) reached past [{bounds[0]:g}, {bounds[1]:g}] "
-            "and were clipped to it: those classes have too few images or seeds to say much",
-            ClippedIntervalWarning, stacklevel=3)
+        count = int(past.sum())
+        warnings.warn(ClippedIntervalWarning(
+            f"{count} {what} interval(s) reached past [{bounds[0]:g}, {bounds[1]:g}] and were "
+            "clipped to it: those classes have too few images or seeds to say much", count),
+            stacklevel=3)
     return np.clip(lo, *bounds), np.clip(hi, *bounds)
 
 

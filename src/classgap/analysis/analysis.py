@@ -283,6 +283,7 @@ def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: f
                                   [(p == y_test).mean(1) for p in sweep.test])
     sel = pick_best(strengths, validation["val_mean"].to_numpy(), reference)
 
+    clipped = ClipCounter()  # the t intervals that reach past [0, 1] or [-1, 1]: one note
     rows, test_class_mean = [], np.empty((len(strengths), k))  # (M, K)
     for m, preds in enumerate(sweep.test):
         mean, low, high = clipped(seed_interval, per_class_accuracy(y_test, preds, k),
@@ -346,7 +347,6 @@ def _detectable(sweep: _Sweep, ref: int, alpha: float, correction: str) -> dict[
 
 
 def plan_records(records: Sequence[RunRecord], *, reference: Any, drop: float = 1.0,
-    clipped = ClipCounter()  # the t intervals that reach past [0, 1] or [-1, 1]: one note
                  power: float = 0.8, alpha: float = 0.05, correction: str = "bh") -> SeedPlan:
     """:func:`~classgap.analysis.plan.plan_seeds` on a study's records (one axis, as ``analyze``).
 

@@ -148,6 +148,8 @@ def plan_seeds_cmd(
 
 
 def _plan_table(plan: SeedPlan) -> Table:
+    from classgap.analysis.plan import NO_VARIATION, NOT_DETECTABLE
+
     table = Table(title=f"Seed plan (points; {100 * plan.power:g}% power, per-class level "
                         f"{plan.level:.2g}, {plan.correction} over classes)")
     for name in ("class", "seed sd", "image sd", f"min detectable drop ({plan.seeds} seeds)",
@@ -157,8 +159,6 @@ def _plan_table(plan: SeedPlan) -> Table:
     for undetectable, (_, row) in zip(plan.undetectable(), plan.classes.iterrows(),
                                       strict=True):
         need = row["seeds_needed"]
-    from classgap.analysis.plan import NO_VARIATION, NOT_DETECTABLE
-
         mdd = row["min_detectable_drop"]
         floored = NO_VARIATION in str(row.get("note", ""))  # sd 0 seen: the binomial floor
         add_row(table, row["class"], _num(row["seed_sd"]) + (" (floor)" if floored else ""),

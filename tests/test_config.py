@@ -101,3 +101,13 @@ def test_frozen_and_keys() -> None:
         cfg.optim.lr = 1.0  # type: ignore[misc]
     keys = config_keys()
     assert "optim.weight_decay" in keys and "aug.mixup" in keys and len(keys) == len(set(keys))
+
+
+def test_warm_up_defaults_to_none_and_is_checked() -> None:
+    assert load_config().schedule.warmup_epochs is None  # the schedule's default warm-up
+    assert load_config(overrides=["schedule.warmup_epochs=0"]).schedule.warmup_epochs == 0.0
+    cfg = load_config(overrides=["schedule.warmup_epochs=0.5", "schedule.warmup_epochs=none"])
+    assert cfg.schedule.warmup_epochs is None
+    with pytest.raises(ConfigError, match=r"'schedule.warmup_epochs' must be in \[0, "
+                                          r"train.epochs=2\) or none; got 2"):
+        load_config(overrides=["train.epochs=2", "schedule.warmup_epochs=2"])

@@ -34,9 +34,10 @@ from classgap._registry import Registry
 from classgap._validation import fail, fmt_value
 from classgap.errors import ClassgapError, ConfigError
 
-__all__ = ["AUG_KNOBS", "OPTIMIZERS", "SCHEDULES", "Config", "DataConfig", "LossConfig",
-           "ModelConfig", "OptimConfig", "ScheduleConfig", "TrainConfig", "config_id",
-           "config_keys", "flatten", "get_key", "load_config", "with_point"]
+__all__ = ["AUG_KNOBS", "DEFAULT_WARMUP_EPOCHS", "OPTIMIZERS", "SCHEDULES", "Config",
+           "DataConfig", "LossConfig", "ModelConfig", "OptimConfig", "ScheduleConfig",
+           "TrainConfig", "config_id", "config_keys", "flatten", "get_key", "load_config",
+           "with_point"]
 
 #: Optimizers by name (``optim.name``) → what they are; built by
 #: :func:`classgap.train.optim.build_optimizer`, which has one builder per name.
@@ -142,10 +143,18 @@ class LossConfig:
         return {k: v for k in self.PARAMS if (v := getattr(self, k)) is not None}
 
 
+#: The linear warm-up (epochs) of ``schedule.warmup_epochs = None`` for cosine, step and
+#: constant: without one, ``cnn_small`` under augmentation sometimes collapsed, the full lr of
+#: the first steps killing the ReLU units of its fully connected layer (seed 0 of the issue's
+#: 1-epoch run: 27.5% training accuracy, 31 of 32 units dead); bench/stability.py measures it.
+DEFAULT_WARMUP_EPOCHS = 0.5
+
+
 @dataclass(frozen=True)
 class ScheduleConfig:
     name: str = "cosine"  # cosine | step | onecycle | constant
-    warmup_epochs: float = 0.0  # linear warm-up (onecycle: rise; 0 = 30% of training)
+    # linear warm-up; None: DEFAULT_WARMUP_EPOCHS (onecycle: its rise; None or 0 = 30% of training)
+    warmup_epochs: float | None = None
     milestones: tuple[float, ...] = ()  # step: epochs at which lr *= gamma
     gamma: float = 0.1
 
@@ -526,8 +535,9 @@ def _check(c: Config) -> None:
     need(t.epochs >= 1, "train.epochs", "be >= 1", t.epochs)
     need(t.bn_recompute in (True, False, "auto"), "train.bn_recompute",
          "be true, false or 'auto'", t.bn_recompute)
-    need(0 <= s.warmup_epochs < t.epochs, "schedule.warmup_epochs",
-         f"be in [0, train.epochs={t.epochs})", s.warmup_epochs)
+    need(s.warmup_epochs is None or 0 <= s.warmup_epochs < t.epochs,
+         "schedule.warmup_epochs", f"be in [0, train.epochs={t.epochs}) or none",
+         s.warmup_epochs)
     need(list(s.milestones) == sorted(s.milestones) and all(m > 0 for m in s.milestones),
          "schedule.milestones", "be increasing epochs > 0", list(s.milestones))
     need(s.gamma > 0, "schedule.gamma", "be > 0", s.gamma)

@@ -289,8 +289,23 @@ def _axis_records(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis:
             run_dir = done[s.run_id]
             records.append(RunRecord(s.point, s.point[axis.key], s.seed,
                                      read_predictions(_predictions(run_dir, "val")),
-                                     read_predictions(_predictions(run_dir, "test"))))
+                                     read_predictions(_predictions(run_dir, "test")),
+                                     train_accuracy=_train_accuracy(run_dir)))
     return records, missing, len(mine)
+
+
+def _train_accuracy(run_dir: Path) -> float | None:
+    """The last epoch's training accuracy from the run's ``history.csv``; None without one
+    (a ``--train-cmd`` run need not write it: its validation accuracy is still checked)."""
+    import csv
+
+    try:
+        with (run_dir / "history.csv").open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        value = float(rows[-1]["train_acc"])
+    except (OSError, IndexError, KeyError, TypeError, ValueError):
+        return None
+    return value if 0.0 <= value <= 1.0 else None
 
 
 def _analyse_axis(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis: Axis,
@@ -305,7 +320,8 @@ def _analyse_axis(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis:
         labels = load_multi_label(opts["multi_label"], len(first.y_true), k)
     result = analyze(records, axis=axis.key, reference=refs.get(axis.key, axis.values[0]),
                      alpha=opts["alpha"], correction=opts["correction"],
-                     max_drop=opts["max_drop"], multi_label=labels)
+                     max_drop=opts["max_drop"], multi_label=labels,
+                     exclude_failed=bool(opts.get("exclude_failed", False)))
     notes = list(plan.notes)
     if missing:
         notes.append(f"{len(missing)} of {total} runs are not done and were left out: "
@@ -348,13 +364,16 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
                    train_cmd: str | None = None, alpha: float = 0.05, correction: str = "bh",
                    max_drop: float = 2.0, multi_label: str | os.PathLike[str] | None = None,
                    progress: bool = True, transfer_to: str | None = None,
-                   refit: bool = False, reweight: str | None = None) -> StudyResult:
+                   refit: bool = False, reweight: str | None = None,
+                   exclude_failed: bool = False) -> StudyResult:
     """Train the plan's grid into ``out_dir`` (resuming), analyse it and write the report.
 
     Writes ``out_dir/report.html`` (figures, tables) and ``out_dir/summary.json``. Finished
     runs are never trained again; failed runs are retried only with ``retry_failed``.
     Incomplete runs are left out with a note as long as every strength has a finished seed;
-    otherwise :class:`StudyError` lists them with their error text.
+    otherwise :class:`StudyError` lists them with their error text. Runs that finished but
+    look collapsed (:mod:`classgap.analysis.failed`) are reported, and left out of the
+    statistics only with ``exclude_failed``.
 
     Returns
     -------
@@ -364,7 +383,8 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
     if transfer_to is not None:  # the probe needs each run's backbone (model.pt)
         plan = replace(plan, base=with_point(plan.base, {"train.checkpoint": True}))
     opts = {"alpha": alpha, "correction": correction, "max_drop": max_drop,
-            "multi_label": None if multi_label is None else str(Path(multi_label).resolve())}
+            "multi_label": None if multi_label is None else str(Path(multi_label).resolve()),
+            "exclude_failed": bool(exclude_failed)}
     if multi_label is not None and not Path(multi_label).is_file():
         raise ConfigError(f"{multi_label}: multi-label file does not exist")
     if reweight is not None:  # an unknown method fails before anything is trained
@@ -633,12 +653,14 @@ def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResul
     """Re-analyse a study directory and rewrite its report (``classgap report STUDY_DIR``).
 
     Reads the latest grid of ``study.json`` with its references and analysis options;
-    ``analysis`` (``alpha``, ``correction``, ``max_drop``, ``multi_label``) overrides them.
+    ``analysis`` (``alpha``, ``correction``, ``max_drop``, ``multi_label``,
+    ``exclude_failed``) overrides them.
     """
     path = Path(out_dir)
     plan, last = _read_study(path)
     opts = {"alpha": 0.05, "correction": "bh", "max_drop": 2.0, "multi_label": None,
-            **last.get("analysis", {}), **{k: v for k, v in analysis.items() if v is not None}}
+            "exclude_failed": False, **last.get("analysis", {}),
+            **{k: v for k, v in analysis.items() if v is not None}}
     downstream = last.get("downstream") or {}
     with Store(path) as store:
         result = _analyse_all(store, plan, opts)

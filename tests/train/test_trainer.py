@@ -12,7 +12,7 @@ import torch
 
 from classgap.audit.io import read_predictions
 from classgap.cli import run
-from classgap.config import Config, load_config
+from classgap.config import DEFAULT_WARMUP_EPOCHS, Config, load_config
 from classgap.errors import ConfigError
 from classgap.models import create_model
 from classgap.train import lr_factor, param_groups, train
@@ -124,11 +124,21 @@ def test_cosine_with_warmup() -> None:
     assert np.all(np.diff(curve[10:]) < 0) and curve[-1] < 1e-3  # cosine down to ~0
     assert curve[10 + 45] == pytest.approx(0.5)  # half way through the cosine
     ref = _torch_curve(lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=100), 100)
-    np.testing.assert_allclose(_curve("cosine", 100, 10), ref, atol=1e-12)
+    np.testing.assert_allclose(_curve("cosine", 100, 10, warmup_epochs=0), ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["cosine", "step", "constant"])
+def test_default_is_a_half_epoch_linear_warm_up(name: str) -> None:
+    # None (the config's default): DEFAULT_WARMUP_EPOCHS, never the peak rate at step 0
+    assert DEFAULT_WARMUP_EPOCHS == 0.5 and load_config().schedule.warmup_epochs is None
+    curve = _curve(name, 100, 10)
+    np.testing.assert_allclose(curve[:5], np.arange(1, 6) / 5)
+    np.testing.assert_array_equal(curve, _curve(name, 100, 10, warmup_epochs=0.5))
+    assert curve[5] == pytest.approx(1.0)
 
 
 def test_step_milestones() -> None:
-    curve = _curve("step", 60, 10, milestones=(2, 4), gamma=0.1)
+    curve = _curve("step", 60, 10, milestones=(2, 4), gamma=0.1, warmup_epochs=0)
     np.testing.assert_allclose(curve, np.repeat([1.0, 0.1, 0.01], 20))
     ref = _torch_curve(lambda o: torch.optim.lr_scheduler.MultiStepLR(
         o, milestones=[20, 40], gamma=0.1), 60)
@@ -147,8 +157,12 @@ def test_onecycle_matches_torch() -> None:
 def test_constant_and_trainer_lr_history() -> None:
     assert np.all(_curve("constant", 20, 5, warmup_epochs=2)[10:] == 1.0)
     result = train(tiny("train.epochs=3", "schedule.name=step", "schedule.milestones=[1, 2]",
-                        "optim.lr=0.1"))
+                        "optim.lr=0.1", "schedule.warmup_epochs=0"))
     np.testing.assert_allclose([r["lr"] for r in result.history], [0.1, 0.01, 0.001])
+    # by default the first epoch starts warming up: its first step is at lr / (steps / 2)
+    warm = train(tiny("train.epochs=3", "schedule.name=step", "schedule.milestones=[1, 2]",
+                      "optim.lr=0.1"))
+    assert warm.history[0]["lr"] < 0.1 and warm.history[1]["lr"] == pytest.approx(0.01)
 
 
 def test_mixup_soft_targets_and_smoothing() -> None:

@@ -13,7 +13,9 @@ Every statistic comes from :mod:`classgap.audit`; this module only arranges the 
 * **is the drop real**: the confusion pairs that moved, the seed ensembles, and optionally a
   multi-label (ReaL-style) truth;
 * **class-aware selection**: the best validation mean among strengths where no class drops
-  significantly by more than ``max_drop`` points, and a per-class strength vector.
+  significantly by more than ``max_drop`` points, and a per-class strength vector;
+* **runs that failed to train** (:mod:`classgap.analysis.failed`): flagged and reported, left
+  out of every statistic only with ``exclude_failed``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import pandas as pd
 
 from classgap._validation import check_in_range, fail
 from classgap.analysis.confusion import confusion_shifts, ensemble_labels, ensemble_table
+from classgap.analysis.failed import failed_table
 from classgap.analysis.multilabel import acceptance_matrix, check_multi_label, multilabel_view
 from classgap.analysis.plan import SeedPlan, plan_seeds
 from classgap.analysis.result import StudyResult
@@ -40,23 +43,25 @@ from classgap.analysis.select import (
 )
 from classgap.analysis.summary import summary_dict
 from classgap.audit import Comparison, Predictions, compare_predictions, seed_interval
+from classgap.audit.intervals import ClipCounter
 from classgap.errors import InputError
 
 __all__ = ["RunRecord", "analyze", "plan_records", "summary_dict"]
-from classgap.audit.intervals import ClipCounter
 
 TOP_PAIRS = 50  # confusion pairs kept in the result: K(K-1) rows is too many at K = 1000
 
 
 @dataclass(frozen=True, eq=False)
 class RunRecord:
-    """One trained run: its grid point, its strength on the study axis, its seed, predictions."""
+    """One trained run: its grid point, its strength on the study axis, its seed, predictions
+    and, when the run recorded it, its training accuracy (last epoch, fraction)."""
 
     point: Mapping[str, Any]
     strength: Any
     seed: int
     val: Predictions  # the shared validation split
     test: Predictions  # the shared test set
+    train_accuracy: float | None = None
 
     @property
     def label(self) -> str:
@@ -117,6 +122,55 @@ def _collect(records: Sequence[RunRecord], reference: Any) -> _Sweep:
     return _Sweep(tuple(strengths), groups, y_val, y_test,
                   [np.stack([r.val.y_pred for r in g]) for g in groups],
                   [np.stack([r.test.y_pred for r in g]) for g in groups], k, names)
+
+
+def _failed_runs(sweep: _Sweep) -> pd.DataFrame:
+    """The runs that look failed (:func:`~classgap.analysis.failed.failed_table`)."""
+    return failed_table(sweep.strengths, [[r.seed for r in g] for g in sweep.runs],
+                        [(p == sweep.y_val).mean(1) for p in sweep.val],
+                        [[np.nan if r.train_accuracy is None else r.train_accuracy for r in g]
+                         for g in sweep.runs], n_classes=sweep.n_classes)
+
+
+def _leave_out_failed(sweep: _Sweep, failed: pd.DataFrame, reference: Any,
+                      ) -> tuple[_Sweep, pd.DataFrame, list[str]]:
+    """The sweep without its failed runs, ``failed`` with ``excluded`` set, and notes.
+
+    A strength whose every seed looks failed keeps them all (nothing would be left to
+    compare), and a note says so.
+    """
+    excluded = np.zeros(len(failed), dtype=bool)
+    keep: list[RunRecord] = []
+    notes = []
+    for m, group in enumerate(sweep.runs):
+        rows = [i for i, s in enumerate(failed["strength"]) if s == sweep.strengths[m]]
+        bad = {int(failed["seed"].iloc[i]) for i in rows}
+        if len(bad) == len(group):
+            notes.append(f"every seed of strength {sweep.strengths[m]!r} looks failed; they "
+                         "are kept in the statistics (nothing else is left at that strength)")
+            keep += group
+            continue
+        excluded[rows] = True
+        keep += [r for r in group if r.seed not in bad]
+    out = failed.copy()
+    out["excluded"] = excluded
+    return _collect(keep, reference), out, notes
+
+
+def _failed_notes(failed: pd.DataFrame, exclude: bool) -> list[str]:
+    """The note that names the runs that look failed and says what was done with them."""
+    if failed.empty:
+        return []
+    runs = "; ".join(f"strength={r['strength']!r}, seed={r['seed']} ({r['reason']})"
+                     for _, r in failed.head(5).iterrows()) + (" ..." if len(failed) > 5 else "")
+    what = ("collapsed training: far below their strength's other seeds, or at chance")
+    n_out = int(failed["excluded"].sum())
+    if n_out:
+        return [f"{n_out} run(s) that look failed ({what}) were left out of the statistics, as "
+                f"--exclude-failed asks: {runs}"]
+    advice = "" if exclude else "; --exclude-failed leaves them out"
+    return [f"{len(failed)} run(s) look failed ({what}) and are kept in the statistics, where "
+            f"they pull their strength down: {runs}{advice}"]
 
 
 def _classes_table(comp: Comparison, strengths: tuple[Any, ...],
@@ -243,7 +297,8 @@ def strength_table(strengths: tuple[Any, ...], validation: pd.DataFrame,
 
 def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: float = 0.05,
             correction: str = "bh", max_drop: float = 2.0, random_state: int = 0,
-            multi_label: Sequence[Sequence[int]] | None = None) -> StudyResult:
+            multi_label: Sequence[Sequence[int]] | None = None,
+            exclude_failed: bool = False) -> StudyResult:
     """Select a strength on validation and show, per class on the test set, who pays for it.
 
     Parameters
@@ -262,6 +317,9 @@ def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: f
         Seed of every comparison's random parts (all use the same seed).
     multi_label : list of N lists of int, optional
         Acceptable labels per test sample (see :func:`~classgap.analysis.load_multi_label`).
+    exclude_failed : bool
+        Leave the runs that look failed (:mod:`classgap.analysis.failed`) out of every
+        statistic; by default they are only flagged (``failed_runs`` and the first note).
 
     Returns
     -------
@@ -274,6 +332,11 @@ def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: f
     alpha = float(check_in_range(alpha, "alpha", 0, 1, inclusive=(False, False)))
     max_drop = float(check_in_range(max_drop, "max_drop", 0.0, 100.0))
     sweep = _collect(records, reference)
+    failed = _failed_runs(sweep)
+    failed["excluded"] = False
+    kept_all: list[str] = []
+    if exclude_failed and not failed.empty:
+        sweep, failed, kept_all = _leave_out_failed(sweep, failed, reference)
     strengths, k, y_test = sweep.strengths, sweep.n_classes, sweep.y_test
     ref = next(i for i, s in enumerate(strengths) if s == reference)
     kw: dict[str, Any] = {"class_names": sweep.names, "alpha": alpha, "correction": correction,
@@ -320,11 +383,15 @@ def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: f
     by_strength = strength_table(strengths, validation, comparisons, ref, sel)
     notes = _notes(sweep, validation, classes, ref, sel, mean_gain, class_aware, alpha,
                    multi_label is not None)
+    if clipped.count:
+        notes.append(f"{clipped.count} interval(s) of a class's accuracy or change reached past "
+                     "what is possible ([0, 1], [-1, 1]) and were clipped: those classes have "
+                     "too few test images or seeds to say much")
     meta = {"n_classes": k, "n_val": len(sweep.y_val), "n_test": len(y_test),
             "n_seeds": validation["n_seeds"].tolist(), "test": o["test"], "alpha": alpha,
             "correction": correction, "random_state": random_state,
             "tie_rule": "closest to the reference, then sweep order",
-            "ensemble": ensemble_overall}
+            "ensemble": ensemble_overall, "exclude_failed": bool(exclude_failed)}
     if len(strengths) > 1 and validation["n_seeds"].min() >= 2:
         meta["detectable_drop"] = _detectable(sweep, ref, alpha, correction)
     return StudyResult(axis=axis, strengths=strengths, reference=strengths[ref],
@@ -333,8 +400,9 @@ def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: f
                        confusion_shifts=confusion_shifts(y_test, sweep.test[ref],
                                                          sweep.test[sel], k, sweep.names,
                                                          top=TOP_PAIRS),
-                       class_aware=class_aware, notes=tuple(notes), meta=meta,
-                       ensemble=ensemble, by_strength=by_strength)
+                       class_aware=class_aware,
+                       notes=(*_failed_notes(failed, exclude_failed), *kept_all, *notes), meta=meta,
+                       ensemble=ensemble, by_strength=by_strength, failed_runs=failed)
 
 
 def _detectable(sweep: _Sweep, ref: int, alpha: float, correction: str) -> dict[str, Any]:
@@ -367,7 +435,3 @@ def plan_records(records: Sequence[RunRecord], *, reference: Any, drop: float = 
     return plan_seeds(sweep.y_test, sweep.test, reference=ref, class_names=sweep.names,
                       n_classes=sweep.n_classes, drop=drop, power=power, alpha=alpha,
                       correction=correction)
-    if clipped.count:
-        notes.append(f"{clipped.count} interval(s) of a class's accuracy or change reached past "
-                     "what is possible ([0, 1], [-1, 1]) and were clipped: those classes have "
-                     "too few test images or seeds to say much")

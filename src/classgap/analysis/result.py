@@ -61,6 +61,10 @@ class StudyResult:
         Every strength against the reference, one row each (see
         :func:`classgap.analysis.analysis.strength_table`): what the sweep costs per class even
         where validation keeps the reference.
+    failed_runs : pd.DataFrame or None
+        The runs that look failed (collapsed training; :mod:`classgap.analysis.failed`), one
+        row each: ``strength, seed, val_acc, train_acc, reason, excluded`` (``excluded``: left
+        out of every statistic, only when the analysis was asked to); empty when none.
     """
 
     axis: str
@@ -78,6 +82,7 @@ class StudyResult:
     meta: Mapping[str, Any] = field(default_factory=dict)
     ensemble: pd.DataFrame | None = None
     by_strength: pd.DataFrame | None = None
+    failed_runs: pd.DataFrame | None = None
 
     def drops(self) -> pd.DataFrame:
         """The rows of ``classes`` whose verdict is a significant drop, worst first."""

@@ -21,8 +21,10 @@ def summary_dict(result: StudyResult) -> dict[str, Any]:
     classes`` (records with at least ``class, acc_reference, acc_selected, delta, delta_low,
     delta_high, q_value, verdict``), ``by_strength`` (every strength against the reference:
     mean change with its interval, significant drops / gains, worst class), ``ensemble`` and
-    ``transfer`` (the same dict or None) and ``detectable_drop`` (what the seeds can detect,
-    points, or None with fewer than 2 seeds per strength).
+    ``transfer`` (the same dict or None), ``detectable_drop`` (what the seeds can detect,
+    points, or None with fewer than 2 seeds per strength), ``failed_runs`` (the runs that look
+    failed: ``strength, seed, val_acc, train_acc, reason, excluded``; None for a result without
+    the check) and ``exclude_failed`` (whether they were left out of the statistics).
     """
     classes = result.classes
     first = [c for c in SUMMARY_CLASS_COLUMNS if c in classes.columns]
@@ -39,4 +41,6 @@ def summary_dict(result: StudyResult) -> dict[str, Any]:
         else None,
         "transfer": summary_dict(result.transfer) if result.transfer is not None else None,
         "detectable_drop": result.meta.get("detectable_drop"),
+        "failed_runs": result.failed_runs,
+        "exclude_failed": bool(result.meta.get("exclude_failed", False)),
     })

@@ -74,6 +74,10 @@ def study_cmd(
                                         help="Also train the selected strength with "
                                              "worst-class reweighting (clam, tilted, ggf or "
                                              "apstar) and audit it like the refit."),
+    exclude_failed: bool = typer.Option(False, "--exclude-failed", help="Leave runs that "
+                                        "look collapsed (far below their strength's other "
+                                        "seeds, or at chance) out of the statistics; by "
+                                        "default they are only reported."),
 ) -> None:
     """Sweep a regularizer over strengths and seeds; show which classes pay for the choice."""
     from classgap.pipeline import plan_study, resolve_study_run, run_full_study
@@ -94,7 +98,7 @@ def study_cmd(
                             retry_failed=retry_failed, address=address, train_cmd=train_cmd,
                             alpha=alpha, correction=correction.value, max_drop=max_drop,
                             multi_label=multi_label, progress=True, transfer_to=transfer_to,
-                            refit=where.refit, reweight=reweight)
+                            refit=where.refit, reweight=reweight, exclude_failed=exclude_failed)
     out_dir = where.out_dir
     print_summary(result, console, report_path=out_dir / "report.html")
 
@@ -108,6 +112,10 @@ def report_cmd(
                                           "class-aware max drop (points)."),
     multi_label: Path | None = typer.Option(None, "--multi-label", help="Multi-label truth "
                                             "(JSON) to add."),
+    exclude_failed: bool | None = typer.Option(None, "--exclude-failed/--keep-failed",
+                                               help="Leave runs that look collapsed out of "
+                                                    "the statistics, or keep them (default: "
+                                                    "as the study was run)."),
 ) -> None:
     """Re-analyse a finished study directory and rewrite its report.html and summary.json."""
     from classgap.pipeline import report_study
@@ -115,7 +123,7 @@ def report_cmd(
 
     result = report_study(study_dir, alpha=alpha, max_drop=max_drop,
                           multi_label=None if multi_label is None
-                          else str(multi_label.resolve()))
+                          else str(multi_label.resolve()), exclude_failed=exclude_failed)
     print_summary(result, console, report_path=study_dir / "report.html")
 
 

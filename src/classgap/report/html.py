@@ -278,6 +278,7 @@ def _render(result: StudyResult, images: Mapping[str, bytes], title: str) -> str
             f'<section class="notes" id="notes"><strong>Read this first:</strong>'
             f"<ul>{items}</ul></section>"
         )
+    body.append(_failed_section(result))
     body.append(_selection_summary(result))
 
     body.append(_strength_section(result))
@@ -481,6 +482,24 @@ def _strength_section(result: StudyResult) -> str:
             "<th>test mean %</th><th>Δ mean pts</th><th>classes dropping</th>"
             "<th>classes gaining</th><th>worst class (Δ pts)</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _failed_section(result: StudyResult) -> str:
+    """The runs that look collapsed, and whether the statistics left them out."""
+    t = result.failed_runs
+    if t is None or t.empty:
+        return ""
+    rows = "".join(f"<tr><td>{_e(strength(r['strength']))}</td><td>{_e(r['seed'])}</td>"
+                   f"<td>{_e(pct(r['val_acc']))}</td><td>{_e(pct(r['train_acc']))}</td>"
+                   f"<td>{'left out' if r['excluded'] else 'kept'}</td>"
+                   f"<td>{_n(r['reason'])}</td></tr>" for _, r in t.iterrows())
+    return ("<h2>Runs that look failed</h2><p>Far below the other seeds of their strength "
+            "(median − max(3.5 × 1.4826 × MAD, 5 points), validation or training accuracy), "
+            "or at chance: a collapsed training, not the regularizer's effect. "
+            "<code>--exclude-failed</code> leaves them out of the statistics.</p>"
+            '<table id="failed-runs"><thead><tr><th>strength</th><th>seed</th>'
+            "<th>val %</th><th>train %</th><th>statistics</th><th>why</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
 
 
 def _class_aware_section(result: StudyResult) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from classgap.config import Config, OptimConfig, ScheduleConfig
+from classgap.config import DEFAULT_WARMUP_EPOCHS, Config, OptimConfig, ScheduleConfig
 
 __all__ = ["build_optimizer", "build_rho_schedule", "build_scheduler", "lr_factor", "param_groups"]
 
@@ -100,7 +100,7 @@ def _cos(start: float, end: float, frac: float) -> float:
 
 
 def lr_factor(step: int, *, name: str, total_steps: int, steps_per_epoch: int,
-              warmup_epochs: float = 0.0, milestones: Sequence[float] = (),
+              warmup_epochs: float | None = None, milestones: Sequence[float] = (),
               gamma: float = 0.1) -> float:
     """Multiplier of the peak learning rate at optimizer step ``step`` (0-based).
 
@@ -117,16 +117,23 @@ def lr_factor(step: int, *, name: str, total_steps: int, steps_per_epoch: int,
         torch's ``OneCycleLR`` (cosine rise from peak/25 to the peak over the warm-up, default
         30% of training, then cosine fall to peak/25/1e4). ``constant``: warm-up, then 1.
     total_steps, steps_per_epoch : int
-    warmup_epochs : float
+    warmup_epochs : float, optional
+        None: :data:`~classgap.config.DEFAULT_WARMUP_EPOCHS` (half an epoch; one-cycle: 30% of
+        training), so the first steps never take the peak rate (bench/stability.py).
     milestones : sequence of float
         Epochs (``step`` schedule).
     gamma : float
 
     Examples
     --------
-    >>> [round(lr_factor(s, name="cosine", total_steps=4, steps_per_epoch=2), 3) for s in range(4)]
+    >>> [round(lr_factor(s, name="cosine", total_steps=4, steps_per_epoch=2, warmup_epochs=0), 3)
+    ...  for s in range(4)]
     [1.0, 0.854, 0.5, 0.146]
+    >>> [round(lr_factor(s, name="cosine", total_steps=8, steps_per_epoch=4), 2) for s in range(8)]
+    [0.5, 1.0, 1.0, 0.93, 0.75, 0.5, 0.25, 0.07]
     """
+    if warmup_epochs is None:
+        warmup_epochs = 0.0 if name == "onecycle" else DEFAULT_WARMUP_EPOCHS
     warmup = round(warmup_epochs * steps_per_epoch)
     if name == "onecycle":
         rise = float(warmup if warmup > 0 else ONECYCLE_PCT * total_steps) - 1.0

@@ -73,7 +73,8 @@ _FMNIST = ("data.dataset=fashion-mnist", "model.name=cnn", "train.epochs=16",
 _FMNIST_STUDY = ("data.dataset=fashion-mnist", "model.name=mlp", "optim.weight_decay=0",
                  "optim.nesterov=false", "optim.batch_size=128", "optim.lr=0.05",
                  "schedule.name=cosine", "data.train_subset=5000", "data.val_size=5000",
-                 "train.epochs=40", "train.eval_every=40", "optim.label_smoothing=0.3")
+                 "train.epochs=40", "train.eval_every=40", "schedule.warmup_epochs=0",
+                 "optim.label_smoothing=0.3")
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("cifar10-lt", "reference CIFAR-10-LT (rho=100): ResNet-32, 200 epochs, GPU",

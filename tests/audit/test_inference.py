@@ -132,8 +132,9 @@ def test_crossed_without_any_variation_uses_the_binomial_floor():
 
 
 def test_crossed_interval_stays_inside_minus_one_one():
-    # The class: 3 seeds a side, 4 images, A right on all, B's seeds at 0, 1 and 4 of
-    # 4: delta -58.3 points, whose t interval reached -129.5 points. Clipped, with a warning.
+    # A class shaped like the (3 seeds a side, 4 images, delta -58.3 points, whose t
+    # interval reached -129.5 there): A right on all, B's seeds right on 0, 1 and 4 of 4. Its
+    # t interval is [-172.3, +55.6] points; clipped to [-100, +55.6], with a warning.
     y = np.repeat(np.arange(2), 4)
     ok_a = np.ones((3, 8), dtype=bool)
     ok_b = np.array([[0, 0, 0, 0, 1, 1, 1, 1], [1, 0, 0, 0, 1, 1, 1, 0],

@@ -28,6 +28,11 @@ training in this process, appended to a JSON-lines file (a rerun skips what is t
 
     python bench/stability.py --regimes preset --variant after --seeds 0-19
     python bench/stability.py --table
+    python bench/stability.py --regimes issue --variant before --seeds 0 --trace 30
+
+``--trace N`` is the diagnosis: the first N steps of one run, per step the training loss, the
+gradient norm and the share of the penultimate layer's units that no image of the batch
+makes positive.
 """
 
 from __future__ import annotations
@@ -116,6 +121,42 @@ def train_one(overrides: tuple[str, ...], seed: int) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
+class _Stop(Exception):
+    pass
+
+
+def trace(overrides: tuple[str, ...], seed: int, steps: int) -> list[tuple[float, float, float]]:
+    """``(loss, gradient norm, dead share)`` of the first ``steps`` optimizer steps of a run."""
+    import torch
+
+    import classgap.train.trainer as trainer
+    from classgap.config import load_config
+
+    rows: list[tuple[float, float, float]] = []
+    step = trainer._forward_backward
+
+    def traced(model: Any, criterion: Any, x: Any, targets: Any, **kw: Any) -> Any:
+        with torch.no_grad():
+            dead = float(((model.backbone(x) > 0).sum(0) == 0).float().mean())  # (B, D) -> ()
+        loss, logits = step(model, criterion, x, targets, **kw)
+        norm = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in model.parameters()
+                              if p.grad is not None))
+        rows.append((float(loss.detach()), float(norm), dead))
+        if len(rows) >= steps:
+            raise _Stop
+        return loss, logits
+
+    trainer._forward_backward = traced  # train() looks it up at each step
+    try:
+        trainer.train(load_config(overrides=[*overrides, f"train.seed={seed}", "train.threads=1",
+                                             "train.progress=false"]))
+    except _Stop:
+        pass
+    finally:
+        trainer._forward_backward = step
+    return rows
+
+
 def _seeds(text: str) -> list[int]:
     a, _, b = text.partition("-")
     return list(range(int(a), int(b or a) + 1))
@@ -184,11 +225,24 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=1, help="epochs of the preset regime")
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--table", action="store_true")
+    p.add_argument("--trace", type=int, default=0, metavar="N",
+                   help="print the first N steps of each configuration's first seed")
     a = p.parse_args()
     if a.table:
         print(table(a.out))
         return
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if a.trace:
+        extra = ("schedule.warmup_epochs=0",) if a.variant == "before" else ()
+        for name in a.regimes.split(","):
+            for label, overrides in regimes(a.epochs)[name].items():
+                if a.labels and label not in a.labels.split(","):
+                    continue
+                rows = trace((*overrides, *extra), _seeds(a.seeds)[0], a.trace)
+                print(f"{name} {label} {a.variant}: step loss / gradient norm / dead share")
+                print("  ".join(f"{i}: {loss:.2f} / {norm:.1f} / {dead:.2f}"
+                                for i, (loss, norm, dead) in enumerate(rows)))
+        return
     run(a.regimes.split(","), a.labels.split(",") if a.labels else None, a.variant,
         _seeds(a.seeds), a.epochs, a.out)
 

@@ -457,6 +457,19 @@ def _runs_at(runs: list[tuple[RunSpec, Path]], axis: str, strength: Any,
     return found
 
 
+def _kept(runs: list[tuple[RunSpec, Path]], result: StudyResult,
+          ) -> list[tuple[RunSpec, Path]]:
+    """``runs`` without those the analysis left out as failed (``--exclude-failed``), so the
+    refit and reweighting audits compare the same runs as the study's statistics."""
+    failed = result.failed_runs
+    if failed is None or failed.empty or not failed["excluded"].any():
+        return runs
+    out = failed[failed["excluded"]]
+    return [(spec, path) for spec, path in runs
+            if not any(spec.seed == seed and _strength_of(spec, result.axis) == strength
+                       for strength, seed in zip(out["strength"], out["seed"], strict=True))]
+
+
 def _outcome(store: Store, specs: Sequence[RunSpec], what: str) -> list[Path]:
     """The run directories of ``specs``, or a StudyError naming the runs not done."""
     done = {spec.run_id: path for spec, path in store.done_runs()}
@@ -495,8 +508,8 @@ def refit_runs(store: Store, result: StudyResult, training: Training, *,
     axis = result.axis
     vector = refit_vector(axis, result.class_aware["per_class_strengths"])
     done = _grid_done(store)
-    selected = _runs_at(done, axis, result.selected)
-    reference = _runs_at(done, axis, result.reference)
+    selected = _kept(_runs_at(done, axis, result.selected), result)
+    reference = _kept(_runs_at(done, axis, result.reference), result)
     specs = [RunSpec.from_config(refit_config(spec.config, axis, vector, spec.seed),
                                  {**spec.point, axis: list(vector), KIND: "refit"})
              for spec, _ in selected]
@@ -527,8 +540,8 @@ def reweight_runs(store: Store, result: StudyResult, method: str, training: Trai
     from classgap.analysis.refit import audit_fix
 
     done = _grid_done(store)
-    selected = _runs_at(done, result.axis, result.selected)
-    reference = _runs_at(done, result.axis, result.reference)
+    selected = _kept(_runs_at(done, result.axis, result.selected), result)
+    reference = _kept(_runs_at(done, result.axis, result.reference), result)
     specs = [RunSpec.from_config(with_point(spec.config, {"loss.reweight": method}),
                                  {**spec.point, "loss.reweight": method, KIND: "reweight"})
              for spec, _ in selected]  # an unknown method fails here, before training

@@ -12,12 +12,15 @@ import pytest
 
 from classgap.cli import run
 
-# argv: seed, strength, out, the (seed, strength) that collapses ("none" for none).
+# argv: seed, strength (a per-class list on a refit run), out, the seed/strength that collapses
+# ("none" for none).
 SCRIPT = '''
-import sys
+import json, sys
 import numpy as np
-seed, strength, out, victim = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
-collapsed = victim == f"{seed}/{strength:g}"
+seed, crop, out, victim = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+refit = crop.startswith("[")  # a refit run: one strength per class
+strength = float(np.mean(json.loads(crop))) if refit else float(crop)
+collapsed = not refit and victim == f"{seed}/{strength:g}"
 rng = np.random.default_rng([seed, int(10 * strength)])
 y = np.arange(600) % 4
 for split in ("val", "test"):
@@ -87,11 +90,15 @@ def test_collapsed_seed_is_shown_then_excluded_on_request(capsys, tmp_path: Path
 
 
 def test_study_with_exclude_failed_and_a_normal_study(capsys, tmp_path: Path) -> None:
-    code, text, err, out = _study(capsys, tmp_path, "1/0", "--exclude-failed")
+    code, text, err, out = _study(capsys, tmp_path, "1/0", "--exclude-failed", "--refit")
     assert code == 0, err
     assert "were left out of the statistics" in text and "strength=0.0, seed=1" in text
     summary = json.loads((out / "summary.json").read_text())
     assert {r["strength"]: r["n_seeds"] for r in summary["validation"]} == {0.0: 3, 1.0: 4}
+    # the refit is trained and audited on the selected strength's kept seeds only
+    assert summary["selected"] == 0.0
+    refit = json.loads((out / "refit.json").read_text())
+    assert len(refit["runs"]) == 3
     code, text, err, out = _study(capsys, tmp_path, "none")
     assert code == 0, err
     assert "look failed" not in text

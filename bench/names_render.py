@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "report"))
-from conftest import make_fake_result  # noqa: E402
+from conftest import make_fake_result
 
-import classgap  # noqa: E402
-from classgap.audit.compare import compare_predictions  # noqa: E402
-from classgap.audit.frame import audit  # noqa: E402
-from classgap.cli.render import audit_tables, comparison_tables, render_tables  # noqa: E402
-from classgap.report import write_report  # noqa: E402
+import classgap
+from classgap.audit.compare import compare_predictions
+from classgap.audit.frame import audit
+from classgap.cli.render import audit_tables, comparison_tables, render_tables
+from classgap.report import write_report
 
 HOSTILE = ["[background]", "b [x]", "[/]", "c[/b]", "_background", "$x$", "a\nb",
            "<img src=x onerror=alert(1)>", "</script><script>alert(1)</script>", "L" * 80]
@@ -63,8 +63,9 @@ def main() -> None:
         b = np.where(rng.random(y.size) < 0.8, y, (y + 1) % k)
         audited = audit(y, a, class_names=class_names, n_boot=100, random_state=0)
         compared = compare_predictions(y, [a], [b], k, class_names=class_names, random_state=0)
-        t_audit = best(lambda: render_tables(audit_tables(audited, show_all=True)), args.repeats)
-        t_comp = best(lambda: render_tables(comparison_tables(compared, show_all=True)),
+        t_audit = best(lambda r=audited: render_tables(audit_tables(r, show_all=True)),
+                       args.repeats)
+        t_comp = best(lambda r=compared: render_tables(comparison_tables(r, show_all=True)),
                       args.repeats)
         print(f"{k:>6} classes: audit table {t_audit:.3f} s, compare table {t_comp:.3f} s")
     result = make_fake_result(n_classes=1000, strengths=(0.0, 0.1, 0.3), n_drops=20,

@@ -49,11 +49,24 @@ def _graph() -> dict[str, set[str]]:
 @pytest.mark.parametrize(("package", "forbidden"), [
     ("analysis", {"classgap.sweep", "classgap.train", "classgap.pipeline", "classgap.report"}),
     ("sweep", {"classgap.analysis", "classgap.report", "classgap.pipeline"}),
+    # the post-hoc rules serve predictions from any framework: audit and the ground floor only
+    ("fix", {"classgap.sweep", "classgap.train", "classgap.pipeline", "classgap.report",
+             "classgap.analysis", "classgap.cli", "classgap.models", "classgap.data"}),
 ])
 def test_layers_import_only_downwards(package: str, forbidden: set[str]) -> None:
     for path in sorted((SRC / package).rglob("*.py")):
         bad = {m for m in _imports(path) if _unit(m) in forbidden}
         assert not bad, f"{path.relative_to(SRC)} imports {sorted(bad)}"
+
+
+def test_the_fix_rules_never_import_torch() -> None:
+    """``classgap.fix`` is numpy/scipy only (ARCHITECTURE.md): checked on every import."""
+    for path in sorted((SRC / "fix").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module for n in ast.walk(tree)
+                  if isinstance(n, ast.ImportFrom) and n.module}
+        assert not {m for m in names if m.split(".")[0] == "torch"}, path
 
 
 def test_only_the_pipeline_and_the_cli_import_the_pipeline() -> None:

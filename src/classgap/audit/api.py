@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,9 @@ def read_class_counts(path: PathLike) -> np.ndarray:
 def audit_files(paths: Sequence[PathLike], *, classes: PathLike | Sequence[str] | None = None,
                 train_counts: PathLike | Sequence[int] | None = None,
                 reference: Sequence[PathLike] | None = None, top_k: int | None = None,
-                posthoc_tau: float | None = None, **kwargs: Any) -> ClassAudit:
+                posthoc_tau: float | None = None,
+                adjust: Callable[[Predictions], Predictions] | None = None,
+                **kwargs: Any) -> ClassAudit:
     """Audit one model from its prediction files (several files = several seeds).
 
     Parameters
@@ -80,12 +82,15 @@ def audit_files(paths: Sequence[PathLike], *, classes: PathLike | Sequence[str] 
     posthoc_tau : audit post-hoc logit-adjusted predictions ``argmax(z - τ log π)`` (Menon et
         al. 2021) instead of the files' own: needs logits in the files and ``train_counts``
         (π = the training class frequencies).
+    adjust : a function applied to each run of ``paths`` (not the reference) before the
+        audit, e.g. a post-hoc decision rule (``functools.partial(classgap.fix.apply_rule,
+        rule)``): the audit is then of the adjusted predictions.
     **kwargs : passed to :func:`classgap.audit.audit` (``n_boot``, ``confidence``, ...).
     """
     names = _class_names(classes)
     # the reference is read with the runs: name labels then map to one class list for both
     loaded = _load([paths, reference] if reference is not None else [paths], classes, names)
-    runs = loaded[0]
+    runs = loaded[0] if adjust is None else [adjust(r) for r in loaded[0]]
     groups: dict[str, np.ndarray] = {}
     if train_counts is not None:
         from classgap.data.longtail import frequency_groups
@@ -130,16 +135,21 @@ def _accuracy(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndar
 
 
 def compare_files(baseline: Sequence[PathLike], candidate: Sequence[PathLike], *,
-                  classes: PathLike | Sequence[str] | None = None, **kwargs: Any) -> Comparison:
+                  classes: PathLike | Sequence[str] | None = None,
+                  adjust: Callable[[Predictions], Predictions] | None = None,
+                  **kwargs: Any) -> Comparison:
     """Compare two recipes per class from their prediction files on the same test set.
 
     Each side is one or more files (seeds). Files are aligned by ``sample_id`` when present,
-    otherwise they must list the same ``y_true`` in the same order. Keyword arguments go to
-    :func:`classgap.audit.compare_predictions`.
+    otherwise they must list the same ``y_true`` in the same order. ``adjust`` is applied to
+    each candidate run first (a post-hoc decision rule fit for the candidate recipe). Keyword
+    arguments go to :func:`classgap.audit.compare_predictions`.
     """
     names = _class_names(classes)
-    (base, cand), n_classes, class_names = align_runs(*_load([baseline, candidate], classes,
-                                                             names))
+    base_runs, cand_runs = _load([baseline, candidate], classes, names)
+    if adjust is not None:
+        cand_runs = [adjust(r) for r in cand_runs]
+    (base, cand), n_classes, class_names = align_runs(base_runs, cand_runs)
     return compare_predictions(
         base[0].y_true,
         [r.y_pred for r in base],

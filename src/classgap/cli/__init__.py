@@ -63,7 +63,8 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 # Options that take several values in a row (`--baseline a.npz b.npz`), as shells expand globs.
 # Click options take one value per flag, so each value gets its own flag before parsing.
-_VARIADIC = {"compare": ("--baseline", "-b", "--candidate", "-c")}
+_VARIADIC = {"compare": ("--baseline", "-b", "--candidate", "-c"),
+             "fix": ("--reference", "-r", "--candidate", "-c")}
 
 
 def _expand_variadic(args: list[str]) -> list[str]:
@@ -108,3 +109,4 @@ def _error(message: str) -> Text:
 from classgap.cli import study_cmds  # noqa: E402,F401,I001  (registers study/report)
 from classgap.cli import train_cmds  # noqa: E402,F401  (registers train/list)
 from classgap.cli import diag_cmds  # noqa: E402,F401  (registers hessian)
+from classgap.cli import fix_cmds  # noqa: E402,F401  (registers fix fit/apply)

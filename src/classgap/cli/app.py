@@ -78,6 +78,8 @@ CONF_OPT = typer.Option(0.95, "--confidence", help="Interval level.")
 SEED_OPT = typer.Option(0, "--seed", help="Seed of the bootstrap (same seed, same intervals).")
 FORMAT_OPT = typer.Option(Format.table, "--format", "-f", help="Output format.")
 OUT_OPT = typer.Option(None, "--out", "-o", help="Write the output to this file.")
+RULE_OPT = typer.Option(None, "--rule", help="Audit the predictions adjusted by a rule file "
+                        "from 'classgap fix fit' (needs logits or probs).")
 ALL_OPT = typer.Option(False, "--all", help="List every class in the table (by default, "
                        "beyond 30 classes, the worst and the best; JSON and CSV hold every "
                        "class).")
@@ -138,6 +140,7 @@ def audit_cmd(
     posthoc_tau: float | None = typer.Option(None, "--posthoc-tau", help="Audit post-hoc "
                                              "logit-adjusted predictions argmax(z - τ log π) "
                                              "(needs logits and --train-counts)."),
+    rule: Path | None = RULE_OPT,
     fmt: Format = FORMAT_OPT,
     out: Path | None = OUT_OPT,
     show_all: bool = ALL_OPT,
@@ -145,12 +148,19 @@ def audit_cmd(
     """Per-class accuracy with intervals, and disparity summaries, of one model."""
     from classgap.audit.api import audit_files
 
+    if rule is not None and posthoc_tau is not None:
+        from classgap._validation import fail
+
+        raise fail("rule", "not be combined with --posthoc-tau (two adjustments of the same "
+                   "scores)", str(rule))
+    adjust = _rule_adjust(rule)
     result = audit_files(predictions, classes=classes, train_counts=train_counts,
                          reference=reference or None, top_k=top_k, posthoc_tau=posthoc_tau,
-                         n_boot=n_boot,
+                         adjust=adjust, n_boot=n_boot,
                          confidence=confidence,
                          interval=interval.value, method=method.value, k=worst_k,
                          random_state=seed)
+    _rule_note(adjust, rule, len(predictions))
     if posthoc_tau is not None:  # the numbers below are not the model's own: say so
         Console(stderr=True, soft_wrap=True).print(cell(
             f"post-hoc logit adjustment: each file's logits minus {posthoc_tau:g} · log of "
@@ -192,6 +202,9 @@ def compare_cmd(
     fail_on_drop: float | None = typer.Option(
         None, "--fail-on-drop", metavar="POINTS",
         help="Exit 3 when a class drops significantly by more than POINTS points."),
+    rule: Path | None = typer.Option(None, "--rule", help="Apply a rule file from 'classgap "
+                                     "fix fit' to the candidate's files (needs logits or "
+                                     "probs) and compare the adjusted predictions."),
 ) -> None:
     """Paired per-class comparison of a candidate against a baseline on the same test set."""
     from classgap._validation import check_in_range
@@ -199,9 +212,11 @@ def compare_cmd(
 
     if fail_on_drop is not None:
         check_in_range(fail_on_drop, "fail_on_drop", 0.0, 100.0)
-    result = compare_files(baseline, candidate, classes=classes, alpha=alpha,
+    adjust = _rule_adjust(rule)
+    result = compare_files(baseline, candidate, classes=classes, alpha=alpha, adjust=adjust,
                            correction=correction.value, test=test.value,
                            confidence=confidence, random_state=seed)
+    _rule_note(adjust, rule, len(candidate))
     if fmt is Format.json:
         _emit(render.to_json(result.to_dict()), out)
     elif fmt is Format.csv:
@@ -228,6 +243,29 @@ def compare_cmd(
         gate.print(Text.assemble(("fail-on-drop: passed: ", "bold green"),
                                  f"no class dropped significantly by more than "
                                  f"{fail_on_drop:g} points (q < {alpha:g})"))
+
+
+def _rule_adjust(rule: Path | None) -> Any:
+    """The adjustment of each run by a rule file; None without a rule."""
+    if rule is None:
+        return None
+    from functools import partial
+
+    from classgap.fix import apply_rule, load_rule
+
+    return partial(apply_rule, load_rule(rule), source=str(rule))
+
+
+def _rule_note(adjust: Any, rule: Path | None, n_files: int) -> None:
+    """After a successful audit under a rule: say on stderr that the numbers are not the
+    model's own (after, so that an error stays the only line)."""
+    if adjust is None:
+        return
+    loaded = adjust.args[0]
+    Console(stderr=True, soft_wrap=True).print(cell(
+        f"post-hoc rule {rule} ({loaded.objective} accuracy, tolerance {loaded.tolerance:g} "
+        f"points, z = {loaded.z:g}) applied to {n_files} file(s): the audit is of the "
+        "adjusted predictions", "yellow"))
 
 
 def _dataset_choices() -> str:

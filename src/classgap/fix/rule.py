@@ -114,7 +114,7 @@ def _probs(run: Predictions, what: str) -> np.ndarray:
 
 
 def fit_rule(reference: Sequence[Predictions], candidate: Sequence[Predictions], *,
-             tolerance: float = 0.0, objective: str = "mean", z: float = 1.0,
+             tolerance: float = 0.0, objective: str = "mean", z: float = 0.5,
              polish: bool = False) -> DecisionRule:
     """Fit the rule for the candidate recipe against the reference, on validation runs.
 
@@ -217,7 +217,7 @@ def _group(paths: Sequence[PathLike] | PathLike, name: str) -> list[PathLike]:
 
 def fit_rule_files(reference: Sequence[PathLike], candidate: Sequence[PathLike], *,
                    classes: Sequence[str] | None = None, tolerance: float = 0.0,
-                   objective: str = "mean", z: float = 1.0, polish: bool = False
+                   objective: str = "mean", z: float = 0.5, polish: bool = False
                    ) -> DecisionRule:
     """:func:`fit_rule` on validation prediction files (any format ``classgap audit`` reads);
     the rule records each file's path and sha256."""
@@ -258,6 +258,11 @@ def apply_rule_files(rule: DecisionRule | PathLike, paths: Sequence[PathLike],
     runs = load_groups([files], classes=classes)[0]
     adjusted = [apply_rule(rule, r, source=source) for r in runs]  # all checked before writing
     out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail("out_dir", "be a folder that can be created", f"{out} ({exc.strerror})",
+                   error=DataFormatError) from None
     written = []
     for run, name in zip(adjusted, names, strict=True):
         fields: dict[str, Any] = {cast(str, run.score_kind): run.scores}

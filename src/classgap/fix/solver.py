@@ -123,7 +123,7 @@ def _recalls(y: np.ndarray, pred: np.ndarray, n_classes: int, support: np.ndarra
 
 
 def fit_weights(y_true: Any, candidate_probs: Sequence[Any], reference_pred: Sequence[Any], *,
-                tolerance: float = 0.0, objective: str = "mean", z: float = 1.0,
+                tolerance: float = 0.0, objective: str = "mean", z: float = 0.5,
                 max_iter: int = 1000, step: float = 0.5, polish: bool = False,
                 bisect_steps: int = 4) -> RuleFit:
     """Fit the plug-in weights by projected subgradient descent on the dual (module docstring).

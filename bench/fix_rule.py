@@ -1,0 +1,110 @@
+"""The post-hoc constrained rule (issue 21, parts 1-2) on a default study's own runs.
+
+Fits ``classgap fix`` on the selected strength's validation files against the reference's
+(ε = 0), applies it to the test files, and audits the adjusted test predictions with the
+study's test (``compare_files``: crossed seeds × test images, BH) against the reference and the
+selected strength. The test set is touched only by the audit.
+
+Usage: ``python bench/fix_rule.py STUDY_DIR [--selected 0.3] [--z 0,0.5,1,2]
+[--tolerance 0]``; STUDY_DIR from ``classgap study --out STUDY_DIR`` (the default study).
+The same as the CLI, for one setting::
+
+    classgap fix fit --reference REF/*/val.npz --candidate SEL/*/val.npz --z 1 --out rule.json
+    classgap compare -b REF/*/test.npz -c SEL/*/test.npz --rule rule.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classgap.audit import Comparison, Predictions
+from classgap.audit.api import compare_files
+from classgap.fix import DecisionRule, InfeasibleRuleError, apply_rule, fit_rule_files
+
+TARGET_CLASS_PTS = -0.5  # every class's point estimate vs the reference at least this
+TARGET_MEAN_PTS = -0.3  # the mean vs the selected strength at least this
+
+
+def runs_by_strength(study: Path) -> dict[float, list[Path]]:
+    """Run directories of the swept label-smoothing strengths (the refit runs, whose strength
+    is a per-class list, left out), sorted by seed."""
+    found: dict[float, list[tuple[int, Path]]] = {}
+    for cfg in sorted(study.glob("runs/*/config.json")):
+        c = json.loads(cfg.read_text())
+        eps = c["optim"]["label_smoothing"]
+        if isinstance(eps, float | int) and (cfg.parent / "val.npz").exists():
+            found.setdefault(float(eps), []).append((int(c["train"]["seed"]), cfg.parent))
+    return {e: [d for _, d in sorted(v)] for e, v in found.items()}
+
+
+def summary(comp: Comparison) -> dict[str, Any]:
+    """Mean Δ, worst class Δ and the classes significantly below (points)."""
+    table = comp.classes
+    deltas = 100 * table["delta"].to_numpy()
+    worst = int(np.argmin(deltas))
+    below = [str(c) for c, v in zip(table["class"], table["verdict"], strict=True)
+             if v == "drop"]
+    overall = comp.to_dict()["overall"]
+    return {"mean": 100 * overall["delta"], "worst": (str(table["class"].iloc[worst]),
+                                                      deltas[worst],
+                                                      float(table["q_value"].iloc[worst])),
+            "below": below}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("study", type=Path)
+    parser.add_argument("--selected", type=float, default=0.3)
+    parser.add_argument("--z", default="0,0.5,1,2")
+    parser.add_argument("--tolerance", type=float, default=0.0)
+    parser.add_argument("--objective", default="mean")
+    args = parser.parse_args()
+    runs = runs_by_strength(args.study)
+    ref, sel = runs[0.0], runs[args.selected]
+    ref_test = [d / "test.npz" for d in ref]
+    sel_test = [d / "test.npz" for d in sel]
+    base_ref = summary(compare_files(ref_test, sel_test))
+    print(f"{args.study}: {len(ref)} reference and {len(sel)} selected runs (ε = "
+          f"{args.selected:g})")
+    print("| rule | val mean before → after | val worst vs ref | mean vs selected | "
+          "mean vs reference | worst class vs reference (q) | significantly below | "
+          "target met | fit s |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| selected ε = {args.selected:g} | | | 0 | {base_ref['mean']:+.2f} | "
+          f"{base_ref['worst'][0]} {base_ref['worst'][1]:+.2f} (q = {base_ref['worst'][2]:.2g})"
+          f" | {', '.join(base_ref['below']) or 'none'} | no | |")
+    for z in (float(v) for v in args.z.split(",")):
+        start = time.perf_counter()
+        try:
+            rule = fit_rule_files([d / "val.npz" for d in ref], [d / "val.npz" for d in sel],
+                                  tolerance=args.tolerance, objective=args.objective, z=z)
+        except InfeasibleRuleError as exc:
+            print(f"| z = {z:g} | infeasible: {exc} |")
+            continue
+        seconds = time.perf_counter() - start
+
+        def adjust(run: Predictions, rule: DecisionRule = rule) -> Predictions:
+            return apply_rule(rule, run)
+
+        vs_ref = summary(compare_files(ref_test, sel_test, adjust=adjust))
+        vs_sel = summary(compare_files(sel_test, sel_test, adjust=adjust))
+        v = rule.validation
+        met = (not vs_ref["below"] and vs_ref["worst"][1] >= TARGET_CLASS_PTS
+               and vs_sel["mean"] >= TARGET_MEAN_PTS)
+        print(f"| dual rule, tolerance {args.tolerance:g}, z = {z:g} (met: "
+              f"{rule.validation['noise_margin_z_used']:.3g}) | "
+              f"{v['objective_before']:.2f} → {v['objective_after']:.2f} | "
+              f"{v['worst_after_minus_reference']:+.2f} | {vs_sel['mean']:+.2f} | "
+              f"{vs_ref['mean']:+.2f} | {vs_ref['worst'][0]} {vs_ref['worst'][1]:+.2f} "
+              f"(q = {vs_ref['worst'][2]:.2g}) | {', '.join(vs_ref['below']) or 'none'} | "
+              f"{'yes' if met else 'no'} | {seconds:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -64,6 +64,8 @@ def main() -> None:
     parser.add_argument("--z", default="0,0.5,1,2")
     parser.add_argument("--tolerance", type=float, default=0.0)
     parser.add_argument("--objective", default="mean")
+    parser.add_argument("--polish", action="store_true",
+                        help="coordinate ascent on the validation objective after the dual")
     args = parser.parse_args()
     runs = runs_by_strength(args.study)
     ref, sel = runs[0.0], runs[args.selected]
@@ -83,7 +85,8 @@ def main() -> None:
         start = time.perf_counter()
         try:
             rule = fit_rule_files([d / "val.npz" for d in ref], [d / "val.npz" for d in sel],
-                                  tolerance=args.tolerance, objective=args.objective, z=z)
+                                  tolerance=args.tolerance, objective=args.objective, z=z,
+                                  polish=args.polish)
         except InfeasibleRuleError as exc:
             print(f"| z = {z:g} | infeasible: {exc} |")
             continue
@@ -97,7 +100,8 @@ def main() -> None:
         v = rule.validation
         met = (not vs_ref["below"] and vs_ref["worst"][1] >= TARGET_CLASS_PTS
                and vs_sel["mean"] >= TARGET_MEAN_PTS)
-        print(f"| dual rule, tolerance {args.tolerance:g}, z = {z:g} (met: "
+        print(f"| dual rule{' + polish' if args.polish else ''}, {args.objective}, "
+              f"tolerance {args.tolerance:g}, z = {z:g} (met: "
               f"{rule.validation['noise_margin_z_used']:.3g}) | "
               f"{v['objective_before']:.2f} → {v['objective_after']:.2f} | "
               f"{v['worst_after_minus_reference']:+.2f} | {vs_sel['mean']:+.2f} | "

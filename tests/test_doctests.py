@@ -25,6 +25,8 @@ MODULES = [
     "classgap.audit.paired",
     "classgap.audit.compare",
     "classgap.audit.frame",
+    "classgap.fix.solver",
+    "classgap.fix.rule",
 ]
 
 

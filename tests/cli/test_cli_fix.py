@@ -174,3 +174,30 @@ def test_refusals(capsys, digits, tmp_path: Path) -> None:
                           "--out", tmp_path / "r5.json")
     assert code == 1
     one_error(err)
+
+
+def test_classes_option_names_the_rule(capsys, digits, tmp_path: Path) -> None:
+    """`--classes` names the classes of numeric-label files; the rule keeps those names and
+    applies to files carrying them."""
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(f"digit {k}" for k in range(10)) + "\n")
+    rule_path = tmp_path / "rule.json"
+    code, _, err = invoke(capsys, "fix", "fit", "-r", digits["ref_val"], "-c",
+                          digits["cand_val"], "--tolerance", "1", "--classes", names,
+                          "--out", rule_path)
+    assert code == 0, err
+    assert load_rule(rule_path).classes == tuple(f"digit {k}" for k in range(10))
+    code, _, err = invoke(capsys, "fix", "apply", rule_path, digits["cand_test"], "--classes",
+                          names, "--out", tmp_path / "adjusted")
+    assert code == 0, err
+    from classgap.audit import read_predictions
+
+    back = read_predictions(tmp_path / "adjusted" / "cand_test.parquet")
+    assert back.classes == tuple(f"digit {k}" for k in range(10))
+    # a file without class names and with one score column per class is taken in the
+    # rule's order (as `audit` takes it in --classes order); names that differ are refused
+    code, _, err = invoke(capsys, "audit", digits["cand_test"], "--rule", rule_path)
+    assert code == 0, err
+    code, _, err = invoke(capsys, "audit", tmp_path / "adjusted" / "cand_test.parquet",
+                          "--rule", tmp_path / "rule_unnamed.json")
+    assert code == 1 and "rule file does not exist" in one_error(err)

@@ -149,7 +149,8 @@ def fit_rule(reference: Sequence[Predictions], candidate: Sequence[Predictions],
                    f"{sorted(widths)} columns", source=cands[0].source, error=DataFormatError)
     probs = [_probs(r, "candidate") for r in cands]
     fit = fit_weights(cands[0].y_true, probs, [r.y_pred for r in refs],
-                      tolerance=tolerance / 100.0, objective=objective, z=z, polish=polish)
+                      tolerance=tolerance / 100.0, objective=objective, z=z, polish=polish,
+                      class_names=names)
     return DecisionRule(classes=names, weights=fit.weights, objective=objective,
                         tolerance=float(tolerance), z=float(z),
                         validation=_figures(fit, names, len(cands), len(refs)))

@@ -76,7 +76,8 @@ class RuleFit:
     Attributes
     ----------
     weights : (K,) float64, max 1; the rule is ``argmax_k weights[k] * p_k(x)``.
-    lambdas : (K,) float64, the dual multipliers the weights came from.
+    lambdas : (K,) float64, the dual multipliers the weights came from (the last iterate's
+        when the coordinate search on the worst shortfall found the rule).
     target : (K,) the per-class validation accuracy each class had to keep.
     margin : (K,) the noise margin included in ``target`` (``z * se``).
     reference : (K,) the reference runs' mean per-class validation accuracy.
@@ -125,7 +126,7 @@ def _recalls(y: np.ndarray, pred: np.ndarray, n_classes: int, support: np.ndarra
 def fit_weights(y_true: Any, candidate_probs: Sequence[Any], reference_pred: Sequence[Any], *,
                 tolerance: float = 0.0, objective: str = "mean", z: float = 0.5,
                 max_iter: int = 1000, step: float = 0.5, polish: bool = False,
-                bisect_steps: int = 4) -> RuleFit:
+                bisect_steps: int = 4, class_names: Sequence[str] | None = None) -> RuleFit:
     """Fit the plug-in weights by projected subgradient descent on the dual (module docstring).
 
     Parameters
@@ -146,8 +147,10 @@ def fit_weights(y_true: Any, candidate_probs: Sequence[Any], reference_pred: Seq
         validation objective while keeping every target (:func:`_polish`). Off by default:
         it fits the validation labels beyond the plug-in family's own answer (with no active
         constraint it leaves the model's argmax for the validation set's noise), the swing
-        the issue measured for searches on a noisy split. When no dual iterate is feasible
-        the same line search, on the worst shortfall, always runs (phase 1).
+        the issue measured for searches on a noisy split (on the default study it moved
+        Shirt from -0.29 to -0.69 points; bench/RESULTS.md). When no dual iterate is
+        feasible the same line search, on the worst shortfall, always runs (phase 1).
+    class_names : K names for error messages (default: the class indices).
 
     Returns
     -------
@@ -250,9 +253,10 @@ def fit_weights(y_true: Any, candidate_probs: Sequence[Any], reference_pred: Seq
     if best is None:
         rec = evaluate(closest)[0]
         k = int(np.argmin(rec - target))
+        name = repr(str(class_names[k])) if class_names is not None else str(k)
         raise InfeasibleRuleError(
             f"no per-class weights keep every class within 'tolerance' "
-            f"{100 * tolerance:g} points of the reference on validation: at best class {k} "
+            f"{100 * tolerance:g} points of the reference on validation: at best class {name} "
             f"reaches {100 * rec[k]:.2f}% against its target {100 * target[k]:.2f}% "
             f"(reference {100 * reference[k]:.2f}%); raise the tolerance")
     z_used = 0.0

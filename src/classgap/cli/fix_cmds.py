@@ -43,8 +43,7 @@ def fit_cmd(
                             "(0: the point estimate)."),
     classes: Path | None = CLASSES_OPT,
 ) -> None:
-    """Fit per-class weights on validation predictions: the best mean accuracy with every
-    class at least the reference's minus the tolerance."""
+    """Fit per-class weights on validation files: best accuracy, no class below the reference."""
     from classgap.audit.api import _class_names
     from classgap.fix import fit_rule_files
 

@@ -326,11 +326,45 @@ def _analyse_axis(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis:
     if missing:
         notes.append(f"{len(missing)} of {total} runs are not done and were left out: "
                      + "; ".join(missing[:5]))
+    fixes, rule, fix_notes = _fix_frontier(records, result, opts)
+    notes += fix_notes
     cfg = plan.base
     meta = {**result.meta, "dataset": cfg.data.dataset, "model": cfg.model.name,
             "epochs": cfg.train.epochs, "train_subset": cfg.data.train_subset,
             "seeds": plan.seeds, "preset": plan.preset, "runs": len(records)}
-    return replace(result, notes=tuple(notes) + result.notes, meta=meta)
+    return replace(result, notes=tuple(notes) + result.notes, meta=meta, fixes=tuple(fixes),
+                   fix_rule=rule)
+
+
+def _fix_frontier(records: Sequence[RunRecord], result: StudyResult, opts: dict[str, Any],
+                  ) -> tuple[list[dict[str, Any]], Any, list[str]]:
+    """The fixes built from the study's own predictions
+    (:func:`~classgap.analysis.fixes.fix_frontier`), on the runs the statistics used (runs
+    left out by ``--exclude-failed`` are left out here too); nothing when validation selects
+    the reference (there is nothing to fix)."""
+    if result.selected == result.reference:
+        return [], None, []
+    from classgap.analysis.fixes import fix_frontier
+
+    failed = result.failed_runs
+    out = set() if failed is None or failed.empty else {
+        (_strength_key(s), int(seed)) for s, seed, x in
+        zip(failed["strength"], failed["seed"], failed["excluded"], strict=True) if x}
+
+    def at(strength: Any) -> list[RunRecord]:
+        return sorted((r for r in records if r.strength == strength
+                       and (_strength_key(r.strength), int(r.seed)) not in out),
+                      key=lambda r: r.seed)
+
+    ref, sel = at(result.reference), at(result.selected)
+    aware = result.class_aware.get("selected", result.selected)
+    aware_runs = at(aware) if aware != result.selected else None
+    return fix_frontier(reference_val=[r.val for r in ref], reference_test=[r.test for r in ref],
+                        selected_val=[r.val for r in sel], selected_test=[r.test for r in sel],
+                        class_aware_test=None if aware_runs is None else
+                        [r.test for r in aware_runs],
+                        class_aware_strength=aware, alpha=opts["alpha"],
+                        correction=opts["correction"])
 
 
 def _strength_key(value: Any) -> str:
@@ -342,6 +376,8 @@ def _strength_key(value: Any) -> str:
 def _write(result: StudyResult, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary_dict(result))
+    if result.fix_rule is not None:  # the post-hoc rule, for 'classgap fix apply'
+        result.fix_rule.save(out / "fix_rule.json")
     from classgap.report import write_report  # lazy: matplotlib loads slowly
 
     return write_report(result, out)
@@ -623,6 +659,7 @@ def _downstream(store: Store, result: StudyResult, opts: dict[str, Any], trainin
     strength, then rewrite the report."""
     if transfer_to is None and not refit and reweight is None:
         return result
+    from classgap.analysis.fixes import frontier_row
     if transfer_to is not None:
         probe = transfer_runs(store, training, axis=result.axis, reference=result.reference,
                               downstream=transfer_to, alpha=opts["alpha"],
@@ -631,11 +668,19 @@ def _downstream(store: Store, result: StudyResult, opts: dict[str, Any], trainin
     if refit:  # finished refit runs are reused, so a second call trains nothing
         outcome = refit_runs(store, result, training, alpha=opts["alpha"],
                              correction=opts["correction"])
-        result = replace(result, class_aware={**result.class_aware, "refit": outcome})
+        result = replace(result, class_aware={**result.class_aware, "refit": outcome},
+                         fixes=(*result.fixes, frontier_row(
+                             outcome, name="per-class refit", kind="refit",
+                             training_runs=len(outcome["runs"]), inference_cost=1,
+                             tuned_on="validation (per-class strengths from the sweep)")))
     if reweight is not None:
         fixed = reweight_runs(store, result, reweight, training, alpha=opts["alpha"],
                               correction=opts["correction"])
-        result = replace(result, class_aware={**result.class_aware, "reweight": fixed})
+        result = replace(result, class_aware={**result.class_aware, "reweight": fixed},
+                         fixes=(*result.fixes, frontier_row(
+                             fixed, name=f"reweighting ({reweight})", kind="reweight",
+                             training_runs=len(fixed["runs"]), inference_cost=1,
+                             tuned_on="training (weights from the training loss)")))
     _write(result, store.path)
     return result
 

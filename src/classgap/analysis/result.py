@@ -65,6 +65,12 @@ class StudyResult:
         The runs that look failed (collapsed training; :mod:`classgap.analysis.failed`), one
         row each: ``strength, seed, val_acc, train_acc, reason, excluded`` (``excluded``: left
         out of every statistic, only when the analysis was asked to); empty when none.
+    fixes : tuple of dict
+        The fix frontier (:mod:`classgap.analysis.fixes`): the selected strength, then each fix
+        audited against the reference and the selected strength (deltas in points, costs,
+        ``target_met``); empty when the study has none (e.g. validation selects the reference).
+    fix_rule : classgap.fix.DecisionRule or None
+        The post-hoc rule fit on every seed's validation runs (``fix_rule.json``).
     """
 
     axis: str
@@ -83,6 +89,14 @@ class StudyResult:
     ensemble: pd.DataFrame | None = None
     by_strength: pd.DataFrame | None = None
     failed_runs: pd.DataFrame | None = None
+    fixes: tuple[Mapping[str, Any], ...] = ()
+    fix_rule: Any = None
+
+    def best_fix(self) -> dict[str, Any] | None:
+        """The best fix that meets the target (:func:`~classgap.analysis.fixes.best_fix`)."""
+        from classgap.analysis.fixes import best_fix
+
+        return best_fix(self.fixes)
 
     def drops(self) -> pd.DataFrame:
         """The rows of ``classes`` whose verdict is a significant drop, worst first."""

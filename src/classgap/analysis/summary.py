@@ -24,7 +24,9 @@ def summary_dict(result: StudyResult) -> dict[str, Any]:
     ``transfer`` (the same dict or None), ``detectable_drop`` (what the seeds can detect,
     points, or None with fewer than 2 seeds per strength), ``failed_runs`` (the runs that look
     failed: ``strength, seed, val_acc, train_acc, reason, excluded``; None for a result without
-    the check) and ``exclude_failed`` (whether they were left out of the statistics).
+    the check) and ``exclude_failed`` (whether they were left out of the statistics),
+    ``fixes`` (the fix frontier, :mod:`classgap.analysis.fixes`) and ``best_fix`` (the best
+    fix that meets the target, or None when none does).
     """
     classes = result.classes
     first = [c for c in SUMMARY_CLASS_COLUMNS if c in classes.columns]
@@ -43,4 +45,6 @@ def summary_dict(result: StudyResult) -> dict[str, Any]:
         "detectable_drop": result.meta.get("detectable_drop"),
         "failed_runs": result.failed_runs,
         "exclude_failed": bool(result.meta.get("exclude_failed", False)),
+        "fixes": [dict(f) for f in result.fixes],
+        "best_fix": result.best_fix(),
     })

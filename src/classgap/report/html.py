@@ -129,6 +129,7 @@ table.sortable th { cursor: pointer; background: #f2f2f2; position: sticky; top:
 th[aria-sort="ascending"]::after { content: " \\25B2"; }
 th[aria-sort="descending"]::after { content: " \\25BC"; }
 tr.drop td { color: #b01c1c; } tr.gain td { color: #1f7a1f; }
+tr.best td { font-weight: bold; color: #1f7a1f; }
 .scroll { max-height: 36em; overflow: auto; border: 1px solid #ddd; }
 .scroll table { margin: 0; } .scroll-note { color: #555; font-size: .9em; }
 footer { margin-top: 3em; color: #666; font-size: .85em; }
@@ -152,6 +153,8 @@ _ALT = {
     "the selected strength trained with worst-class reweighting, with 95% intervals.",
     "class_weights": "The reweighting's class weights over epochs (mean over seeds); the "
     "classes that pay at the selected strength in colour.",
+    "fix_frontier": "Each fix's mean change against its worst class's change, both versus the "
+    "reference, with 95% intervals and costs; the target region shaded.",
 }
 
 
@@ -307,6 +310,10 @@ def _render(result: StudyResult, images: Mapping[str, bytes], title: str) -> str
     body.append("<h2>Class-aware selection</h2>")
     body.append(_class_aware_section(result))
     body.append(_figure("class_aware", images, axis))
+    if result.fixes:
+        body.append("<h2>The fix frontier</h2>")
+        body.append(_fix_section(result))
+        body.append(_figure("fix_frontier", images, axis))
     refit = (result.class_aware or {}).get("refit")
     if refit:
         body.append("<h2>The fix: class-aware refit</h2>")
@@ -563,6 +570,34 @@ def _refit_section(result: StudyResult, refit: Mapping[str, Any], kind: str = "r
             "Accuracies in %, Δ in points versus the reference.</p>"
             f'<table id="{kind}-classes"><thead><tr><th>class</th><th>reference</th>'
             f"<th>selected</th><th>Δ selected</th><th>{kind}</th><th>Δ {kind}</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _fix_section(result: StudyResult) -> str:
+    """The best fix (or that none meets the target) and the frontier table."""
+    from classgap.report.terminal import FIX_COLUMNS, best_fix_sentence, fix_cells
+
+    best = result.best_fix()
+    head = "".join(f"<th>{_e(c)}</th>" for c in FIX_COLUMNS)
+    rows = []
+    for fix in result.fixes:
+        cells = fix_cells(dict(fix))
+        cls = ("best" if best is not None and fix["name"] == best["name"] else
+               "drop" if fix.get("below_reference") else "")
+        rows.append(f'<tr class="{cls}">' + "".join(f"<td>{_n(c)}</td>" for c in cells)
+                    + "</tr>")
+    tuned = next((f["tuned_on"] for f in result.fixes if f["kind"] == "rule"), None)
+    how = (f"<p>The post-hoc rule (per-class weights on the selected strength's probabilities, "
+           f"no retraining) is shown on seeds it was not tuned on: {_e(tuned)}; the adjusted "
+           "test predictions of every fold are pooled for the audit. The rule for your own "
+           "files, fit on every seed's validation runs, is <code>fix_rule.json</code> "
+           "(<code>classgap fix apply</code>, <code>classgap compare --rule</code>).</p>"
+           if tuned else "")
+    return (f'<p id="best-fix" class="headline">{_e(best_fix_sentence(result))}</p>'
+            "<p>Every fix audited against the reference and the selected strength with the "
+            "study's test; Δ in points with 95% intervals; cost: extra training runs and "
+            "models evaluated per image.</p>" + how
+            + f'<table id="fix-frontier"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "class_weights",
     "confusion_shifts",
     "delta_at_selected",
+    "fix_frontier",
     "per_class_vs_strength",
     "transfer",
 ]
@@ -535,6 +536,80 @@ def class_weights(result: StudyResult) -> Figure:
     return fig
 
 
+def fix_frontier(result: StudyResult) -> Figure:
+    """The fix frontier: each fix's mean Δ against its worst class's Δ, both versus the
+    reference, with 95% intervals; the target region shaded (worst class ≥ −0.5 points, mean
+    at most 0.3 points below the selected strength's); a fix with a class significantly below
+    the reference drawn hollow; each point labelled with its training and inference cost.
+
+    Raises
+    ------
+    InputError
+        The study has no fix frontier (``result.fixes``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One point per audited fix, ``gid`` ``"fix:<name>"``; the shaded region has ``gid``
+        ``"fix-target"``.
+    """
+    from classgap.analysis.fixes import MAX_CLASS_COST, MAX_MEAN_COST
+
+    rows = [f for f in result.fixes if f.get("worst_class") and f.get("mean_vs_reference")]
+    if not rows:
+        raise InputError("'result' must hold an audited fix frontier (result.fixes); got none")
+    best = result.best_fix()
+    fig = _new_figure(9.0, 5.4)
+    ax = fig.add_subplot()
+    palette = _palette(len(rows))
+    sel = next((f for f in rows if f["kind"] == "none"), None)
+    xs: list[float] = []
+    ys: list[float] = []
+    for i, f in enumerate(rows):
+        m, w = f["mean_vs_reference"], f["worst_class"]
+        x, y = float(m["delta"]), float(w["delta"])
+        xs += [x, float(m["low"] if m["low"] is not None else x),
+               float(m["high"] if m["high"] is not None else x)]
+        ys += [y, float(w["low"] if w["low"] is not None else y),
+               float(w["high"] if w["high"] is not None else y)]
+        colour = SELECTED_COLOR if f["kind"] == "none" else palette[i % len(palette)]
+        ok = not f["below_reference"]
+        if m["low"] is not None and m["high"] is not None:
+            ax.hlines(y, m["low"], m["high"], colors=colour, lw=1.2, alpha=0.8)
+        if w["low"] is not None and w["high"] is not None:
+            ax.vlines(x, w["low"], w["high"], colors=colour, lw=1.2, alpha=0.8)
+        marker = "*" if best is not None and f["name"] == best["name"] else "o"
+        cost = f"train +{f['training_runs']} runs, {f['inference_cost']}× inference"
+        ax.scatter([x], [y], s=160 if marker == "*" else 60, marker=marker, zorder=4,
+                   facecolors=colour if ok else "white", edgecolors=colour, linewidths=1.8,
+                   label=f"{_text(f['name'], 48)} — {cost}"
+                   + ("" if ok else " (a class significantly below)")).set_gid(
+                       f"fix:{f['name']}")
+    floor = -MAX_CLASS_COST
+    if sel is not None:
+        left = float(sel["mean_vs_reference"]["delta"]) - MAX_MEAN_COST
+        x_hi = max([*xs, left]) + 0.3
+        y_hi = max([*ys, floor]) + 0.3
+        ax.fill_between([left, x_hi], floor, y_hi, color="#2ca02c", alpha=0.12, lw=0,
+                        label="target: worst class ≥ −0.5 pts, mean ≤ 0.3 pts below the "
+                              "selected (and no class significantly below: filled points)"
+                        ).set_gid("fix-target")
+        ax.set_xlim(min([*xs, left]) - 0.3, x_hi)
+        ax.set_ylim(min([*ys, floor]) - 0.3, y_hi)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("mean Δ test accuracy vs the reference (points; 95% interval)")
+    ax.set_ylabel("worst class's Δ vs the reference (points; 95% interval)")
+    verdict = f"best: {best['name']}" if best is not None else "no fix meets the target"
+    ax.set_title(f"The fix frontier (reference {_fmt_strength(result.reference)}, selected "
+                 f"{_fmt_strength(result.selected)}); {_text(verdict, 60)}", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=1, fontsize=8,
+              frameon=False)
+    return fig
+
+
+FIGURES["fix_frontier"] = fix_frontier
 FIGURES["refit"] = refit
 FIGURES["reweight"] = lambda result: refit(result, "reweight")
 FIGURES["class_weights"] = class_weights
@@ -545,7 +620,8 @@ def build_figures(result: StudyResult) -> dict[str, Figure]:
     aware = result.class_aware or {}
     optional = {"transfer": result.transfer is not None, "refit": bool(aware.get("refit")),
                 "reweight": bool(aware.get("reweight")),
-                "class_weights": bool((aware.get("reweight") or {}).get("class_weights"))}
+                "class_weights": bool((aware.get("reweight") or {}).get("class_weights")),
+                "fix_frontier": any(f.get("worst_class") for f in result.fixes)}
     return {name: build(result) for name, build in FIGURES.items()
             if optional.get(name, True)}
 

@@ -16,7 +16,7 @@ from classgap._format import literal, pct, points, strength
 from classgap._richtext import add_row
 from classgap.analysis.result import StudyResult
 
-__all__ = ["detectable_text", "print_summary", "refit_line"]
+__all__ = ["best_fix_sentence", "detectable_text", "fix_cells", "print_summary", "refit_line"]
 
 TERMINAL_DROPS = 20
 """Dropping classes the terminal summary lists (worst first); the rest are counted."""
@@ -72,6 +72,56 @@ def refit_line(refit: dict[str, Any], kind: str = "refit") -> Text:
         (f"; target (none below the reference, ≤ {v.get('max_mean_cost', 0.3):g} pts below "
          f"the selected mean): ", ""),
         ("met" if met else "not met", "bold green" if met else "bold red"))
+
+
+def best_fix_sentence(result: StudyResult) -> str:
+    """The best fix that meets the target, or plainly that none does (terminal and HTML)."""
+    from classgap.analysis.fixes import MAX_CLASS_COST, MAX_MEAN_COST
+
+    target = (f"no class significantly below the reference, every class at most "
+              f"{MAX_CLASS_COST:g} points below it, the mean at most {MAX_MEAN_COST:g} points "
+              "below the selected strength's")
+    best = result.best_fix()
+    if best is None:
+        return f"No fix meets the target ({target})."
+    m, w = best["mean_vs_selected"], best["worst_class"]
+    get = ""
+    if best["kind"] == "rule":
+        rule = result.fix_rule
+        same = rule is not None and (rule.tolerance, rule.z) == (best["tolerance"], best["z"])
+        get = (" The rule for your own prediction files (fit on every seed's validation runs) "
+               "is fix_rule.json: classgap fix apply fix_rule.json PRED... --out DIR." if same
+               else f" Fit it on your validation files with classgap fix fit --tolerance "
+               f"{best['tolerance']:g} --z {best['z']:g}.")
+    return (f"Best fix that meets the target: {best['name']}: mean {m['delta']:+.2f} pts vs the "
+            f"selected strength, worst class {w['class']} {w['delta']:+.2f} pts vs the "
+            f"reference, +{best['training_runs']} training runs, {best['inference_cost']}× "
+            f"inference ({best['tuned_on']}). Target: {target}.{get}")
+
+
+def fix_cells(fix: dict[str, Any]) -> list[str]:
+    """A frontier row as text cells: fix, cost, mean Δ vs reference, mean Δ vs selected,
+    worst class Δ vs reference, classes below the reference, target."""
+    def iv(d: dict[str, Any] | None) -> str:
+        if not d or d.get("delta") is None:
+            return "n/a"
+        if d.get("low") is None or d.get("high") is None:
+            return f"{d['delta']:+.2f}"
+        return f"{d['delta']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}]"
+
+    cost = f"+{fix['training_runs']} runs, {fix['inference_cost']}×"
+    if fix.get("error"):
+        return [fix["name"], cost, "n/a", "n/a", "n/a", "n/a", f"not built: {fix['error']}"]
+    w = fix.get("worst_class") or {}
+    below = fix.get("below_reference") or []
+    met = "–" if fix["kind"] == "none" else ("met" if fix["target_met"] else "not met")
+    return [fix["name"], cost, iv(fix["mean_vs_reference"]), iv(fix["mean_vs_selected"]),
+            f"{w.get('class')} {iv(w)}" if w else "n/a",
+            ", ".join(below) if below else "none", met]
+
+
+FIX_COLUMNS = ("fix", "cost (train, inference)", "mean Δ vs ref", "mean Δ vs selected",
+               "worst class Δ vs ref", "significantly below ref", "target")
 
 
 def print_summary(
@@ -175,6 +225,17 @@ def print_summary(
         outcome = (result.class_aware or {}).get(kind)
         if outcome:
             console.print(refit_line(outcome, kind))
+    if result.fixes:
+        table = Table(title="Fixes (points; the post-hoc rule audited on seeds it was not fit "
+                            "on)")
+        for col in FIX_COLUMNS:
+            table.add_column(col, overflow="fold")
+        for fix in result.fixes:
+            add_row(table, *fix_cells(dict(fix)))
+        console.print(table)
+        best = result.best_fix()
+        console.print(Text(literal(best_fix_sentence(result)),
+                           style="bold green" if best is not None else "bold red"))
     detect = result.meta.get("detectable_drop")
     if detect:
         console.print(Text(literal(detectable_text(detect)), style="dim"))

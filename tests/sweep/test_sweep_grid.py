@@ -29,6 +29,8 @@ def test_run_id_is_the_hash_of_the_resolved_config_and_stable() -> None:
     for key in ("theta", "reweight", "reweight_clip", "reweight_mix", "reweight_discount",
                 "reweight_min_weight", "reweight_alpha"):
         data["loss"].pop(key)  # so were the poly loss's theta and worst-class reweighting
+    for key in ("test_fraction", "image_size"):
+        data["data"].pop(key)  # and the held-out test split and the resize of user datasets
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     assert spec.run_id == hashlib.sha256(text.encode()).hexdigest()[:16]
     changed = Config.from_dict({**spec.config.to_dict(), "train": {

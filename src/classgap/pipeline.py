@@ -356,13 +356,17 @@ def _fix_frontier(records: Sequence[RunRecord], result: StudyResult, opts: dict[
                        and (_strength_key(r.strength), int(r.seed)) not in out),
                       key=lambda r: r.seed)
 
+    def seeded(runs: list[RunRecord], split: str) -> list[Any]:
+        # the run's seed is the study's (a --train-cmd file need not record it)
+        return [replace(getattr(r, split), seed=int(r.seed)) for r in runs]
+
     ref, sel = at(result.reference), at(result.selected)
     aware = result.class_aware.get("selected", result.selected)
-    aware_runs = at(aware) if aware != result.selected else None
-    return fix_frontier(reference_val=[r.val for r in ref], reference_test=[r.test for r in ref],
-                        selected_val=[r.val for r in sel], selected_test=[r.test for r in sel],
+    aware_runs = at(aware) if aware is not None and aware != result.selected else None
+    return fix_frontier(reference_val=seeded(ref, "val"), reference_test=seeded(ref, "test"),
+                        selected_val=seeded(sel, "val"), selected_test=seeded(sel, "test"),
                         class_aware_test=None if aware_runs is None else
-                        [r.test for r in aware_runs],
+                        seeded(aware_runs, "test"),
                         class_aware_strength=aware, alpha=opts["alpha"],
                         correction=opts["correction"])
 

@@ -7,6 +7,9 @@ selected strength. The test set is touched only by the audit.
 
 Usage: ``python bench/fix_rule.py STUDY_DIR [--selected 0.3] [--z 0,0.5,1,2]
 [--tolerance 0]``; STUDY_DIR from ``classgap study --out STUDY_DIR`` (the default study).
+Another study's axis: ``--axis aug.mixup --selected summary`` (the strength the study selected,
+read from its ``summary.json``); ``--ensemble`` adds the two-model ensemble (the mean of the
+reference's and the selected run's probabilities, same seed; 2x inference).
 The same as the CLI, for one setting::
 
     classgap fix fit --reference REF/*/val.npz --candidate SEL/*/val.npz --z 1 --out rule.json
@@ -25,19 +28,23 @@ import numpy as np
 
 from classgap.audit import Comparison, Predictions
 from classgap.audit.api import compare_files
+from classgap.audit.io import read_predictions
 from classgap.fix import DecisionRule, InfeasibleRuleError, apply_rule, fit_rule_files
+from classgap.fix.solver import softmax
 
 TARGET_CLASS_PTS = -0.5  # every class's point estimate vs the reference at least this
 TARGET_MEAN_PTS = -0.3  # the mean vs the selected strength at least this
 
 
-def runs_by_strength(study: Path) -> dict[float, list[Path]]:
-    """Run directories of the swept label-smoothing strengths (the refit runs, whose strength
+def runs_by_strength(study: Path, axis: str = "optim.label_smoothing"
+                     ) -> dict[float, list[Path]]:
+    """Run directories of the swept strengths of ``axis`` (the refit runs, whose strength
     is a per-class list, left out), sorted by seed."""
+    section, key = axis.split(".")
     found: dict[float, list[tuple[int, Path]]] = {}
     for cfg in sorted(study.glob("runs/*/config.json")):
         c = json.loads(cfg.read_text())
-        eps = c["optim"]["label_smoothing"]
+        eps = c[section][key]
         if isinstance(eps, float | int) and (cfg.parent / "val.npz").exists():
             found.setdefault(float(eps), []).append((int(c["train"]["seed"]), cfg.parent))
     return {e: [d for _, d in sorted(v)] for e, v in found.items()}
@@ -57,30 +64,79 @@ def summary(comp: Comparison) -> dict[str, Any]:
             "below": below}
 
 
+def probabilities(run: Predictions) -> np.ndarray:
+    """(N, K) probabilities of a run with scores (softmax of logits)."""
+    if run.scores is None:
+        raise SystemExit(f"error: {run.source} has no scores; the ensemble needs them")
+    return softmax(run.scores) if run.score_kind == "logits" else np.asarray(run.scores)
+
+
+def two_model_ensemble(reference: list[Path]) -> Any:
+    """An ``adjust`` for ``compare_files``: each selected run becomes the mean of its and the
+    same seed's reference run's probabilities (test set aligned by ``sample_id``)."""
+    by_seed = {}
+    for path in reference:
+        run = read_predictions(path)
+        by_seed[run.seed] = run
+
+    def adjust(run: Predictions) -> Predictions:
+        ref = by_seed.get(run.seed)
+        if ref is None:
+            raise SystemExit(f"error: no reference run with seed {run.seed} for the ensemble")
+        if ref.sample_id is not None and run.sample_id is not None and not np.array_equal(
+                ref.sample_id, run.sample_id):
+            raise SystemExit(f"error: {run.source} and {ref.source} list other test images")
+        probs = (probabilities(run) + probabilities(ref)) / 2
+        return Predictions.from_arrays(run.y_true, probs=probs, sample_id=run.sample_id,
+                                       seed=run.seed, classes=run.classes, source=run.source)
+    return adjust
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", type=Path)
-    parser.add_argument("--selected", type=float, default=0.3)
+    parser.add_argument("--selected", default="0.3",
+                        help="the selected strength, or 'summary' for the study's own choice")
+    parser.add_argument("--axis", default="optim.label_smoothing",
+                        help="the study's axis (section.key of the run config)")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="also audit the two-model ensemble (reference + selected, 2x "
+                             "inference)")
     parser.add_argument("--z", default="0,0.5,1,2")
     parser.add_argument("--tolerance", type=float, default=0.0)
     parser.add_argument("--objective", default="mean")
     parser.add_argument("--polish", action="store_true",
                         help="coordinate ascent on the validation objective after the dual")
     args = parser.parse_args()
-    runs = runs_by_strength(args.study)
+    if args.selected == "summary":
+        args.selected = float(json.loads((args.study / "summary.json").read_text())["selected"])
+    else:
+        args.selected = float(args.selected)
+    runs = runs_by_strength(args.study, args.axis)
     ref, sel = runs[0.0], runs[args.selected]
     ref_test = [d / "test.npz" for d in ref]
     sel_test = [d / "test.npz" for d in sel]
     base_ref = summary(compare_files(ref_test, sel_test))
-    print(f"{args.study}: {len(ref)} reference and {len(sel)} selected runs (ε = "
+    print(f"{args.study}: {len(ref)} reference and {len(sel)} selected runs ({args.axis} = "
           f"{args.selected:g})")
     print("| rule | val mean before → after | val worst vs ref | mean vs selected | "
           "mean vs reference | worst class vs reference (q) | significantly below | "
           "target met | fit s |")
     print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| selected ε = {args.selected:g} | | | 0 | {base_ref['mean']:+.2f} | "
+    name = "ε" if args.axis == "optim.label_smoothing" else args.axis.split(".")[1]
+    print(f"| selected {name} = {args.selected:g} | | | 0 | {base_ref['mean']:+.2f} | "
           f"{base_ref['worst'][0]} {base_ref['worst'][1]:+.2f} (q = {base_ref['worst'][2]:.2g})"
           f" | {', '.join(base_ref['below']) or 'none'} | no | |")
+    if args.ensemble:
+        adjust = two_model_ensemble(ref_test)
+        vs_ref = summary(compare_files(ref_test, sel_test, adjust=adjust))
+        vs_sel = summary(compare_files(sel_test, sel_test, adjust=adjust))
+        met = (not vs_ref["below"] and vs_ref["worst"][1] >= TARGET_CLASS_PTS
+               and vs_sel["mean"] >= TARGET_MEAN_PTS)
+        print(f"| two-model ensemble (2x inference) | | | {vs_sel['mean']:+.2f} | "
+              f"{vs_ref['mean']:+.2f} | {vs_ref['worst'][0]} {vs_ref['worst'][1]:+.2f} "
+              f"(q = {vs_ref['worst'][2]:.2g}) | {', '.join(vs_ref['below']) or 'none'} | "
+              f"{'yes' if met else 'no'} | |")
     for z in (float(v) for v in args.z.split(",")):
         start = time.perf_counter()
         try:

@@ -382,6 +382,8 @@ def _write(result: StudyResult, out: Path) -> Path:
     write_json(out / "summary.json", summary_dict(result))
     if result.fix_rule is not None:  # the post-hoc rule, for 'classgap fix apply'
         result.fix_rule.save(out / "fix_rule.json")
+    else:  # a re-analysis without a rule (e.g. it now selects the reference) leaves none stale
+        (out / "fix_rule.json").unlink(missing_ok=True)
     from classgap.report import write_report  # lazy: matplotlib loads slowly
 
     return write_report(result, out)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from classgap.cli import run
+from classgap.pipeline import _write, report_study
 
 # argv: seed, strength, out, the "seed/strength" run that collapses.
 # Strength 1 raises every class's margin but lowers class 2's logit by 2: class 2 pays, and
@@ -93,3 +95,9 @@ def test_study_shows_the_frontier_and_report_recomputes_it(capsys, tmp_path: Pat
     assert json.loads((out / "summary.json").read_text()) == summary
     assert json.loads((out / "fix_rule.json").read_text()) == rule
     assert "Best fix that meets the target: post-hoc rule" in again
+
+    # a re-analysis without a rule (e.g. one that now selects the reference) leaves none stale
+    result = report_study(out, exclude_failed=True)
+    assert result.fix_rule is not None
+    _write(replace(result, fix_rule=None), out)
+    assert not (out / "fix_rule.json").exists()

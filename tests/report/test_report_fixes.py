@@ -95,3 +95,15 @@ def test_frontier_figure_marks_every_fix_and_the_target(fake_result: Factory) ->
     assert any("train +12 runs, 1× inference" in t for t in labels)
     assert "fix_frontier" in plots.build_figures(result)
     assert "fix_frontier" not in plots.build_figures(fake_result())  # no fixes: no figure
+
+
+def test_a_hostile_worst_class_is_text(fake_result: Factory, tmp_path: Path) -> None:
+    hostile = "<script>alert(1)</script>"
+    fixes = tuple({**f, "worst_class": {**f["worst_class"], "class": hostile},
+                   "below_reference": [hostile] if f["below_reference"] else []}
+                  for f in FIXES)
+    result = replace(fake_result(), fixes=fixes)
+    page = write_report(result, tmp_path).read_text()
+    table = re.search(r'<table id="fix-frontier">(.*?)</table>', page, re.S).group(1)
+    assert hostile not in table and "&lt;script&gt;alert(1)&lt;/script&gt;" in table
+    assert hostile in _text(result)  # the terminal prints the name literally

@@ -75,3 +75,22 @@ def test_two_model_ensemble_refuses_a_seed_without_reference(bench: ModuleType,
                                               probs=[[0.5, 0.5], [0.2, 0.8]], seed=5))
     with pytest.raises(SystemExit, match="no reference run with seed 5"):
         bench.two_model_ensemble([ref])(cand)
+
+
+def test_test_halves_fits_on_one_half_and_audits_the_other(bench: ModuleType,
+                                                          tmp_path: Path) -> None:
+    # the candidate is the reference itself: every class is at the reference on both halves,
+    # so the fit is feasible at tolerance 0 and the audited mean change is exactly 0
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(3), 40)
+    paths = []
+    for s in (0, 1):
+        logits = rng.normal(size=(y.size, 3)) + 2 * np.eye(3)[y]
+        paths.append(write_predictions(tmp_path / f"run{s}.npz", y_true=y, logits=logits,
+                                       sample_id=np.arange(y.size), seed=s))
+    rows = bench.fit_on_test_halves(paths, paths, tolerance=0.0)
+    assert [r.split("|")[1].strip() for r in rows] == [
+        "fit on the first test half, tolerance 0", "fit on the second test half, tolerance 0"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[2:4] == ["+0.00", "+0.00"] and cells[5] == "none"

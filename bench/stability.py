@@ -32,6 +32,7 @@ training in this process, appended to a JSON-lines file (a rerun skips what is t
     python bench/stability.py --regimes preset --variant after --seeds 0-19
     python bench/stability.py --table
     python bench/stability.py --regimes issue --variant before --seeds 0 --trace 30
+    python bench/stability.py --regimes default --set optim.lr=0.03 --seeds 0-19   # a candidate
 
 ``--trace N`` is the diagnosis: the first N steps of one run, per step the training loss, the
 gradient norm and the share of the penultimate layer's units that no image of the batch
@@ -175,7 +176,8 @@ def _done(path: Path) -> list[dict[str, Any]]:
 
 
 def run(names: list[str], labels: list[str] | None, variant: str, seeds: list[int],
-        epochs: int, path: Path) -> None:
+        epochs: int, path: Path, sets: tuple[str, ...] = ()) -> None:
+    tag = " ".join((variant, *sets))  # a candidate recipe change is a variant of its own
     have = {(r["regime"], r["label"], r["variant"], r["seed"], r["epochs"]) for r in _done(path)}
     path.parent.mkdir(parents=True, exist_ok=True)
     table = regimes(epochs)
@@ -186,11 +188,11 @@ def run(names: list[str], labels: list[str] | None, variant: str, seeds: list[in
                 if labels and label not in labels:
                     continue
                 ep = epochs if name in ("preset", "default") else 0  # the others fix theirs
-                if (name, label, variant, seed, ep) in have:
+                if (name, label, tag, seed, ep) in have:
                     continue
                 extra = ("schedule.warmup_epochs=0",) if variant == "before" else ()
-                row = {"regime": name, "label": label, "variant": variant, "seed": seed,
-                       "epochs": ep, **train_one((*overrides, *extra), seed)}
+                row = {"regime": name, "label": label, "variant": tag, "seed": seed,
+                       "epochs": ep, **train_one((*overrides, *extra, *sets), seed)}
                 with path.open("a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
@@ -231,6 +233,9 @@ def main() -> None:
     p.add_argument("--seeds", default="0-19")
     p.add_argument("--epochs", type=int, default=1,
                    help="epochs of the preset and default regimes")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="a candidate change of every run's recipe (repeatable); its rows get "
+                        "the variant 'after KEY=VALUE'")
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--table", action="store_true")
     p.add_argument("--trace", type=int, default=0, metavar="N",
@@ -252,7 +257,7 @@ def main() -> None:
                                 for i, (loss, norm, dead) in enumerate(rows)))
         return
     run(a.regimes.split(","), a.labels.split(",") if a.labels else None, a.variant,
-        _seeds(a.seeds), a.epochs, a.out)
+        _seeds(a.seeds), a.epochs, a.out, tuple(a.sets))
 
 
 if __name__ == "__main__":

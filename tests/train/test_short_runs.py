@@ -3,6 +3,8 @@ y_pred, and files are written with the usual mode."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -94,14 +96,18 @@ def test_recompute_bn_is_the_plain_average_of_training_batches() -> None:
 def test_short_runs_recompute_bn_and_evaluate_above_chance(tmp_path) -> None:
     from classgap.train import train
 
-    cfg = load_config(overrides=["data.dataset=digits", "model.name=cnn", "train.epochs=1",
-                                 "train.progress=false", "train.threads=1",
-                                 "optim.batch_size=64", "data.val_size=300"])
-    fresh = train(cfg)
-    with pytest.warns(RuntimeWarning, match="at chance"):  # the stale statistics collapse
-        stale = train(load_config(overrides=[
-            "data.dataset=digits", "model.name=cnn", "train.epochs=1", "train.progress=false",
+    # No warm-up: the start at the full rate whose stale BatchNorm statistics break evaluation
+    # (with the default warm-up they drift less). How far they break it depends on the CPU's
+    # precision path (14.9% in fp32, 15.4% in bf16 on an AMD EPYC), so the test asserts the
+    # break and that the warning comes exactly when the trainer's rule says "at chance".
+    base = ["data.dataset=digits", "model.name=cnn", "train.epochs=1", "train.progress=false",
             "train.threads=1", "optim.batch_size=64", "data.val_size=300",
-            "train.bn_recompute=false"]))
+            "schedule.warmup_epochs=0"]
+    fresh = train(load_config(overrides=base))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        stale = train(load_config(overrides=[*base, "train.bn_recompute=false"]))
     assert fresh.test_accuracy > 0.3  # 20 steps: trained and evaluated sanely
-    assert fresh.test_accuracy >= stale.test_accuracy
+    assert stale.test_accuracy < fresh.test_accuracy - 0.3  # the stale statistics break it
+    at_chance = stale.test_accuracy < 1.5 / 10 and stale.history[-1]["train_acc"] > 3.0 / 10
+    assert any("at chance" in str(w.message) for w in caught) == at_chance

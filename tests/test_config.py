@@ -15,7 +15,7 @@ def test_defaults() -> None:
     cfg = load_config()
     assert cfg == Config()
     assert (cfg.data.dataset, cfg.data.val_size, cfg.model.name) == ("fashion-mnist", 5000, "cnn")
-    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.batch_size) == ("sgd", 0.05, 128)
+    assert (cfg.optim.name, cfg.optim.lr, cfg.optim.batch_size) == ("sgd", 0.03, 128)
     assert cfg.optim.nesterov and cfg.optim.wd_exempt_norm_bias
     assert (cfg.schedule.name, cfg.train.epochs, cfg.train.precision) == ("cosine", 5, "auto")
     assert dict(cfg.aug) == {}

@@ -78,6 +78,7 @@ def test_command_fills_each_argument_without_a_shell(tmp_path: Path) -> None:
     trainer = ExternalTrainer("t --dir {data.data_dir} --id={run_id} '{{literal}}' {optim.lr}")
     assert trainer.placeholders() == ["data.data_dir", "run_id", "optim.lr"]
     argv = trainer.command(spec, tmp_path)
-    assert argv == ["t", "--dir", "my data", f"--id={spec.run_id}", "{literal}", "0.05"]
+    lr = str(spec.config.optim.lr)  # the resolved config's value, whatever the default
+    assert argv == ["t", "--dir", "my data", f"--id={spec.run_id}", "{literal}", lr]
     with pytest.raises(ConfigError, match="valid command line"):
         ExternalTrainer("t 'unclosed")

@@ -56,4 +56,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        # A rank that exits with its process group open can abort at interpreter shutdown
+        # ("terminate called without an active exception", SIGABRT) after its work is done,
+        # as examples/hf_digits.py did under torchrun.
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()

@@ -10,6 +10,8 @@ Usage: ``python bench/fix_rule.py STUDY_DIR [--selected 0.3] [--z 0,0.5,1,2]
 Another study's axis: ``--axis aug.mixup --selected summary`` (the strength the study selected,
 read from its ``summary.json``); ``--ensemble`` adds the two-model ensemble (the mean of the
 reference's and the selected run's probabilities, same seed; 2x inference).
+``--rule-file RULE.json`` audits a rule fit elsewhere (e.g. another seed set's study's
+``fix_rule.json``) on this study's test runs: a rule shown on seeds it was not tuned on.
 ``--test-halves 0,0.5,1`` is a diagnostic, not a fix: the rule (z = 0) fit on half of the
 *test* images (stratified by class) and audited on the other half, at each tolerance, to tell
 a misleading validation split from a target that no reweighting of the model reaches.
@@ -32,7 +34,14 @@ import numpy as np
 from classgap.audit import Comparison, Predictions, compare_predictions
 from classgap.audit.api import compare_files
 from classgap.audit.io import read_predictions
-from classgap.fix import DecisionRule, InfeasibleRuleError, apply_rule, fit_rule, fit_rule_files
+from classgap.fix import (
+    DecisionRule,
+    InfeasibleRuleError,
+    apply_rule,
+    fit_rule,
+    fit_rule_files,
+    load_rule,
+)
 from classgap.fix.solver import softmax
 
 TARGET_CLASS_PTS = -0.5  # every class's point estimate vs the reference at least this
@@ -150,6 +159,9 @@ def main() -> None:
     parser.add_argument("--ensemble", action="store_true",
                         help="also audit the two-model ensemble (reference + selected, 2x "
                              "inference)")
+    parser.add_argument("--rule-file", type=Path, action="append", default=[],
+                        help="audit this rule file (fit elsewhere) on the study's test runs; "
+                             "repeatable")
     parser.add_argument("--z", default="0,0.5,1,2")
     parser.add_argument("--tolerance", type=float, default=0.0)
     parser.add_argument("--objective", default="mean")
@@ -188,6 +200,20 @@ def main() -> None:
               f"{vs_ref['mean']:+.2f} | {vs_ref['worst'][0]} {vs_ref['worst'][1]:+.2f} "
               f"(q = {vs_ref['worst'][2]:.2g}) | {', '.join(vs_ref['below']) or 'none'} | "
               f"{'yes' if met else 'no'} | |")
+    for path in args.rule_file:
+        given = load_rule(path)
+
+        def adjust_given(run: Predictions, rule: DecisionRule = given) -> Predictions:
+            return apply_rule(rule, run)
+
+        vs_ref = summary(compare_files(ref_test, sel_test, adjust=adjust_given))
+        vs_sel = summary(compare_files(sel_test, sel_test, adjust=adjust_given))
+        met = (not vs_ref["below"] and vs_ref["worst"][1] >= TARGET_CLASS_PTS
+               and vs_sel["mean"] >= TARGET_MEAN_PTS)
+        print(f"| rule file {path} (tolerance {given.tolerance:g}) | | | "
+              f"{vs_sel['mean']:+.2f} | {vs_ref['mean']:+.2f} | {vs_ref['worst'][0]} "
+              f"{vs_ref['worst'][1]:+.2f} (q = {vs_ref['worst'][2]:.2g}) | "
+              f"{', '.join(vs_ref['below']) or 'none'} | {'yes' if met else 'no'} | |")
     for z in (float(v) for v in args.z.split(",") if v):
         start = time.perf_counter()
         try:

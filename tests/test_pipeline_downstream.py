@@ -20,7 +20,14 @@ from classgap.augment import parse_aug
 from classgap.config import load_config
 from classgap.data import Dataset, save_npz_dataset
 from classgap.errors import ConfigError, InputError
-from classgap.pipeline import KIND, StudyError, Training, refit_runs, transfer_runs
+from classgap.pipeline import (
+    KIND,
+    StudyError,
+    Training,
+    group_refit_runs,
+    refit_runs,
+    transfer_runs,
+)
 from classgap.sweep import Grid, Store, parse_axis, run_grid
 from classgap.train.probe import match_images
 
@@ -124,6 +131,39 @@ def test_refit_trains_class_conditional_runs_and_audits(
 
     with Store(path) as store:  # resumable: the same call reuses the store's runs
         assert refit_runs(store, result, Training(train_fn=refuse)) == report
+
+
+def test_group_refit_trains_its_vector_and_audits(study: tuple[Path, StudyResult]) -> None:
+    path, source = study
+    result = _with_vector(source, [1, 0] * 5)
+    with Store(path) as store:  # nothing pays: nothing trained, no file
+        before = store.counts()
+        assert group_refit_runs(store, result, Training(), paying_drop=1000) is None
+        assert store.counts() == before and not (path / "group_refit.json").exists()
+    with Store(path) as store:  # every class 'pays' (a lever to make groups on tiny data)
+        report = group_refit_runs(store, result, Training(), paying_drop=-100)
+        runs = [(s, d) for s, d in store.done_runs() if s.point.get(KIND) == "group_refit"]
+    assert report is not None and report["seeds"] == [0, 1] and report["groups"]
+    vector = report["per_class_strengths"]
+    assert all(v <= w for v, w in zip(vector, [1, 0] * 5, strict=True))  # never stronger
+    names = [r["class"] for r in report["vs_selected"]["classes"]]
+    for group in report["groups"]:  # each member holds at most its paying class's strength
+        for member in group["members"]:
+            assert vector[names.index(member["class"])] <= group["strength"]
+    assert sorted(str(d) for _, d in runs) == sorted(report["runs"])
+    for spec, run_dir in runs:
+        config = json.loads((run_dir / "config.json").read_text())
+        assert config["aug"]["crop"] == vector and config["train"]["seed"] == spec.seed
+    assert json.loads((path / "group_refit.json").read_text()) == report
+    file = path / "group_class_strengths.json"
+    assert parse_aug(f"crop=@{file}", class_names=names) == ("crop", tuple(vector))
+
+    def refuse(*_: Any) -> None:
+        raise AssertionError("a finished group-refit run was trained again")
+
+    with Store(path) as store:
+        assert group_refit_runs(store, result, Training(train_fn=refuse),
+                                paying_drop=-100) == report
 
 
 def test_refit_through_worker_processes_and_its_failures_in_the_store(

@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from classgap._files import write_json
@@ -67,6 +68,7 @@ __all__ = [
     "StudyPlan",
     "StudyRun",
     "Training",
+    "group_refit_runs",
     "plan_study",
     "plan_study_seeds",
     "reference_value",
@@ -367,8 +369,8 @@ def _fix_frontier(records: Sequence[RunRecord], result: StudyResult, opts: dict[
                         selected_val=seeded(sel, "val"), selected_test=seeded(sel, "test"),
                         class_aware_test=None if aware_runs is None else
                         seeded(aware_runs, "test"),
-                        class_aware_strength=aware, alpha=opts["alpha"],
-                        correction=opts["correction"])
+                        class_aware_strength=aware, ensemble=bool(opts.get("ensemble")),
+                        alpha=opts["alpha"], correction=opts["correction"])
 
 
 def _strength_key(value: Any) -> str:
@@ -407,6 +409,7 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
                    max_drop: float = 2.0, multi_label: str | os.PathLike[str] | None = None,
                    progress: bool = True, transfer_to: str | None = None,
                    refit: bool = False, reweight: str | None = None,
+                   group_refit: bool = False, ensemble: bool = False,
                    exclude_failed: bool = False) -> StudyResult:
     """Train the plan's grid into ``out_dir`` (resuming), analyse it and write the report.
 
@@ -426,12 +429,12 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
         plan = replace(plan, base=with_point(plan.base, {"train.checkpoint": True}))
     opts = {"alpha": alpha, "correction": correction, "max_drop": max_drop,
             "multi_label": None if multi_label is None else str(Path(multi_label).resolve()),
-            "exclude_failed": bool(exclude_failed)}
+            "exclude_failed": bool(exclude_failed), "ensemble": bool(ensemble)}
     if multi_label is not None and not Path(multi_label).is_file():
         raise ConfigError(f"{multi_label}: multi-label file does not exist")
     if reweight is not None:  # an unknown method fails before anything is trained
         with_point(plan.base, {"loss.reweight": reweight})
-    if refit:  # an axis without a per-class version fails before anything is trained
+    if refit or group_refit:  # an axis without a per-class version fails before training
         from classgap.analysis.refit import check_refit_axis
 
         check_refit_axis(plan.axes[0].key)
@@ -444,13 +447,14 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
         store.write_study({**grid.to_dict(), "references": plan.references,
                            "preset": plan.preset, "notes": list(plan.notes), "analysis": opts,
                            "downstream": {"transfer_to": transfer_to, "refit": refit,
-                                          **({"reweight": reweight} if reweight else {})}})
+                                          **({"reweight": reweight} if reweight else {}),
+                                          **({"group_refit": True} if group_refit else {})}})
         training = Training(backend, workers, threads_per_worker or plan.base.train.threads,
                             retry_failed, address, trainer, progress)
         training.run(store, specs, desc="study")
         result = _analyse_all(store, plan, opts)
         result = _downstream(store, result, opts, training, transfer_to=transfer_to,
-                             refit=refit, reweight=reweight)
+                             refit=refit, reweight=reweight, group_refit=group_refit)
     return result
 
 
@@ -523,6 +527,44 @@ def _outcome(store: Store, specs: Sequence[RunSpec], what: str) -> list[Path]:
     return [done[s.run_id] for s in specs]
 
 
+def _per_class_runs(store: Store, result: StudyResult, training: Training,
+                    vector: Sequence[Any], kind: str,
+                    ) -> tuple[list[Path], list[Path], list[Path]]:
+    """Train ``vector`` on the study's axis, one run per seed of the selected strength (that
+    seed's selected recipe with the axis per class), as runs of ``store`` marked ``kind``;
+    finished runs are reused. Returns the run directories of the fix, the selected and the
+    reference strength (runs left out as failed are left out here too)."""
+    from classgap.analysis.refit import refit_config
+
+    axis = result.axis
+    done = _grid_done(store)
+    selected = _kept(_runs_at(done, axis, result.selected), result)
+    reference = _kept(_runs_at(done, axis, result.reference), result)
+    specs = [RunSpec.from_config(refit_config(spec.config, axis, vector, spec.seed),
+                                 {**spec.point, axis: list(vector), KIND: kind})
+             for spec, _ in selected]
+    training.run(store, specs, desc=kind.replace("_", "-"))
+    dirs = _outcome(store, specs, kind.replace("_", "-"))
+    return dirs, [d for _, d in selected], [d for _, d in reference]
+
+
+def _audit_per_class(result: StudyResult, dirs: Sequence[Path],
+                     selected: Sequence[Path], reference: Sequence[Path],
+                     vector: Sequence[Any], *, alpha: float, correction: str,
+                     ) -> dict[str, Any]:
+    from classgap.analysis.refit import audit_refit
+
+    def test(runs: Sequence[Path]) -> list[Any]:
+        return [read_predictions(_predictions(d, "test")) for d in runs]
+
+    report = audit_refit(test(dirs), test(selected), test(reference), axis=result.axis,
+                         vector=vector, selected_strength=result.selected,
+                         reference_strength=result.reference, alpha=alpha,
+                         correction=correction)
+    report["runs"] = [str(d) for d in dirs]
+    return report
+
+
 def refit_runs(store: Store, result: StudyResult, training: Training, *,
                alpha: float = 0.05, correction: str = "bh") -> dict[str, Any]:
     """Train the class-aware refit as runs of ``store`` and audit it.
@@ -540,33 +582,59 @@ def refit_runs(store: Store, result: StudyResult, training: Training, *,
     StudyError
         A refit run failed (its error is in ``study.sqlite``).
     """
-    from classgap.analysis.refit import (
-        audit_refit,
-        class_strengths_json,
-        refit_config,
-        refit_vector,
-    )
+    from classgap.analysis.refit import class_strengths_json, refit_vector
 
-    axis = result.axis
-    vector = refit_vector(axis, result.class_aware["per_class_strengths"])
-    done = _grid_done(store)
-    selected = _kept(_runs_at(done, axis, result.selected), result)
-    reference = _kept(_runs_at(done, axis, result.reference), result)
-    specs = [RunSpec.from_config(refit_config(spec.config, axis, vector, spec.seed),
-                                 {**spec.point, axis: list(vector), KIND: "refit"})
-             for spec, _ in selected]
-    training.run(store, specs, desc="refit")
-    dirs = _outcome(store, specs, "refit")
-    report = audit_refit([read_predictions(_predictions(d, "test")) for d in dirs],
-                         [read_predictions(_predictions(d, "test")) for _, d in selected],
-                         [read_predictions(_predictions(d, "test")) for _, d in reference],
-                         axis=axis, vector=vector, selected_strength=result.selected,
-                         reference_strength=result.reference, alpha=alpha,
-                         correction=correction)
-    report["runs"] = [str(d) for d in dirs]
+    vector = refit_vector(result.axis, result.class_aware["per_class_strengths"])
+    dirs, selected, reference = _per_class_runs(store, result, training, vector, "refit")
+    report = _audit_per_class(result, dirs, selected, reference, vector, alpha=alpha,
+                              correction=correction)
     names = [r["class"] for r in report["vs_selected"]["classes"]]
     write_json(store.path / "class_strengths.json", class_strengths_json(names, vector))
     write_json(store.path / "refit.json", report)
+    return report
+
+
+def group_refit_runs(store: Store, result: StudyResult, training: Training, *,
+                     alpha: float = 0.05, correction: str = "bh",
+                     paying_drop: float | None = None) -> dict[str, Any] | None:
+    """Train the group-aware refit as runs of ``store`` and audit it like the refit.
+
+    The vector is :func:`~classgap.analysis.refit.group_refit_vector`: the per-class refit's,
+    with each class that pays on validation giving its strength to its confusion group, found
+    in the reference's and the selected strength's *validation* runs. Writes
+    ``group_refit.json`` (the audit plus ``groups`` and ``runs``) and
+    ``group_class_strengths.json``; returns the audit, or None when no class pays on
+    validation (the group refit would be the per-class refit: nothing is trained).
+    ``paying_drop``: points of validation accuracy a class must lose to pay (default
+    :data:`~classgap.analysis.refit.PAYING_DROP`).
+    """
+    from classgap.analysis.refit import PAYING_DROP, class_strengths_json, group_refit_vector
+
+    axis = result.axis
+    done = _grid_done(store)
+
+    def val(strength: Any) -> list[Any]:
+        return [read_predictions(_predictions(d, "val"))
+                for _, d in _kept(_runs_at(done, axis, strength), result)]
+
+    ref_val, sel_val = val(result.reference), val(result.selected)
+    y = ref_val[0].y_true
+    names = next((list(p.classes) for p in [*sel_val, *ref_val] if p.classes is not None),
+                 [str(c) for c in range(len(result.class_aware["per_class_strengths"]))])
+    vector, groups = group_refit_vector(axis, result.class_aware["per_class_strengths"], y,
+                                        np.stack([p.y_pred for p in ref_val]),
+                                        np.stack([p.y_pred for p in sel_val]), names,
+                                        paying_drop=PAYING_DROP if paying_drop is None
+                                        else paying_drop, alpha=alpha, correction=correction)
+    (store.path / "group_refit.json").unlink(missing_ok=True)  # never a stale audit
+    if not groups:
+        return None
+    dirs, selected, reference = _per_class_runs(store, result, training, vector, "group_refit")
+    report = _audit_per_class(result, dirs, selected, reference, vector, alpha=alpha,
+                              correction=correction)
+    report["groups"] = groups
+    write_json(store.path / "group_class_strengths.json", class_strengths_json(names, vector))
+    write_json(store.path / "group_refit.json", report)
     return report
 
 
@@ -659,13 +727,15 @@ def transfer_runs(store: Store, training: Training, *, axis: str, reference: Any
 
 
 def _downstream(store: Store, result: StudyResult, opts: dict[str, Any], training: Training,
-                *, transfer_to: str | None, refit: bool,
-                reweight: str | None = None) -> StudyResult:
-    """Add the transfer probe, the class-conditional refit and the reweighted selected
-    strength, then rewrite the report."""
-    if transfer_to is None and not refit and reweight is None:
+                *, transfer_to: str | None, refit: bool, reweight: str | None = None,
+                group_refit: bool = False) -> StudyResult:
+    """Add the transfer probe, the class-conditional and group-aware refits and the
+    reweighted selected strength, then rewrite the report."""
+    if transfer_to is None and not refit and reweight is None and not group_refit:
         return result
     from classgap.analysis.fixes import frontier_row
+    from classgap.analysis.refit import PAYING_DROP
+
     if transfer_to is not None:
         probe = transfer_runs(store, training, axis=result.axis, reference=result.reference,
                               downstream=transfer_to, alpha=opts["alpha"],
@@ -679,6 +749,23 @@ def _downstream(store: Store, result: StudyResult, opts: dict[str, Any], trainin
                              outcome, name="per-class refit", kind="refit",
                              training_runs=len(outcome["runs"]), inference_cost=1,
                              tuned_on="validation (per-class strengths from the sweep)")))
+    if group_refit and result.selected != result.reference:
+        grouped = group_refit_runs(store, result, training, alpha=opts["alpha"],
+                                   correction=opts["correction"])
+        if grouped is None:
+            result = replace(result, notes=(*result.notes, (
+                f"group-aware refit: no class's validation accuracy at the selected strength "
+                f"is {PAYING_DROP:g} points or more below the reference's, so there is no "
+                "group to give a strength to; nothing was trained")))
+        else:
+            result = replace(result, class_aware={**result.class_aware,
+                                                  "group_refit": grouped},
+                             fixes=(*result.fixes, frontier_row(
+                                 grouped, name="group-aware refit", kind="group_refit",
+                                 training_runs=len(grouped["runs"]), inference_cost=1,
+                                 tuned_on="validation (per-class strengths from the sweep, "
+                                          "groups from validation confusions)",
+                                 groups=grouped["groups"])))
     if reweight is not None:
         fixed = reweight_runs(store, result, reweight, training, alpha=opts["alpha"],
                               correction=opts["correction"])
@@ -733,7 +820,8 @@ def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResul
                                                          plan.base.train.threads),
                            transfer_to=downstream.get("transfer_to"),
                            refit=bool(downstream.get("refit")),
-                           reweight=downstream.get("reweight"))
+                           reweight=downstream.get("reweight"),
+                           group_refit=bool(downstream.get("group_refit")))
 
 
 def plan_study_seeds(out_dir: str | os.PathLike[str], *, drop: float = 1.0,

@@ -194,3 +194,40 @@ def test_summary_holds_the_frontier_and_the_best_fix() -> None:
                                         "tuned_on", "target", "target_met"}
     empty = summary_dict(replace(result, fixes=()))
     assert empty["fixes"] == [] and empty["best_fix"] is None
+
+
+def test_two_model_ensemble_is_the_mean_of_the_probabilities() -> None:
+    from scipy.special import softmax
+
+    from classgap.analysis.fixes import two_model_ensemble
+
+    r = runs(seeds=2)
+    mixed = two_model_ensemble(r["ref_test"], r["sel_test"][::-1])  # matched by seed
+    assert [m.seed for m in mixed] == [0, 1]
+    for m, a, b in zip(mixed, r["ref_test"], r["sel_test"], strict=True):
+        want = (softmax(a.scores, axis=1) + softmax(b.scores, axis=1)) / 2
+        np.testing.assert_allclose(m.scores, want)
+        assert np.array_equal(m.y_pred, want.argmax(axis=1))
+    with pytest.raises(InputError, match="no reference run of seed 1"):
+        two_model_ensemble(r["ref_test"][:1], r["sel_test"])
+    labels = [Predictions.from_arrays(p.y_true, p.y_pred, seed=p.seed) for p in r["ref_test"]]
+    with pytest.raises(InputError, match="needs scores"):
+        two_model_ensemble(labels, r["sel_test"])
+
+
+def test_the_ensemble_row_when_asked(frontier) -> None:
+    r = runs()
+    rows, _, notes = fix_frontier(reference_val=r["ref_val"], reference_test=r["ref_test"],
+                                  selected_val=r["sel_val"], selected_test=r["sel_test"],
+                                  ensemble=True, settings=())
+    assert notes == [] and [row["kind"] for row in rows] == ["none", "ensemble"]
+    row = rows[1]
+    assert row["inference_cost"] == 2 and row["training_runs"] == 0
+    # the row is the study's audit of the averaged runs, nothing else
+    from classgap.analysis.fixes import two_model_ensemble
+
+    audit = audit_fix(two_model_ensemble(r["ref_test"], r["sel_test"]), r["sel_test"],
+                      r["ref_test"], name="ensemble")
+    assert row == frontier_row(audit, name=row["name"], kind="ensemble", training_runs=0,
+                               inference_cost=2, tuned_on=row["tuned_on"])
+    assert "ensemble" not in [x["kind"] for x in frontier[0]]  # only when asked

@@ -6,6 +6,7 @@ most tells whether the drop is a fine-grained confusion (Kirichenko et al.) or a
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,8 +15,12 @@ import pandas as pd
 from scipy.special import softmax
 
 from classgap.audit import compare_predictions, confusion_matrix, sparse_confusion
+from classgap.audit.intervals import ClippedIntervalWarning
+from classgap.audit.multiplicity import adjust_pvalues
+from classgap.audit.paired import crossed_test
 
-__all__ = ["confusion_shifts", "ensemble_labels", "ensemble_table", "mean_confusion_rates"]
+__all__ = ["confusion_group", "confusion_shifts", "ensemble_labels", "ensemble_table",
+           "mean_confusion_rates"]
 
 
 def mean_confusion_rates(y_true: np.ndarray, preds: np.ndarray, n_classes: int) -> np.ndarray:
@@ -89,6 +94,83 @@ def confusion_shifts(y_true: np.ndarray, preds_reference: np.ndarray,
     order = np.argsort(-np.abs(table["change"].to_numpy()), kind="stable")
     table = table.iloc[order].reset_index(drop=True)
     return table if top is None else table.head(top)
+
+
+def confusion_group(y_true: np.ndarray, preds_reference: np.ndarray,
+                    preds_selected: np.ndarray, n_classes: int, cls: int, *,
+                    alpha: float = 0.05, correction: str = "bh") -> pd.DataFrame:
+    """The confusion pairs of class ``cls`` whose rate shifted significantly between two sets of
+    runs: the classes ``cls`` loses samples to or takes samples from.
+
+    Every off-diagonal cell in the row and the column of ``cls`` that occurs in either run set
+    is tested: ``(cls, j)``, the share of ``cls``'s samples predicted as ``j``, and ``(j, cls)``,
+    the share of ``j``'s samples predicted as ``cls``. A cell's rate is the accuracy of the
+    indicator "predicted as the cell's column" on the row class's samples, so it gets the
+    study's own crossed seeds × images test (:func:`~classgap.audit.paired.crossed_test`);
+    q-values adjust over the cells tested (``correction``).
+
+    Parameters
+    ----------
+    y_true : array of int, shape (N,)
+    preds_reference, preds_selected : array of int, shape (S_A, N) and (S_B, N); at least
+        2 runs a side
+    n_classes : int
+    cls : int
+        The class whose row and column are tested.
+    alpha, correction : level and correction over the tested cells.
+
+    Returns
+    -------
+    DataFrame
+        ``true_index, predicted_index, partner, direction`` (``"out"`` for ``(cls, j)``,
+        ``"in"`` for ``(j, cls)``), ``change, low, high, p_value, q_value, significant``
+        (rates as fractions; ``change = selected - reference``), in row-major cell order.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.repeat([0, 1, 2], 400)
+    >>> ref = np.where(rng.random((6, 1200)) < 0.9, y, (y + 1) % 3)
+    >>> sel = np.where((y == 0) & (rng.random((6, 1200)) < 0.15), 2, ref)  # 0 now goes to 2
+    >>> g = confusion_group(y, ref, sel, 3, 0)
+    >>> g.loc[g["significant"], ["true_index", "predicted_index"]].values.tolist()
+    [[0, 2]]
+    """
+    y = np.asarray(y_true).astype(np.int64)
+    ref, sel = np.asarray(preds_reference), np.asarray(preds_selected)
+    k, cls = int(n_classes), int(cls)
+    occurs = np.zeros((k, k), dtype=bool)
+    for runs in (ref, sel):
+        occurs |= sparse_confusion(y, runs, k).toarray() > 0
+    rows: list[tuple[int, int]] = []
+    stats: list[tuple[float, float, float, float]] = []
+    with warnings.catch_warnings():  # a cell's interval clipped to [-1, 1] is no news here
+        warnings.simplefilter("ignore", ClippedIntervalWarning)
+        # the column (j, cls): one test gives every class's share predicted as cls
+        into = crossed_test(y, ref == cls, sel == cls, k)
+        mine = y == cls
+        for j in range(k):
+            if j == cls:
+                continue
+            if occurs[cls, j]:  # the row (cls, j) on cls's samples only
+                res = crossed_test(y[mine], ref[:, mine] == j, sel[:, mine] == j, k)
+                rows.append((cls, j))
+                stats.append(tuple(float(res[f][cls])
+                                   for f in ("delta", "low", "high", "p_value")))
+            if occurs[j, cls]:
+                rows.append((j, cls))
+                stats.append(tuple(float(into[f][j])
+                                   for f in ("delta", "low", "high", "p_value")))
+    order = sorted(range(len(rows)), key=lambda i: rows[i])
+    t = np.array([rows[i][0] for i in order], dtype=np.int64)
+    p = np.array([rows[i][1] for i in order], dtype=np.int64)
+    vals = np.array([stats[i] for i in order], dtype=float).reshape(-1, 4)
+    q = adjust_pvalues(vals[:, 3], correction) if len(vals) else np.zeros(0)
+    return pd.DataFrame({
+        "true_index": t, "predicted_index": p, "partner": np.where(t == cls, p, t),
+        "direction": np.where(t == cls, "out", "in"), "change": vals[:, 0],
+        "low": vals[:, 1], "high": vals[:, 2], "p_value": vals[:, 3], "q_value": q,
+        "significant": q < alpha})
 
 
 def ensemble_labels(scores: Sequence[np.ndarray | None], kinds: Sequence[str | None],

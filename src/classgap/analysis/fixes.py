@@ -16,8 +16,10 @@ already use, and turned into one frontier row by :func:`frontier_row`:
   the seeds, while the rule's own noise margin (``z``) guards against tuning to the images.
   The rule handed to the user (``fix_rule.json``) is fit on every seed's validation runs;
 * the **class-aware selection** (another strength of the sweep; no training);
-* the **per-class refit** and the **reweighting** when the study ran them (their audits come
-  from :mod:`classgap.pipeline`).
+* the **two-model ensemble** when asked (:func:`two_model_ensemble`: each seed's selected
+  and reference models, their probabilities averaged; nothing is fitted, twice the inference);
+* the **per-class** and **group-aware refits** and the **reweighting** when the study ran them
+  (their audits come from :mod:`classgap.pipeline`).
 
 The target (issue 21): no class significantly below the reference (q < alpha), every class's
 point estimate at most :data:`MAX_CLASS_COST` points below the reference, and a mean test
@@ -36,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.special import softmax
 
 from classgap._validation import check_positive_int, fail
 from classgap.analysis.refit import MAX_MEAN_COST, audit_fix
@@ -44,7 +47,7 @@ from classgap.errors import InputError
 from classgap.fix import DecisionRule, apply_rule, fit_rule
 
 __all__ = ["MAX_CLASS_COST", "RULE_SETTINGS", "best_fix", "cross_fit_rule", "fix_frontier",
-           "frontier_row", "seed_folds"]
+           "frontier_row", "seed_folds", "two_model_ensemble"]
 
 #: Every class's point estimate may be at most this many points below the reference.
 MAX_CLASS_COST = 0.5
@@ -128,6 +131,48 @@ def cross_fit_rule(reference_val: Sequence[Predictions], selected_val: Sequence[
     return [adjusted[s] for s in sorted(adjusted)], folds
 
 
+def _probabilities(run: Predictions) -> np.ndarray:
+    if run.scores is None:
+        raise InputError(f"{run.source}: the two-model ensemble needs scores (logits or "
+                         "probabilities); the run has predicted labels only")
+    return softmax(run.scores, axis=1) if run.score_kind == "logits" else run.scores
+
+
+def two_model_ensemble(reference_test: Sequence[Predictions],
+                       selected_test: Sequence[Predictions]) -> list[Predictions]:
+    """Each selected run averaged with the same seed's reference run: the mean of the two
+    models' probabilities, one prediction per seed of the selected strength (seed order).
+
+    Raises
+    ------
+    InputError
+        A run has no scores or no seed, a selected seed has no reference run, or two runs of
+        a seed list other test images.
+
+    >>> y = np.array([0, 1])
+    >>> a = Predictions.from_arrays(y, probs=[[0.9, 0.1], [0.6, 0.4]], seed=0)
+    >>> b = Predictions.from_arrays(y, probs=[[0.4, 0.6], [0.1, 0.9]], seed=0)
+    >>> two_model_ensemble([a], [b])[0].y_pred.tolist()
+    [0, 1]
+    """
+    ref = _by_seed(reference_test, "reference test")
+    out = []
+    for seed, run in sorted(_by_seed(selected_test, "selected test").items()):
+        other = ref.get(seed)
+        if other is None:
+            raise InputError(f"{run.source}: no reference run of seed {run.seed} for the "
+                             "two-model ensemble")
+        if not np.array_equal(run.y_true, other.y_true) or (
+                run.sample_id is not None and other.sample_id is not None
+                and not np.array_equal(run.sample_id, other.sample_id)):
+            raise InputError(f"{run.source} and {other.source} list other test images")
+        probs = (_probabilities(run) + _probabilities(other)) / 2
+        out.append(Predictions.from_arrays(run.y_true, probs=probs, sample_id=run.sample_id,
+                                           seed=run.seed, classes=run.classes,
+                                           source=run.source))
+    return out
+
+
 def _pts(x: Any) -> float | None:
     return None if x is None or not math.isfinite(float(x)) else round(100 * float(x), 3)
 
@@ -185,7 +230,7 @@ def fix_frontier(*, reference_val: Sequence[Predictions], reference_test: Sequen
                  class_aware_test: Sequence[Predictions] | None = None,
                  class_aware_strength: Any = None,
                  settings: Sequence[tuple[float, float]] = RULE_SETTINGS, n_folds: int = 2,
-                 alpha: float = 0.05, correction: str = "bh",
+                 ensemble: bool = False, alpha: float = 0.05, correction: str = "bh",
                  ) -> tuple[list[dict[str, Any]], DecisionRule | None, list[str]]:
     """The frontier of the fixes built from a study's predictions (no training).
 
@@ -198,6 +243,7 @@ def fix_frontier(*, reference_val: Sequence[Predictions], reference_test: Sequen
     settings : the rule's ``(tolerance points, z)`` settings; the first is the one written
         for the user (fit on every seed).
     n_folds : folds of the cross-fit (:func:`cross_fit_rule`).
+    ensemble : add the two-model ensemble (:func:`two_model_ensemble`).
     alpha, correction : the study's.
 
     Returns
@@ -220,6 +266,18 @@ def fix_frontier(*, reference_val: Sequence[Predictions], reference_test: Sequen
             name=f"class-aware selection ({class_aware_strength!r})", kind="class_aware",
             training_runs=0, inference_cost=1, tuned_on="validation (the sweep)",
             strength=class_aware_strength))
+    if ensemble:
+        try:
+            mixed = two_model_ensemble(reference_test, selected_test)
+        except InputError as exc:
+            notes.append(f"two-model ensemble: {exc}")
+        else:
+            rows.append(frontier_row(audit_fix(mixed, selected_test, reference_test,
+                                               name="ensemble", **kw),
+                                     name="two-model ensemble (reference + selected)",
+                                     kind="ensemble", training_runs=0, inference_cost=2,
+                                     tuned_on="nothing (the mean of the two models' "
+                                              "probabilities)"))
     rule: DecisionRule | None = None
     if any(r.scores is None for r in [*selected_val, *selected_test]):
         notes.append("the post-hoc rule needs the selected strength's scores (logits or "

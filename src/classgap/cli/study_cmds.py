@@ -74,6 +74,14 @@ def study_cmd(
                                         help="Also train the selected strength with "
                                              "worst-class reweighting (clam, tilted, ggf or "
                                              "apstar) and audit it like the refit."),
+    group_refit: bool = typer.Option(False, "--group-refit", help="Also train the "
+                                     "group-aware refit: each class that pays on validation "
+                                     "gives its strength to its confusion group; audited "
+                                     "like the refit."),
+    ensemble: bool = typer.Option(False, "--ensemble", help="Add the two-model ensemble "
+                                  "(the reference's and the selected strength's "
+                                  "probabilities averaged, 2x inference) to the fix "
+                                  "frontier."),
     exclude_failed: bool = typer.Option(False, "--exclude-failed", help="Leave runs that "
                                         "look collapsed (far below their strength's other "
                                         "seeds, or at chance) out of the statistics; by "
@@ -98,7 +106,8 @@ def study_cmd(
                             retry_failed=retry_failed, address=address, train_cmd=train_cmd,
                             alpha=alpha, correction=correction.value, max_drop=max_drop,
                             multi_label=multi_label, progress=True, transfer_to=transfer_to,
-                            refit=where.refit, reweight=reweight, exclude_failed=exclude_failed)
+                            refit=where.refit, reweight=reweight, group_refit=group_refit,
+                            ensemble=ensemble, exclude_failed=exclude_failed)
     out_dir = where.out_dir
     print_summary(result, console, report_path=out_dir / "report.html")
 

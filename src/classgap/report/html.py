@@ -149,6 +149,8 @@ _ALT = {
     "transfer": "Change in downstream linear-probe accuracy per class, sorted, with intervals.",
     "refit": "Per class, the change versus the reference of the selected strength and of the "
     "class-aware refit, with 95% intervals.",
+    "group_refit": "Per class, the change versus the reference of the selected strength and "
+    "of the group-aware refit, with 95% intervals.",
     "reweight": "Per class, the change versus the reference of the selected strength and of "
     "the selected strength trained with worst-class reweighting, with 95% intervals.",
     "class_weights": "The reweighting's class weights over epochs (mean over seeds); the "
@@ -319,6 +321,11 @@ def _render(result: StudyResult, images: Mapping[str, bytes], title: str) -> str
         body.append("<h2>The fix: class-aware refit</h2>")
         body.append(_refit_section(result, refit))
         body.append(_figure("refit", images, axis))
+    grouped = (result.class_aware or {}).get("group_refit")
+    if grouped:
+        body.append("<h2>The fix: group-aware refit</h2>")
+        body.append(_refit_section(result, grouped, "group_refit"))
+        body.append(_figure("group_refit", images, axis))
     reweight = (result.class_aware or {}).get("reweight")
     if reweight:
         body.append(f"<h2>The fix: worst-class reweighting ({_e(reweight.get('method'))})</h2>")
@@ -560,17 +567,32 @@ def _refit_section(result: StudyResult, refit: Mapping[str, Any], kind: str = "r
             f"<td>{_e(pct(r['acc_selected']))}</td><td>{_e(points(r['delta']))} "
             f"({_e(r['verdict'])})</td><td>{_e(pct(a.get('acc_candidate')))}</td>"
             f"<td>{_e(points(a.get('delta')))} ({_e(a.get('verdict', 'n/a'))})</td></tr>")
-    what = ("The per-class strength vector (each class its best strength on validation) "
-            "trained as a class-conditional recipe (each class its own "
-            f"<code>{_e(result.axis)}</code>)") if kind == "refit" else (
-            f"The selected strength trained with <code>loss.reweight={_e(refit.get('method'))}"
-            "</code> (class weights updated each epoch from the training statistics)")
+    if kind == "refit":
+        what = ("The per-class strength vector (each class its best strength on validation) "
+                "trained as a class-conditional recipe (each class its own "
+                f"<code>{_e(result.axis)}</code>)")
+    elif kind == "group_refit":
+        what = ("The per-class strength vector with each class that pays on validation "
+                f"giving its strength to its confusion group ({_groups(refit['groups'])}), "
+                "trained as a class-conditional recipe")
+    else:
+        what = (f"The selected strength trained with <code>loss.reweight="
+                f"{_e(refit.get('method'))}</code> (class weights updated each epoch from the "
+                "training statistics)")
     return (f'<p id="{kind}-verdict">{_e(refit_line(dict(refit), kind).plain)}</p>'
             f"<p>{what} on seeds {_e(refit.get('seeds'))}, audited with the study's tests. "
             "Accuracies in %, Δ in points versus the reference.</p>"
             f'<table id="{kind}-classes"><thead><tr><th>class</th><th>reference</th>'
             f"<th>selected</th><th>Δ selected</th><th>{kind}</th><th>Δ {kind}</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _groups(groups: Sequence[Mapping[str, Any]]) -> str:
+    """``Shirt (−1.05 pts on validation, strength 0) → T-shirt/top, Pullover`` per group."""
+    return "; ".join(
+        f"{_n(g['class'])} ({_e(points(g['drop'] / 100))} pts on validation, strength "
+        f"{_e(g['strength'])}) → {', '.join(_n(m['class']) for m in g['members']) or 'none'}"
+        for g in groups)
 
 
 def _fix_section(result: StudyResult) -> str:

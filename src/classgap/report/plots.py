@@ -447,8 +447,10 @@ def refit(result: StudyResult, kind: str = "refit") -> Figure:
     outcome = (result.class_aware or {}).get(kind)
     if not outcome:
         raise InputError(f"'result' must hold a {kind} (class_aware[{kind!r}]); got none")
-    name = "refit (per-class strengths)" if kind == "refit" else \
-        f"selected + {outcome.get('method')} reweighting"
+    name = {"refit": "refit (per-class strengths)",
+            "group_refit": "group-aware refit"}.get(kind,
+                                                   f"selected + {outcome.get('method')} "
+                                                   "reweighting")
     after = pd.DataFrame(outcome["vs_reference"]["classes"]).set_index("class")
     before = result.classes.set_index(result.classes["class"].astype(str))
     order = before.sort_values("delta", na_position="first").index.tolist()
@@ -611,6 +613,7 @@ def fix_frontier(result: StudyResult) -> Figure:
 
 FIGURES["fix_frontier"] = fix_frontier
 FIGURES["refit"] = refit
+FIGURES["group_refit"] = lambda result: refit(result, "group_refit")
 FIGURES["reweight"] = lambda result: refit(result, "reweight")
 FIGURES["class_weights"] = class_weights
 
@@ -619,6 +622,7 @@ def build_figures(result: StudyResult) -> dict[str, Figure]:
     """Every figure that applies to ``result``, keyed by name in report order."""
     aware = result.class_aware or {}
     optional = {"transfer": result.transfer is not None, "refit": bool(aware.get("refit")),
+                "group_refit": bool(aware.get("group_refit")),
                 "reweight": bool(aware.get("reweight")),
                 "class_weights": bool((aware.get("reweight") or {}).get("class_weights")),
                 "fix_frontier": any(f.get("worst_class") for f in result.fixes)}

@@ -44,6 +44,7 @@ def detectable_text(detect: dict[str, Any]) -> str:
 
 
 FIX_NAMES = {"refit": "Class-aware refit (per-class strengths)",
+             "group_refit": "Group-aware refit (strengths shared by confusion groups)",
              "reweight": "Selected strength + worst-class reweighting"}
 
 
@@ -225,6 +226,12 @@ def print_summary(
         outcome = (result.class_aware or {}).get(kind)
         if outcome:
             console.print(refit_line(outcome, kind))
+            for group in outcome.get("groups") or ():
+                console.print(Text(
+                    f"  {literal(group['class'])} ({group['drop']:+.2f} pts on validation) "
+                    f"gives {group['strength']} to "
+                    + (", ".join(literal(m["class"]) for m in group["members"]) or "no class"),
+                    "dim"))
     if result.fixes:
         table = Table(title="Fixes (points; the post-hoc rule audited on seeds it was not fit "
                             "on)")

@@ -94,5 +94,5 @@ def test_bad_input(val) -> None:
     y, ref, sel = val
     with pytest.raises(InputError, match="'class_names' must hold one name per class"):
         group_refit_vector(AXIS, [0.0] * 4, y, ref, sel, NAMES[:3])
-    with pytest.raises(ConfigError, match="'aug.mixup'"):
+    with pytest.raises(ConfigError, match=r"'aug\.mixup'"):
         group_refit_vector("aug.mixup", [0.0] * 4, y, ref, sel, NAMES)

@@ -101,3 +101,51 @@ def test_study_shows_the_frontier_and_report_recomputes_it(capsys, tmp_path: Pat
     assert result.fix_rule is not None
     _write(replace(result, fix_rule=None), out)
     assert not (out / "fix_rule.json").exists()
+
+
+# The same model with a per-class strength: a list of 4 crops, one per true class (the form
+# the refits pass), or one strength for all.
+PER_CLASS_SCRIPT = '''
+import json, sys
+import numpy as np
+seed, raw, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+crop = np.asarray(json.loads(raw), float) if raw.startswith("[") else np.full(4, float(raw))
+rng = np.random.default_rng([seed, int(10 * crop.sum())])
+y = np.arange(800) % 4
+for split in ("val", "test"):
+    logits = rng.normal(size=(800, 4))
+    logits[np.arange(800), y] += 1.5 + 0.8 * crop[y]
+    logits[:, 2] -= 2.0 * crop[2]
+    np.savez(f"{out}/{split}.npz", y_true=y, logits=logits)
+'''
+
+
+def test_group_refit_and_ensemble_are_fixes_the_report_keeps(capsys, tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text(PER_CLASS_SCRIPT)
+    cmd = f"{sys.executable} {tmp_path / 'train.py'} {{seed}} {{aug.crop}} {{out}}"
+    out = tmp_path / "study"
+    code, text, err = invoke(capsys, "study", "--set", "data.dataset=digits", "--axis",
+                             "aug.crop=0,1", "--seeds", "4", "--train-cmd", cmd, "--out", out,
+                             "--workers", "1", "--group-refit", "--ensemble")
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    kinds = [f["kind"] for f in summary["fixes"]]
+    assert kinds[0] == "none" and kinds[-1] == "group_refit" and kinds.count("ensemble") == 1
+    ensemble = summary["fixes"][kinds.index("ensemble")]
+    assert (ensemble["inference_cost"], ensemble["training_runs"]) == (2, 0)
+    grouped = json.loads((out / "group_refit.json").read_text())
+    assert summary["fixes"][-1]["training_runs"] == len(grouped["runs"]) == 4
+    # class 2 pays on validation; its reference confusions make every class its group, so
+    # every class gets its strength 0 (the per-class refit would give the others 1)
+    assert [g["class"] for g in grouped["groups"]] == ["2"]
+    assert grouped["per_class_strengths"] == [0.0] * 4
+    assert "Group-aware refit" in text and "2 (" in text
+    study = json.loads((out / "study.json").read_text())["grids"][-1]
+    assert study["downstream"]["group_refit"] is True and study["analysis"]["ensemble"] is True
+    page = (out / "report.html").read_text()
+    assert 'id="group_refit-verdict"' in page and 'id="fig-group_refit"' in page
+    # classgap report keeps both, and trains nothing again
+    (out / "summary.json").unlink()
+    code, _, err = invoke(capsys, "report", out)
+    assert code == 0, err
+    assert json.loads((out / "summary.json").read_text()) == summary

@@ -143,7 +143,7 @@ def confusion_group(y_true: np.ndarray, preds_reference: np.ndarray,
     for runs in (ref, sel):
         occurs |= sparse_confusion(y, runs, k).toarray() > 0
     rows: list[tuple[int, int]] = []
-    stats: list[tuple[float, float, float, float]] = []
+    stats: list[tuple[float, ...]] = []
     with warnings.catch_warnings():  # a cell's interval clipped to [-1, 1] is no news here
         warnings.simplefilter("ignore", ClippedIntervalWarning)
         # the column (j, cls): one test gives every class's share predicted as cls

@@ -211,8 +211,8 @@ def group_refit_vector(axis: str, per_class_strengths: Sequence[Any], y_val: np.
     weakness = [abs(v - knob.off) for v in vector]
     out = list(vector)
     groups = []
-    for c in np.flatnonzero(drop <= -paying_drop):
-        cells = confusion_group(y, ref, sel, k, int(c), alpha=alpha, correction=correction)
+    for c in (int(i) for i in np.flatnonzero(drop <= -paying_drop)):
+        cells = confusion_group(y, ref, sel, k, c, alpha=alpha, correction=correction)
         q = cells.groupby("partner")["q_value"].min()
         shifted = set(cells.loc[cells["significant"], "partner"].astype(int))
         near = {j for j in range(k) if j != c and max(rates[c, j], rates[j, c]) >= min_rate}
@@ -220,7 +220,7 @@ def group_refit_vector(axis: str, per_class_strengths: Sequence[Any], y_val: np.
         for j in sorted(shifted | near):
             why = [w for w, hit in (("confusion shift", j in shifted),
                                     ("reference confusion", j in near)) if hit]
-            members.append({"class": str(class_names[j]),
+            members.append({"class": str(class_names[int(j)]),
                             "shift_q": float(q[j]) if j in q.index else None,
                             "reference_rate": round(float(max(rates[c, j], rates[j, c])), 4),
                             "why": why})

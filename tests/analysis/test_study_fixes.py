@@ -13,6 +13,7 @@ import pytest
 from classgap.analysis import RunRecord, analyze, summary_dict
 from classgap.analysis.fixes import (
     MAX_CLASS_COST,
+    RULE_FOLDS,
     best_fix,
     cross_fit_rule,
     fix_frontier,
@@ -76,7 +77,8 @@ def test_the_rule_fixes_the_paying_class(frontier) -> None:
         assert r["mean_vs_reference"]["delta"] > 0
         assert r["training_runs"] == 0 and r["inference_cost"] == 1
         assert "cross-fit over seeds" in r["tuned_on"]
-        assert [f["seeds"] for f in r["folds"]] == [[0, 2, 4], [1, 3, 5]]
+        assert [f["seeds"] for f in r["folds"]] == [[0, 3], [1, 4], [2, 5]]  # RULE_FOLDS
+        assert [f["fit_on_seeds"] for f in r["folds"]][0] == [1, 2, 4, 5]
     # the rule lifts the paying class: its weight is the largest, about e^SHIFT the others'
     w = rule.weights
     assert int(np.argmax(w)) == PAYS
@@ -90,7 +92,8 @@ def test_rows_are_the_study_audit(frontier) -> None:
     # the frontier row is audit_fix's verdict on the cross-fitted predictions, not a copy
     rows, _, _ = frontier
     r = runs()
-    adjusted, _ = cross_fit_rule(r["ref_val"], r["sel_val"], r["sel_test"], z=0.5)
+    adjusted, _ = cross_fit_rule(r["ref_val"], r["sel_val"], r["sel_test"], z=0.5,
+                                 n_folds=RULE_FOLDS)
     audit = audit_fix(adjusted, r["sel_test"], r["ref_test"], name="rule")
     row = frontier_row(audit, name="x", kind="rule", training_runs=0, inference_cost=1,
                        tuned_on="t")
@@ -231,3 +234,11 @@ def test_the_ensemble_row_when_asked(frontier) -> None:
     assert row == frontier_row(audit, name=row["name"], kind="ensemble", training_runs=0,
                                inference_cost=2, tuned_on=row["tuned_on"])
     assert "ensemble" not in [x["kind"] for x in frontier[0]]  # only when asked
+
+
+def test_fewer_seeds_than_rule_folds_cross_fit_over_each_seed() -> None:
+    r = runs(seeds=2)
+    rows, _, notes = fix_frontier(reference_val=r["ref_val"], reference_test=r["ref_test"],
+                                  selected_val=r["sel_val"], selected_test=r["sel_test"],
+                                  settings=((0.0, 0.5),))
+    assert notes == [] and [f["seeds"] for f in rows[-1]["folds"]] == [[0], [1]]

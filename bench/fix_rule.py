@@ -12,6 +12,9 @@ read from its ``summary.json``); ``--ensemble`` adds the two-model ensemble (the
 reference's and the selected run's probabilities, same seed; 2x inference).
 ``--rule-file RULE.json`` audits a rule fit elsewhere (e.g. another seed set's study's
 ``fix_rule.json``) on this study's test runs: a rule shown on seeds it was not tuned on.
+``--folds 2,3,4,6`` prints the study's cross-fitted rule (``fix_frontier``: each fold's test
+runs adjusted by the rule fit on the other folds' validation runs) at each fold count, for the
+tolerance and the first ``--z``.
 ``--test-halves 0,0.5,1`` is a diagnostic, not a fix: the rule (z = 0) fit on half of the
 *test* images (stratified by class) and audited on the other half, at each tolerance, to tell
 a misleading validation split from a target that no reweighting of the model reaches.
@@ -149,6 +152,38 @@ def fit_on_test_halves(ref_test: list[Path], sel_test: list[Path], tolerance: fl
     return rows
 
 
+def seeded(runs: list[Path], split: str) -> list[Predictions]:
+    """The runs' ``split`` predictions with the seed of their ``config.json``."""
+    from dataclasses import replace
+
+    return [replace(read_predictions(d / f"{split}.npz"),
+                    seed=int(json.loads((d / "config.json").read_text())["train"]["seed"]))
+            for d in runs]
+
+
+def cross_fit_rows(ref: list[Path], sel: list[Path], folds: list[int], tolerance: float,
+                   z: float) -> list[str]:
+    """The study's frontier row of the cross-fitted rule at each fold count (markdown)."""
+    from classgap.analysis.fixes import fix_frontier
+
+    rv, rt, sv, st = (seeded(ref, "val"), seeded(ref, "test"), seeded(sel, "val"),
+                      seeded(sel, "test"))
+    out = []
+    for n in folds:
+        rows, _, notes = fix_frontier(reference_val=rv, reference_test=rt, selected_val=sv,
+                                      selected_test=st, settings=((tolerance, z),), n_folds=n)
+        r = rows[-1]
+        if r.get("error") or r["kind"] != "rule":
+            out.append(f"| {n} folds | {r.get('error') or '; '.join(notes)} |")
+            continue
+        w = r["worst_class"]
+        out.append(f"| {n} folds (tolerance {tolerance:g}, z = {z:g}) | "
+                   f"{r['mean_vs_selected']['delta']:+.2f} | {w['class']} {w['delta']:+.2f} "
+                   f"(q = {w['q_value']:.2g}) | {', '.join(r['below_reference']) or 'none'} | "
+                   f"{'yes' if r['target_met'] else 'no'} |")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("study", type=Path)
@@ -167,6 +202,8 @@ def main() -> None:
     parser.add_argument("--objective", default="mean")
     parser.add_argument("--polish", action="store_true",
                         help="coordinate ascent on the validation objective after the dual")
+    parser.add_argument("--folds", default="",
+                        help="the study's cross-fitted rule at these fold counts, e.g. 2,3,4")
     parser.add_argument("--test-halves", default="",
                         help="diagnostic: tolerances at which to fit on half of the test "
                              "images and audit on the other half")
@@ -241,6 +278,15 @@ def main() -> None:
               f"{vs_ref['mean']:+.2f} | {vs_ref['worst'][0]} {vs_ref['worst'][1]:+.2f} "
               f"(q = {vs_ref['worst'][2]:.2g}) | {', '.join(vs_ref['below']) or 'none'} | "
               f"{'yes' if met else 'no'} | {seconds:.1f} |")
+
+    if args.folds:
+        z0 = float((args.z.split(",") or ["0.5"])[0] or 0.5)
+        print("\nThe study's cross-fit (fix_frontier) at each fold count")
+        print("| cross-fit | mean vs selected | worst class vs reference (q) | "
+              "significantly below | target met |")
+        print("|---|---|---|---|---|")
+        print("\n".join(cross_fit_rows(ref, sel, [int(v) for v in args.folds.split(",")],
+                                      args.tolerance, z0)))
 
     if args.test_halves:
         print("\nDiagnostic (fit on test images, not a fix): the rule fit on one half of the "

@@ -94,5 +94,7 @@ def test_bad_input(val) -> None:
     y, ref, sel = val
     with pytest.raises(InputError, match="'class_names' must hold one name per class"):
         group_refit_vector(AXIS, [0.0] * 4, y, ref, sel, NAMES[:3])
+    with pytest.raises(InputError, match=r"'selected_val' must be \(runs, 1600\)"):
+        group_refit_vector(AXIS, [0.0] * 4, y, ref, sel[:, :10], NAMES)
     with pytest.raises(ConfigError, match=r"'aug\.mixup'"):
         group_refit_vector("aug.mixup", [0.0] * 4, y, ref, sel, NAMES)

@@ -94,3 +94,27 @@ def test_test_halves_fits_on_one_half_and_audits_the_other(bench: ModuleType,
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[2:4] == ["+0.00", "+0.00"] and cells[5] == "none"
+
+
+def test_cross_fit_rows_are_the_study_frontier_at_each_fold_count(bench: ModuleType,
+                                                                  tmp_path: Path) -> None:
+    # the candidate is the reference itself: the rule changes nothing, so each fold count
+    # audits a mean change of exactly 0 with no class below, and the folds are the study's
+    rng = np.random.default_rng(2)
+    y = np.repeat(np.arange(3), 40)
+    runs = []
+    for s in range(4):
+        run = tmp_path / "runs" / f"r{s}"
+        run.mkdir(parents=True)
+        (run / "config.json").write_text(json.dumps({"train": {"seed": s}}))
+        for split in ("val", "test"):
+            write_predictions(run / f"{split}.npz", y_true=y,
+                              logits=rng.normal(size=(y.size, 3)) + 2 * np.eye(3)[y])
+        runs.append(run)
+    assert [p.seed for p in bench.seeded(runs, "val")] == [0, 1, 2, 3]
+    rows = bench.cross_fit_rows(runs, runs, [2, 3], tolerance=0.0, z=0.5)
+    assert [r.split("|")[1].strip() for r in rows] == [
+        "2 folds (tolerance 0, z = 0.5)", "3 folds (tolerance 0, z = 0.5)"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == "+0.00" and cells[3] == "none" and cells[4] == "yes"

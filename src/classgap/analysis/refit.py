@@ -201,6 +201,10 @@ def group_refit_vector(axis: str, per_class_strengths: Sequence[Any], y_val: np.
     if len(class_names) != k:
         raise InputError(f"'class_names' must hold one name per class ({k}); "
                          f"got {len(class_names)}")
+    for name, runs in (("reference_val", ref), ("selected_val", sel)):
+        if runs.ndim != 2 or runs.shape[1] != len(y) or len(runs) == 0:
+            raise InputError(f"'{name}' must be (runs, {len(y)}) predicted labels, one row per "
+                             f"seed; got shape {runs.shape}")
 
     def class_acc(preds: np.ndarray) -> np.ndarray:
         hits = np.stack([np.bincount(y, weights=(row == y), minlength=k) for row in preds])

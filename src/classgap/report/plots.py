@@ -447,6 +447,7 @@ def refit(result: StudyResult, kind: str = "refit") -> Figure:
     outcome = (result.class_aware or {}).get(kind)
     if not outcome:
         raise InputError(f"'result' must hold a {kind} (class_aware[{kind!r}]); got none")
+    short = {"refit": "refit", "group_refit": "group-aware refit", "reweight": "reweighting"}
     name = {"refit": "refit (per-class strengths)",
             "group_refit": "group-aware refit"}.get(kind,
                                                    f"selected + {outcome.get('method')} "
@@ -472,7 +473,7 @@ def refit(result: StudyResult, kind: str = "refit") -> Figure:
         if drop.any():
             ax.scatter(mid[drop], y[drop] + offset, color=colour, s=60, marker="X", zorder=4,
                        edgecolors=VERDICT_COLORS["drop"],
-                       label=f"{side}: significant drop vs the reference")
+                       label=f"{short.get(side, side)}: significant drop vs the reference")
     ax.axvline(0, color="black", lw=1.0, zorder=1)
     ax.set_yticks(y, [_text(c) for c in order], fontsize=9)
     ax.set_ylim(-0.7, n - 0.3)
@@ -482,7 +483,8 @@ def refit(result: StudyResult, kind: str = "refit") -> Figure:
     met = "met" if verdict.get("target_met") else "not met"
     cost_text = "n/a" if cost is None else f"{cost:+.2f}"
     ax.set_title(f"{name[0].upper() + name[1:]}: Δ test accuracy vs the reference "
-                 f"{_fmt_strength(result.reference)}\n{kind} − selected mean {cost_text} pts; "
+                 f"{_fmt_strength(result.reference)}\n{short[kind]} − selected mean {cost_text} "
+                 "pts; "
                  f"target {met}", fontsize=10)
     ax.set_xlabel("Δ test accuracy vs the reference (percentage points; 95% interval)")
     ax.grid(axis="x", alpha=0.3)

@@ -1,5 +1,6 @@
 """What classgap knows by name, as tables: models, augmentation knobs, datasets, presets,
-losses, recipes, optimizers and schedules (``classgap list TOPIC``).
+losses, recipes, optimizers and schedules, and the numeric paths measured on this machine
+(``classgap list TOPIC``).
 
 Each topic is a :class:`Listing`, plain data built from its registry, so the CLI only renders
 it and a notebook can read it.
@@ -116,6 +117,31 @@ def _schedules() -> Listing:
 
     return Listing("Learning-rate schedules (--set schedule.name=NAME)", ("name", "description"),
                    [(name, SCHEDULES.get(name)) for name in SCHEDULES])
+
+
+@TOPICS.register("devices")
+def _devices() -> Listing:
+    from classgap.train.precision import cache_dir, cached_choices, cpu_info, path_name
+
+    cpu = cpu_info()
+    paths = ("fp32", "fp32+cl", "bf16", "bf16+cl")
+    rows = []
+    for entry in cached_choices():
+        _, model, shape, k, batch, threads, _ = entry["key"].split("/")
+        timings = entry.get("timings_ms", {})
+        rows.append((model, shape, k[1:], batch[1:], threads[1:],
+                     *(f"{timings[p]:.2f}" if p in timings else "–" for p in paths),
+                     path_name(entry["bf16"], entry["channels_last"]),
+                     str(entry.get("measured_at", "–"))[:16].replace("T", " ")))
+    if not rows:
+        rows.append(("none yet: the first run with train.precision=auto measures its shape",
+                     *("",) * 10))
+    flags = ", ".join(cpu["flags"]) or "none of avx2, avx512f, avx512_bf16, amx"
+    return Listing(f"This machine: {cpu['model']} ({cpu['machine']}; {flags}; native bf16: "
+                   f"{'yes' if cpu['native_bf16'] else 'no'}). Numeric paths measured for "
+                   f"train.precision=auto, ms a training step (cache: {cache_dir()})",
+                   ("model", "input", "classes", "batch", "threads", *paths, "chosen",
+                    "measured"), rows, right=paths)
 
 
 def listing(topic: str) -> Listing:

@@ -75,6 +75,24 @@ def test_list(capsys, topic: str, needle: str) -> None:
     assert code == 0 and needle in out
 
 
+def test_list_devices_shows_what_was_measured(capsys, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLASSGAP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("CLASSGAP_PRECISION", raising=False)
+    code, out, _ = invoke(capsys, "list", "devices")
+    text = " ".join(out.split())
+    assert code == 0 and "This machine:" in text and "none yet" in text
+    code, _, err = invoke(capsys, *TINY, "--set", "train.threads=1", "--out", tmp_path / "run")
+    assert code == 0, err
+    path = json.loads((tmp_path / "run" / "provenance.json").read_text())["numeric_path"]
+    code, out, _ = invoke(capsys, "list", "devices")
+    row = next(line for line in out.splitlines() if " mlp " in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells[:5] == ["mlp", "1x8x8", "10", "128", "1"]
+    assert cells[9] == path["path"]  # the path the run took is the one listed
+    assert cells[5] == f"{path['timings_ms']['fp32']:.2f}"
+
+
 def test_list_unknown_topic(capsys) -> None:
     code, _, err = invoke(capsys, "list", "modles")
     assert code == 1 and "did you mean 'models'" in err

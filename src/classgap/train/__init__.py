@@ -10,22 +10,24 @@ from classgap.train.ensemble import ModelEnsemble, StackedSGD, train_ensemble
 from classgap.train.evaluate import EvalResult, evaluate, loss_fn
 from classgap.train.optim import build_optimizer, build_scheduler, lr_factor, param_groups
 from classgap.train.pool import train_many
+from classgap.train.precision import PathChoice, choose_path
 from classgap.train.seeds import train_seeds
-from classgap.train.trainer import RunResult, resolve_device, resolve_precision, train
+from classgap.train.trainer import RunResult, resolve_device, train
 
 __all__ = [
     "EvalResult",
     "ModelEnsemble",
+    "PathChoice",
     "RunResult",
     "StackedSGD",
     "build_optimizer",
     "build_scheduler",
+    "choose_path",
     "evaluate",
     "loss_fn",
     "lr_factor",
     "param_groups",
     "resolve_device",
-    "resolve_precision",
     "train",
     "train_ensemble",
     "train_many",

@@ -142,10 +142,10 @@ def provenance(*, seed: int, device: torch.device, precision: str, channels_last
         classgap_version = version("classgap")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         classgap_version = None
-    if device.type == "cuda":
-        device_name = torch.cuda.get_device_name(device)
-    else:
-        device_name = platform.processor() or platform.machine()
+    from classgap.train.precision import cpu_info
+
+    cpu = cpu_info()
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu["model"]
     return {
         "seed": seed,
         "git_hash": git_hash(),
@@ -155,6 +155,7 @@ def provenance(*, seed: int, device: torch.device, precision: str, channels_last
         "classgap": classgap_version,
         "device": str(device),
         "device_name": device_name,
+        "cpu": cpu,
         "precision": precision,
         "channels_last": channels_last,
         "threads": threads,

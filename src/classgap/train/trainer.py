@@ -37,9 +37,9 @@ from classgap.train import rundir
 from classgap.train.criterion import Criterion, build_criterion
 from classgap.train.evaluate import EvalResult, autocast, evaluate
 from classgap.train.optim import build_optimizer, build_rho_schedule, build_scheduler
+from classgap.train.precision import choose_path
 
-__all__ = ["RunResult", "build_augment", "numerics", "resolve_device", "resolve_precision",
-           "train"]
+__all__ = ["RunResult", "build_augment", "numerics", "resolve_device", "train"]
 
 EVAL_BATCH = 1024  # evaluation batch: no gradients, so larger than training batches
 
@@ -143,32 +143,6 @@ def _warn_at_chance(test_acc: float, train_acc: float, k: int, config: Config) -
                       stacklevel=3)
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), as oneDNN reports it."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN
-        return False
-
-
-def resolve_precision(precision: str, channels_last: bool | str,
-                      device: torch.device) -> tuple[bool, bool]:
-    """``(bf16 autocast, channels_last)`` for the run.
-
-    ``"auto"`` is bf16 autocast on CUDA and on a CPU with native bf16 (on an AVX512-BF16 CPU,
-    bf16 + channels_last ran the ``cnn`` 2.6x faster than fp32), fp32 elsewhere: on a CPU
-    without it (AVX2 only) oneDNN emulates bf16 and the ``cnn`` step was measured 9x *slower*
-    than fp32 (bench/RESULTS.md). ``channels_last="auto"`` is on for CPU and CUDA (on the AVX2
-    machine it ran ``cnn_small`` 1.3-1.7x faster in fp32 too) and off elsewhere (MPS).
-    The resolved choice is recorded in each run's provenance; the same config gives the same
-    numbers on one machine, and machines that resolve ``auto`` differently are told apart there.
-    """
-    native = device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
-    bf16 = precision == "bf16" or (precision == "auto" and native)
-    cl = device.type in ("cpu", "cuda") if channels_last == "auto" else bool(channels_last)
-    return bf16, cl
-
-
 @contextlib.contextmanager
 def numerics(seed: int, threads: int | None, device: torch.device) -> Iterator[None]:
     """Seed torch, set threads and CPU determinism for the run, then restore the old state."""
@@ -245,7 +219,6 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
     config = config if config is not None else Config()
     tc, oc = config.train, config.optim
     device = resolve_device(tc.device)
-    bf16, channels_last = resolve_precision(tc.precision, tc.channels_last, device)
 
     with numerics(tc.seed, tc.threads, device):
         # -- data: the whole split on the device as uint8 ----------------------------------
@@ -254,6 +227,21 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
         if len(train_set) < oc.batch_size:
             raise ConfigError(f"'optim.batch_size' must be <= the training set size "
                               f"({len(train_set)}); got {oc.batch_size}")
+        from classgap.models import create_model
+
+        c, h, w = train_set.image_shape
+
+        def build_model() -> torch.nn.Module:
+            return create_model(config.model.name, num_classes=train_set.n_classes,
+                                in_channels=c, image_size=(h, w), head=config.model.head,
+                                dropout=config.model.dropout).to(device)
+
+        # fp32 or bf16, channels-last or not: measured once per machine (and run shape)
+        path = choose_path(tc.precision, tc.channels_last, device, build_model=build_model,
+                           model=config.model.name, input_shape=(c, h, w),
+                           n_classes=train_set.n_classes, batch_size=oc.batch_size,
+                           threads=torch.get_num_threads())
+        bf16, channels_last = path.bf16, path.channels_last
         mean, std = channel_stats(train_set.images)  # training statistics normalise all splits
         common: dict[str, Any] = {"mean": mean, "std": std, "channels_last": channels_last,
                                   "device": device}
@@ -266,13 +254,8 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
             eval_loaders["train"] = DeviceLoader(train_set, batch_size=EVAL_BATCH, **common)
 
         # -- model, optimizer, schedule -------------------------------------------------------
-        from classgap.models import create_model
-
-        c, h, w = train_set.image_shape
         torch.manual_seed(tc.seed)  # model init depends on the seed only, not on data loading
-        model = create_model(config.model.name, num_classes=train_set.n_classes, in_channels=c,
-                             image_size=(h, w), head=config.model.head,
-                             dropout=config.model.dropout).to(device)
+        model = build_model()
         if channels_last:
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         criterion = build_criterion(config, train_set.class_counts(), device=device)
@@ -354,6 +337,7 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
             out, config, splits=splits, history=history, val=val, test=test, model=model,
             device=device, precision="bf16" if bf16 else "fp32", channels_last=channels_last,
             started=started, wall_time=wall_time, train_time=train_time,
-            images_per_second=images_per_second, class_weights=weight_rows or None)
+            images_per_second=images_per_second, class_weights=weight_rows or None,
+            extra_provenance={"numeric_path": path.provenance()})
     return RunResult(config, history, val.accuracy if val else None, test.accuracy, wall_time,
                      images_per_second, val.logits if val else None, test.logits, out, paths)

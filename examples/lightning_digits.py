@@ -2,10 +2,11 @@
 
     python examples/lightning_digits.py --out runs/lightning [--baseline runs/base/test.npz]
 
-``PredictionWriter`` writes ``OUT/val_epoch{E}.npz`` of the last epoch and ``OUT/test.npz``,
-and logs per-class validation accuracy with its interval to a CSV logger (``OUT/logs``); with
-``--baseline`` the run fails when a class drops significantly by more than ``--fail-on-drop``
-points.
+``PredictionWriter`` writes ``OUT/val_epoch{E}.npz`` of the last epoch (``E`` counted from 0,
+as Lightning counts: ``val_epoch9.npz`` after 10 epochs) and ``OUT/test.npz``, with the seed
+that ``seed_everything`` set, and logs per-class validation accuracy with its interval to a
+CSV logger (``OUT/logs``), beside ``val_loss``; with ``--baseline`` the run fails when a class
+drops significantly by more than ``--fail-on-drop`` points.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     L.seed_everything(args.seed, verbose=False)
     train, val, test = loaders(args.drop_class)
-    writer = PredictionWriter(args.out, classes=[str(c) for c in range(10)], seed=args.seed,
+    writer = PredictionWriter(args.out, classes=[str(c) for c in range(10)],
                               log_per_class=True, baseline=args.baseline or None,
                               fail_on_drop=args.fail_on_drop)
     trainer = L.Trainer(max_epochs=args.epochs, accelerator="cpu", devices=1, log_every_n_steps=5,

@@ -86,6 +86,8 @@ def test_every_n_epochs_writes_as_they_end_and_an_evaluate_outside_training_at_o
     trainer.train()
     assert sorted(p.name for p in (tmp_path / "every").glob("*.npz")) == [
         "val_epoch1.npz", "val_epoch2.npz"]
+    # numbered as the Trainer numbers the epochs it logs beside each evaluation's metrics
+    assert [h["epoch"] for h in trainer.state.log_history if "eval_runtime" in h] == [1, 2]
     last = PredictionWriterCallback(tmp_path / "last")
     trainer = example.trainer_for(tmp_path, last, epochs=1, seed=0)
     trainer.evaluate()  # before training: written at once, not kept for the end of a train

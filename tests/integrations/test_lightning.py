@@ -19,24 +19,34 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lightning_digits.p
 
 def test_the_last_validation_epoch_and_the_test_set_make_files_the_audit_reads(base: Path,
                                                                               capsys) -> None:
-    assert {p.name for p in base.glob("*.npz")} == {"val_epoch8.npz", "test.npz"}  # 8 epochs
+    # 8 epochs, 0 to 7 as Lightning numbers them; the seed is seed_everything's
+    assert {p.name for p in base.glob("*.npz")} == {"val_epoch7.npz", "test.npz"}
     test = read_predictions(base / "test.npz")
     assert test.classes == tuple(str(c) for c in range(10)) and test.seed == 0
     assert len(test.y_true) == 540 and test.scores.shape == (540, 10)  # every test sample once
     assert (test.y_pred == test.y_true).mean() > 0.8
-    val = read_predictions(base / "val_epoch8.npz")
+    val = read_predictions(base / "val_epoch7.npz")
     assert len(val.y_true) == 252
     assert run(["audit", str(base / "test.npz")]) == 0
     assert "Per-class accuracy" in capsys.readouterr().out
+
+
+def _logged(run_dir: Path, key: str) -> list[tuple[int, int]]:
+    """(epoch, step) of each row of a CSVLogger's metrics that holds ``key``."""
+    with open(next(run_dir.rglob("metrics.csv")), newline="") as fh:
+        return [(int(r["epoch"]), int(r["step"])) for r in csv.DictReader(fh) if r.get(key)]
 
 
 def test_per_class_accuracy_with_its_interval_reaches_the_logger(base: Path) -> None:
     with open(next((base / "logs").rglob("metrics.csv")), newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("val_class_acc/3")]
     assert len(rows) == 8  # one per validation epoch
+    # with the epoch, on the step of Lightning's own validation metrics
+    assert _logged(base / "logs", "val_class_acc/3") == _logged(base / "logs", "val_loss")
+    assert [int(r["epoch"]) for r in rows] == list(range(8))
     low, acc, high = (float(rows[-1][f"val_class_acc/3{s}"]) for s in ("_low", "", "_high"))
     assert 0 <= low <= acc <= high <= 1
-    val = read_predictions(base / "val_epoch8.npz")
+    val = read_predictions(base / "val_epoch7.npz")
     mine = val.y_true == 3
     assert acc == pytest.approx(float((val.y_pred[mine] == 3).mean()))
 
@@ -74,10 +84,13 @@ def test_per_class_accuracy_reaches_tensorboard(example: ModuleType, tmp_path: P
     events = EventAccumulator(str(next((tmp_path / "tb").rglob("events.out.tfevents.*")).parent))
     events.Reload()
     acc = events.Scalars("val_class_acc/3")
-    assert len(acc) == 2 and [e.step for e in acc] == [16, 32]  # the global step of each epoch
+    # the step of Lightning's own validation metrics: 15 batches stepped when the last one's
+    # validation runs (global_step is already 16 there), and the epoch beside it
+    assert [e.step for e in acc] == [e.step for e in events.Scalars("val_loss")] == [15, 31]
+    assert {(e.step, e.value) for e in events.Scalars("epoch")} == {(15, 0), (31, 1)}
     low = events.Scalars("val_class_acc/3_low")[-1].value
     high = events.Scalars("val_class_acc/3_high")[-1].value
-    val_pred = read_predictions(tmp_path / "val_epoch2.npz")
+    val_pred = read_predictions(tmp_path / "val_epoch1.npz")
     mine = val_pred.y_true == 3
     assert acc[-1].value == pytest.approx(float((val_pred.y_pred[mine] == 3).mean()))
     assert 0 <= low <= acc[-1].value <= high <= 1
@@ -125,7 +138,7 @@ def test_two_processes_gather_into_one_file(tmp_path: Path) -> None:
     order = np.argsort(test.sample_id)
     np.testing.assert_array_equal(test.sample_id[order], np.arange(1258, 1797))  # 539, once
     np.testing.assert_array_equal(test.y_true[order], load_digits().target[1258:])
-    assert len(read_predictions(tmp_path / "out" / "val_epoch1.npz").y_true) == 254  # 253 + 1
+    assert len(read_predictions(tmp_path / "out" / "val_epoch0.npz").y_true) == 254  # 253 + 1
 
 
 def test_a_failed_run_leaves_no_hook_on_the_module(example: ModuleType, tmp_path: Path) -> None:
@@ -150,7 +163,7 @@ def test_every_n_epochs_writes_as_they_end_and_a_stopped_fit_keeps_its_last_epoc
     from classgap.integrations.lightning import PredictionWriter
 
     train, val, _ = example.loaders()
-    for every, expected in ((2, ["val_epoch2.npz", "val_epoch4.npz"]), (0, [])):
+    for every, expected in ((2, ["val_epoch1.npz", "val_epoch3.npz"]), (0, [])):
         _trainer(tmp_path, PredictionWriter(tmp_path / str(every), every_n_epochs=every),
                  epochs=4).fit(example.Digits(), train, val)
         assert sorted(p.name for p in (tmp_path / str(every)).glob("*.npz")) == expected
@@ -163,7 +176,7 @@ def test_every_n_epochs_writes_as_they_end_and_a_stopped_fit_keeps_its_last_epoc
     with pytest.raises(RuntimeError, match="stopped"):  # Ctrl-C goes the same way
         _trainer(tmp_path, PredictionWriter(tmp_path / "stopped"), epochs=4).fit(
             Stopping(), train, val)
-    assert [p.name for p in (tmp_path / "stopped").glob("*.npz")] == ["val_epoch2.npz"]
+    assert [p.name for p in (tmp_path / "stopped").glob("*.npz")] == ["val_epoch1.npz"]
 
 
 PL_ONLY = """
@@ -237,8 +250,8 @@ def test_several_dataloaders_get_a_file_each(example: ModuleType, tmp_path: Path
     trainer.fit(model, train, [val, test])
     trainer.test(model, [test, val], verbose=False)
     assert sorted(p.name for p in tmp_path.glob("*.npz")) == [
-        "test_dl0.npz", "test_dl1.npz", "val_dl0_epoch1.npz", "val_dl1_epoch1.npz"]
-    assert len(read_predictions(tmp_path / "val_dl1_epoch1.npz").y_true) == 540  # the test set
+        "test_dl0.npz", "test_dl1.npz", "val_dl0_epoch0.npz", "val_dl1_epoch0.npz"]
+    assert len(read_predictions(tmp_path / "val_dl1_epoch0.npz").y_true) == 540  # the test set
     assert len(read_predictions(tmp_path / "test_dl1.npz").y_true) == 252  # the validation set
     with open(next((tmp_path / "logs").rglob("metrics.csv")), newline="") as fh:
         header = next(csv.reader(fh))
@@ -262,3 +275,79 @@ def test_steps_that_hide_the_logits_get_one_clear_error(example: ModuleType,
     with pytest.raises(ClassgapError, match="could not find the logits"):
         _trainer(tmp_path, PredictionWriter(tmp_path)).test(
             DictBatches(), DataLoader(rows, batch_size=4), verbose=False)
+
+
+def test_per_class_metrics_share_lightnings_step_when_a_batch_steps_two_optimizers(
+        example: ModuleType, tmp_path: Path) -> None:
+    """Lightning logs validation metrics at the count of batches that stepped, not at
+    ``global_step``, which counts optimizer steps: two a batch here."""
+    import torch
+    from lightning.pytorch.loggers import CSVLogger
+
+    from classgap.integrations.lightning import PredictionWriter
+
+    class TwoOptimizers(example.Digits):
+        def __init__(self) -> None:
+            super().__init__()
+            self.automatic_optimization = False
+
+        def training_step(self, batch, batch_idx):
+            for opt in self.optimizers():
+                opt.zero_grad()
+                self.manual_backward(torch.nn.functional.cross_entropy(self(batch[0]), batch[1]))
+                opt.step()
+
+        def configure_optimizers(self):
+            return [torch.optim.SGD(self.net[0].parameters(), lr=0.1),
+                    torch.optim.SGD(self.net[2].parameters(), lr=0.1)]
+
+    train, val, _ = example.loaders()
+    trainer = _trainer(tmp_path, PredictionWriter(tmp_path, log_per_class=True),
+                       CSVLogger(tmp_path / "logs", name=""), epochs=2)
+    trainer.fit(TwoOptimizers(), train, val)
+    assert trainer.global_step == 64  # 16 batches x 2 optimizers x 2 epochs
+    logged = _logged(tmp_path / "logs", "val_class_acc/3")
+    assert logged == _logged(tmp_path / "logs", "val_loss") == [(0, 15), (1, 31)]
+
+
+def test_file_names_number_epochs_as_model_checkpoint_does(example: ModuleType,
+                                                           tmp_path: Path) -> None:
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from classgap.integrations.lightning import PredictionWriter
+
+    train, val, _ = example.loaders()
+    for every in (2, None):  # every other epoch as each ends; the last one when fit ends
+        out = tmp_path / str(every)
+        checkpoints = ModelCheckpoint(out / "ckpt", filename="{epoch}", save_top_k=-1,
+                                      every_n_epochs=every or 4)  # 4: the last epoch only
+        L.Trainer(max_epochs=4, accelerator="cpu", devices=1, logger=False,
+                  callbacks=[PredictionWriter(out, every_n_epochs=every), checkpoints],
+                  enable_progress_bar=False, enable_model_summary=False).fit(
+            example.Digits(), train, val)
+        saved = sorted(p.stem.removeprefix("epoch=") for p in (out / "ckpt").glob("*.ckpt"))
+        written = sorted(p.stem.removeprefix("val_epoch") for p in out.glob("*.npz"))
+        assert written == saved == (["1", "3"] if every else ["3"])
+
+
+def test_the_seed_is_seed_everythings_unless_one_is_given(example: ModuleType, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import lightning as L
+
+    from classgap.integrations.lightning import PredictionWriter
+
+    monkeypatch.setenv("PL_GLOBAL_SEED", "0")  # so that the test leaves it as it found it
+    monkeypatch.delenv("PL_GLOBAL_SEED")
+    train, val, test = example.loaders()
+    seeds = {}
+    for name, seed, everything in (("none", None, None), ("global", None, 123),
+                                   ("given", 7, 123)):
+        if everything is not None:
+            L.seed_everything(everything, verbose=False)
+        trainer = _trainer(tmp_path, PredictionWriter(tmp_path / name, seed=seed))
+        model = example.Digits()
+        trainer.fit(model, train, val)
+        trainer.test(model, test, verbose=False)
+        seeds[name] = {read_predictions(p).seed for p in (tmp_path / name).glob("*.npz")}
+    assert seeds == {"none": {None}, "global": {123}, "given": {7}}

@@ -16,8 +16,10 @@ Files, in ``run_dir``:
 - ``val_epoch{E}.npz`` for the last evaluation of ``trainer.train()``, written when training
   ends; with ``every_n_epochs`` every n-th evaluation instead, as each ends. The ``Trainer``
   tells callbacks nothing of a ``train()`` that raises, so that one leaves no validation file.
-  Files are named by epoch with ``eval_strategy="epoch"`` and ``val_step{S}.npz`` (the global
-  step) otherwise; ``val_<name>_epoch{E}.npz`` for each of several datasets,
+  Files are named by epoch with ``eval_strategy="epoch"``, numbered as the ``Trainer`` numbers
+  the ``epoch`` it logs with the evaluation (1 after the first epoch; Lightning's callback
+  follows Lightning's numbering, from 0), and ``val_step{S}.npz`` (the global step)
+  otherwise; ``val_<name>_epoch{E}.npz`` for each of several datasets,
   ``eval_dataset={"<name>": ...}``. An ``evaluate`` outside training writes its file at once;
 - ``test.npz`` after ``trainer.predict(test_set)`` or
   ``trainer.evaluate(test_set, metric_key_prefix="test")`` (``test_<name>.npz`` with

@@ -7,9 +7,15 @@ When ``fit`` ends it writes ``val_epoch{E}.npz`` for the last validation epoch (
 ``every_n_epochs``-th one instead, as each ends, when that is given), and after
 ``trainer.test`` it writes ``test.npz``, into ``run_dir``: the labels and logits of every
 batch, gathered across devices with the module's own ``all_gather``, with class names and
-seed, ready for ``classgap audit``. With ``log_per_class`` it logs each class's accuracy and
-its Wilson interval through the trainer's logger (``val_class_acc/<name>``, ``..._low``,
-``..._high``). With ``baseline`` it runs ``classgap compare --fail-on-drop`` after the test
+seed, ready for ``classgap audit``. ``E`` is Lightning's own epoch number,
+``trainer.current_epoch``, counted from 0: ``val_epoch2.npz`` holds the predictions of the
+model that ``ModelCheckpoint`` saves as ``epoch=2``. The seed is the one given, else the one
+``seed_everything`` set (Lightning keeps it in ``PL_GLOBAL_SEED``), else none.
+
+With ``log_per_class`` it logs each class's accuracy and its Wilson interval through the
+trainer's loggers (``val_class_acc/<name>``, ``..._low``, ``..._high``, with ``epoch``), at
+the step Lightning logs its own validation metrics at, so they line up with ``val_loss`` in
+every logger. With ``baseline`` it runs ``classgap compare --fail-on-drop`` after the test
 epoch and raises :class:`~classgap.errors.DropGateError` naming the classes that drop (or only
 warns, ``warn_only=True``).
 
@@ -74,13 +80,22 @@ def _split(outputs: Any, batch: Any) -> tuple[Any, Any, Any]:
     return logits, targets, ids
 
 
+def _global_seed() -> int | None:
+    """The seed ``seed_everything`` set in this process (or its launcher), if it was called."""
+    try:
+        return int(os.environ["PL_GLOBAL_SEED"])
+    except (KeyError, ValueError):  # not called, or not a seed Lightning could have set
+        return None
+
+
 class PredictionWriter(pl.Callback):
     """Write classgap prediction files from Lightning's validation and test loops.
 
     Parameters
     ----------
     run_dir : path
-        Where ``val_epoch{E}.npz`` and ``test.npz`` go (created when missing).
+        Where ``val_epoch{E}.npz`` and ``test.npz`` go (created when missing); ``E`` is
+        ``trainer.current_epoch``, numbered from 0 as ``ModelCheckpoint``'s ``epoch=E``.
     every_n_epochs : int, optional
         Write the validation predictions every this many epochs, as each ends (0: never). By
         default only the last validation epoch's are written, when ``fit`` ends (also when it
@@ -89,9 +104,11 @@ class PredictionWriter(pl.Callback):
     classes : sequence of str, optional
         Class names in index order.
     seed : int, optional
-        The run's seed, recorded in the files (default: none).
+        The run's seed, recorded in the files (default: the seed of ``seed_everything``, read
+        when the run starts; none when it was not called).
     log_per_class : bool
-        Log per-class validation accuracy with its 95% Wilson interval to the trainer's logger.
+        Log per-class validation accuracy with its 95% Wilson interval, and the epoch, to the
+        trainer's loggers at the step of Lightning's own validation metrics.
     baseline : path or sequence of paths, optional
         Prediction files of a baseline on the same test set: after the test epoch, fail (or
         warn) when a class drops significantly by more than ``fail_on_drop`` points.
@@ -111,7 +128,8 @@ class PredictionWriter(pl.Callback):
         self.gate = DropGate(baseline, fail_on_drop, warn_only)
         self.run_dir = Path(run_dir)
         self.log_per_class = log_per_class
-        self._classes, self._seed = classes, seed
+        self._classes, self.seed = classes, seed
+        self._seed = seed  # this run's: the one given, else seed_everything's (at setup)
         # one recorder per stage and dataloader (index), for the epoch under way
         self._recorders: dict[str, dict[int, PredictionRecorder]] = {"val": {}, "test": {}}
         self._active = {"val": False, "test": False}  # recording this evaluation epoch
@@ -169,6 +187,7 @@ class PredictionWriter(pl.Callback):
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         self._gather = trainer.world_size > 1
+        self._seed = self.seed if self.seed is not None else _global_seed()
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         self._end("val")  # the module keeps no hook of ours after a failed or stopped run
@@ -213,21 +232,28 @@ class PredictionWriter(pl.Callback):
         if not active or not trainer.is_global_zero:
             return
         last: list[tuple[Path, PredictionRecorder]] = []
+        metrics: dict[str, float] = {}
         for name, recorder in self._named("val"):
             if self.log_per_class:
-                # Each logger's own API, once an epoch: ``self.log_dict`` of 3 K values costs
-                # more than the epoch itself on a small model (bench/RESULTS.md).
                 logits, targets, _ = recorder.arrays()
-                metrics = per_class_accuracy(logits, targets, recorder.classes,
-                                             f"{name}_class_acc")
-                for logger in trainer.loggers:
-                    logger.log_metrics(metrics, step=trainer.global_step)
+                metrics.update(per_class_accuracy(logits, targets, recorder.classes,
+                                                  f"{name}_class_acc"))
             if self._writing:
-                path = self.run_dir / f"{name}_epoch{trainer.current_epoch + 1}.npz"
+                path = self.run_dir / f"{name}_epoch{trainer.current_epoch}.npz"
                 if self.every_n_epochs is None and trainer.state.fn == "fit":
                     last.append((path, recorder))  # replaces the previous epoch's
                 else:  # every n epochs, or a trainer.validate of its own
                     recorder.write(path, drop_repeated_ids=self._gather)
+        if metrics:
+            # Each logger's own API, once an epoch, as Lightning's LearningRateMonitor does:
+            # ``pl_module.log_dict`` of these 3 K values took about as long as the epoch
+            # itself on digits (~24 ms an epoch). The step and the epoch are those Lightning
+            # gives its own validation metrics: the step counts the batches that stepped the
+            # optimizers, which ``global_step`` does not when a batch steps two of them.
+            metrics["epoch"] = trainer.current_epoch
+            step = trainer.fit_loop.epoch_loop._batches_that_stepped
+            for logger in trainer.loggers:
+                logger.log_metrics(metrics, step=step)
         if last:
             self._last = last
 

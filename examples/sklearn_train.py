@@ -2,15 +2,17 @@
 
 classgap fills the placeholders of the command per grid point and reads the prediction files
 the script leaves in ``--out`` (``val.npz`` and ``test.npz`` with ``y_true`` and ``probs``;
-any format ``classgap audit`` reads works). This one sweeps its L2 strength (``C = 1 / l2``;
-``l2 = 0`` is nearly unregularized) through a config key it does not otherwise use::
+any format ``classgap audit`` reads works). This one sweeps scikit-learn's own inverse L2
+strength ``C``: ``--axis cmd.C=...`` is a parameter of the command only (``{C}``), recorded in
+each run's config, so each value is its own run::
 
-    classgap study --set data.dataset=digits --axis optim.weight_decay=0.01,1.0 --seeds 2 \\
-        --train-cmd "python examples/sklearn_train.py --l2 {optim.weight_decay}
-                     --seed {seed} --out {out}"
+    classgap study --axis cmd.C=100,1,0.01 --seeds 2 \\
+        --train-cmd "python examples/sklearn_train.py --C {C} --seed {seed} --out {out}"
 
-(the command on one line). The validation and test splits are fixed, so every run is compared
-on the same samples; the seed draws the training subsample, so seeds differ as training runs do.
+(the command on one line). The first value of the axis is the reference the others are
+compared with: here the weakest regularization. The validation and test splits are fixed, so
+every run is compared on the same samples; the seed draws the training subsample, so seeds
+differ as training runs do.
 """
 
 import argparse
@@ -21,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 p = argparse.ArgumentParser()
-p.add_argument("--l2", type=float, required=True)
+p.add_argument("--C", type=float, required=True, help="inverse L2 strength (smaller: stronger)")
 p.add_argument("--seed", type=int, required=True)
 p.add_argument("--out", required=True)
 a = p.parse_args()
@@ -31,7 +33,6 @@ X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=0, s
 X_tr, X_va, y_tr, y_va = train_test_split(X_tr, y_tr, test_size=0.25, random_state=0,
                                           stratify=y_tr)
 keep = np.random.default_rng(a.seed).choice(len(y_tr), size=int(0.8 * len(y_tr)), replace=False)
-C = 1.0 / a.l2 if a.l2 > 0 else 1e4
-model = LogisticRegression(C=C, max_iter=300).fit(X_tr[keep], y_tr[keep])
+model = LogisticRegression(C=a.C, max_iter=300).fit(X_tr[keep], y_tr[keep])
 for name, X_, y_ in (("val", X_va, y_va), ("test", X_te, y_te)):
     np.savez(f"{a.out}/{name}.npz", y_true=y_, probs=model.predict_proba(X_))

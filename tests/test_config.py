@@ -111,3 +111,26 @@ def test_warm_up_defaults_to_none_and_is_checked() -> None:
     with pytest.raises(ConfigError, match=r"'schedule.warmup_epochs' must be in \[0, "
                                           r"train.epochs=2\) or none; got 2"):
         load_config(overrides=["train.epochs=2", "schedule.warmup_epochs=2"])
+
+
+def test_cmd_section_holds_a_training_commands_own_parameters(tmp_path: Path) -> None:
+    from classgap.config import check_no_cmd, config_id
+
+    cfg = load_config(overrides=["cmd.C=0.001", "cmd.solver=saga", "cmd.layers=[64,32]"])
+    assert dict(cfg.cmd) == {"C": 0.001, "solver": "saga", "layers": (64, 32)}
+    assert cfg.to_dict()["cmd"] == {"C": 0.001, "layers": [64, 32], "solver": "saga"}
+    assert Config.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    # a config without cmd keys keeps the dict, and so the run id, it had before the section
+    assert "cmd" not in Config().to_dict()
+    assert config_id(load_config(overrides=["cmd.C=1"])) != config_id(Config())
+    path = tmp_path / "c.toml"
+    path.write_text('[cmd]\nC = 0.5\n')
+    assert load_config(path).cmd["C"] == 0.5
+    with pytest.raises(ConfigError, match=r"'cmd.seed' is not a parameter: \{seed\} is the "
+                                          r"run's own placeholder"):
+        load_config(overrides=["cmd.seed=1"])
+    with pytest.raises(ConfigError, match="letters, digits"):
+        load_config(overrides=["cmd.a b=1"])
+    with pytest.raises(ConfigError, match=r"'cmd.C' is a parameter of a --train-cmd template "
+                                          r"\(\{C\}\) and classgap train has no use for it"):
+        check_no_cmd([cfg.__class__(), load_config(overrides=["cmd.C=1"])], "classgap train")

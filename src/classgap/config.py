@@ -9,6 +9,10 @@ that does not exist is rejected by name with the valid keys and the closest one:
 The resolved :class:`Config` is what a run stores (``config.json``), and
 ``Config.from_dict(cfg.to_dict()) == cfg``.
 
+One section is free-form: ``cmd`` holds the parameters of a ``--train-cmd`` template
+(``--axis cmd.C=0.01,1`` fills ``{C}``); classgap's own trainer reads none of them, so a run
+that sets one without a training command is an error (:func:`check_no_cmd`).
+
 >>> cfg = load_config(overrides=["optim.lr=0.1", "aug.rrc=0.5", "train.epochs=2"])
 >>> cfg.optim.lr, dict(cfg.aug), cfg.train.epochs
 (0.1, {'rrc': 0.5}, 2)
@@ -22,10 +26,11 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import tomllib
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Union
@@ -34,10 +39,10 @@ from classgap._registry import Registry
 from classgap._validation import fail, fmt_value
 from classgap.errors import ClassgapError, ConfigError
 
-__all__ = ["AUG_KNOBS", "DEFAULT_WARMUP_EPOCHS", "OPTIMIZERS", "SCHEDULES", "Config",
-           "DataConfig", "LossConfig", "ModelConfig", "OptimConfig", "ScheduleConfig",
-           "TrainConfig", "config_id", "config_keys", "flatten", "get_key", "load_config",
-           "with_point"]
+__all__ = ["AUG_KNOBS", "CMD_RESERVED", "DEFAULT_WARMUP_EPOCHS", "OPTIMIZERS", "SCHEDULES",
+           "Config", "DataConfig", "LossConfig", "ModelConfig", "OptimConfig", "ScheduleConfig",
+           "TrainConfig", "check_no_cmd", "config_id", "config_keys", "flatten", "get_key",
+           "load_config", "with_point"]
 
 #: Optimizers by name (``optim.name``) → what they are; built by
 #: :func:`classgap.train.optim.build_optimizer`, which has one builder per name.
@@ -56,6 +61,11 @@ SCHEDULES.add("constant", "warm-up, then the peak learning rate")
 #: Augmentation knobs, used when :mod:`classgap.augment` cannot be imported.
 AUG_KNOBS = ("rrc", "crop", "flip", "jitter", "cutout", "mixup", "cutmix")
 AugValue = float | tuple[float, ...]  # one strength, or one per class (class-conditional)
+#: A ``cmd.*`` value: whatever a command line can take (a list travels as a tuple).
+CmdValue = str | int | float | bool | None | tuple[Any, ...]
+#: Placeholders of a ``--train-cmd`` template that classgap fills itself, never from ``cmd.*``.
+CMD_RESERVED = ("seed", "out", "run_id")
+_CMD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -183,6 +193,10 @@ def _empty_aug() -> Mapping[str, AugValue]:
     return types.MappingProxyType({})
 
 
+def _empty_cmd() -> Mapping[str, CmdValue]:
+    return types.MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class Config:
     """The resolved configuration of one training run (see the section dataclasses)."""
@@ -194,6 +208,8 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    #: Parameters of a ``--train-cmd`` template (name → value), free-form; {} without one.
+    cmd: Mapping[str, CmdValue] = field(default_factory=_empty_cmd)
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, dict[str, Any]]]]:
         # `aug` is a read-only mappingproxy, which does not pickle; travel as a plain dict
@@ -201,9 +217,18 @@ class Config:
         return (Config.from_dict, (self.to_dict(),))
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        """Plain JSON/TOML-ready nested dict (tuples become lists; ``None`` kept)."""
+        """Plain JSON/TOML-ready nested dict (tuples become lists; ``None`` kept).
+
+        ``cmd`` appears only when set, so a config without one keeps the dict (and the run id)
+        it had before the section existed.
+        """
         out: dict[str, dict[str, Any]] = {}
         for name in SECTIONS:
+            if name == "cmd":
+                if self.cmd:
+                    out[name] = {k: list(v) if isinstance(v, tuple) else v
+                                 for k, v in sorted(self.cmd.items())}
+                continue
             if name == "aug":
                 out[name] = {k: list(v) if isinstance(v, tuple) else v
                              for k, v in sorted(self.aug.items())}
@@ -228,6 +253,10 @@ class Config:
                 kwargs[name] = types.MappingProxyType(
                     {k: _aug_value(k, v) for k, v in sorted(values.items()) if _aug_key(k)})
                 continue
+            if name == "cmd":
+                kwargs[name] = types.MappingProxyType(
+                    {k: _cmd_value(k, v) for k, v in sorted(values.items())})
+                continue
             cls_ = SECTIONS[name]
             hints = typing.get_type_hints(cls_)
             known = [f.name for f in dataclasses.fields(cls_)]
@@ -244,7 +273,7 @@ class Config:
 
 SECTIONS: dict[str, Any] = {"data": DataConfig, "model": ModelConfig, "aug": None,
                             "optim": OptimConfig, "schedule": ScheduleConfig,
-                            "train": TrainConfig, "loss": LossConfig}
+                            "train": TrainConfig, "loss": LossConfig, "cmd": None}
 
 
 # ------------------------------------------------------------------ config keys: one API
@@ -339,9 +368,12 @@ def aug_knobs() -> list[str]:
 
 
 def config_keys() -> list[str]:
-    """Every valid ``section.key`` in section order (aug: one key per knob)."""
+    """Every valid ``section.key`` in section order (aug: one key per knob; ``cmd.*`` is
+    free-form, so none of its keys)."""
     keys = []
     for name, cls_ in SECTIONS.items():
+        if name == "cmd":
+            continue
         if cls_ is None:
             keys += [f"aug.{k}" for k in aug_knobs()]
         else:
@@ -474,6 +506,36 @@ def _aug_value(name: str, value: Any) -> AugValue:
     except ValueError as exc:  # InputError: same template, reported as a config error
         raise ConfigError(str(exc)) from None
     return v
+
+
+def _cmd_value(name: str, value: Any) -> CmdValue:
+    """A ``cmd.<name>`` value, as ``--set`` types it (``0.1`` a number, ``saga`` text)."""
+    key = f"cmd.{name}"
+    if not isinstance(name, str) or not _CMD_NAME.fullmatch(name):
+        raise fail("cmd key", "be a name of letters, digits, '_' or '-' (it is the "
+                   "placeholder {NAME} of --train-cmd)", key, error=ConfigError)
+    if isinstance(value, _Text):
+        value = _literal(str(value))
+    if name in CMD_RESERVED:
+        raise ConfigError(f"'{key}' is not a parameter: {{{name}}} is the run's own placeholder, "
+                          f"filled by classgap; got {key}={fmt_value(value)}")
+    items = value if isinstance(value, list | tuple) else [value]
+    if not all(v is None or isinstance(v, str | int | float | bool) for v in items):
+        raise fail(key, "be a string, a number, true/false or a list of them", value,
+                   error=ConfigError)
+    return tuple(value) if isinstance(value, list | tuple) else value
+
+
+def check_no_cmd(configs: Iterable[Config], why: str) -> None:
+    """Raise :class:`ConfigError` when a config sets ``cmd.*``: only a ``--train-cmd``
+    template reads those keys, and ``why`` is the trainer that would ignore them."""
+    for config in configs:
+        if config.cmd:
+            name, value = next(iter(config.to_dict()["cmd"].items()))
+            raise ConfigError(f"'cmd.{name}' is a parameter of a --train-cmd template "
+                              f"({{{name}}}) and {why} has no use for it: drop the key, or "
+                              f"train with classgap study --train-cmd; got "
+                              f"cmd.{name}={fmt_value(value)}")
 
 
 def _suggest(name: str, options: Sequence[str]) -> str | None:

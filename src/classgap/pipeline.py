@@ -43,13 +43,14 @@ import numpy as np
 import pandas as pd
 
 from classgap._files import write_json
+from classgap._validation import check_choice, check_in_range
 from classgap.analysis import RunRecord, StudyResult, analyze, load_multi_label, summary_dict
 from classgap.analysis.analysis import plan_records
 from classgap.analysis.plan import SeedPlan
 from classgap.audit.io import read_predictions
-from classgap.config import Config, flatten, get_key, load_config, with_point
-from classgap.errors import ConfigError, StudyError
-from classgap.sweep.backends import run_grid
+from classgap.config import Config, check_no_cmd, flatten, get_key, load_config, with_point
+from classgap.errors import ClassgapError, ConfigError, StudyError
+from classgap.sweep.backends import resolve_backend, run_grid
 from classgap.sweep.external import ExternalTrainer
 from classgap.sweep.grid import (
     MODES,
@@ -68,6 +69,7 @@ __all__ = [
     "StudyPlan",
     "StudyRun",
     "Training",
+    "check_study",
     "group_refit_runs",
     "plan_study",
     "plan_study_seeds",
@@ -311,7 +313,7 @@ def _train_accuracy(run_dir: Path) -> float | None:
 
 
 def _analyse_axis(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis: Axis,
-                  opts: dict[str, Any]) -> StudyResult:
+                  opts: dict[str, Any], train_cmd: str | None = None) -> StudyResult:
     """Analyse one axis on the runs where every other axis is at its reference."""
     refs = plan.references or {}
     records, missing, total = _axis_records(store, plan, specs, axis)
@@ -330,12 +332,26 @@ def _analyse_axis(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis:
                      + "; ".join(missing[:5]))
     fixes, rule, fix_notes = _fix_frontier(records, result, opts)
     notes += fix_notes
-    cfg = plan.base
-    meta = {**result.meta, "dataset": cfg.data.dataset, "model": cfg.model.name,
-            "epochs": cfg.train.epochs, "train_subset": cfg.data.train_subset,
-            "seeds": plan.seeds, "preset": plan.preset, "runs": len(records)}
+    meta = {**result.meta, **_trainer_meta(plan, axis, train_cmd), "seeds": plan.seeds,
+            "preset": plan.preset, "runs": len(records)}
     return replace(result, notes=tuple(notes) + result.notes, meta=meta, fixes=tuple(fixes),
                    fix_rule=rule)
+
+
+def _trainer_meta(plan: StudyPlan, axis: Axis, train_cmd: str | None) -> dict[str, Any]:
+    """What trained the runs, for the report's provenance: the built-in recipe (dataset,
+    model, epochs), or the training command, its axis and the values it read besides."""
+    cfg = plan.base
+    if train_cmd is None:
+        return {"dataset": cfg.data.dataset, "model": cfg.model.name,
+                "epochs": cfg.train.epochs, "train_subset": cfg.data.train_subset}
+    meta: dict[str, Any] = {"train_cmd": train_cmd, "axis": axis.key}
+    # the recipe's values the template read (the rest of the config never reached the script)
+    for name in ExternalTrainer(train_cmd).placeholders():
+        key = name if "." in name else f"cmd.{name}"
+        if key != axis.key and key not in meta and get_key(cfg, key) is not None:
+            meta[key] = get_key(cfg, key)
+    return meta
 
 
 def _fix_frontier(records: Sequence[RunRecord], result: StudyResult, opts: dict[str, Any],
@@ -391,11 +407,12 @@ def _write(result: StudyResult, out: Path) -> Path:
     return write_report(result, out)
 
 
-def _analyse_all(store: Store, plan: StudyPlan, opts: dict[str, Any]) -> StudyResult:
+def _analyse_all(store: Store, plan: StudyPlan, opts: dict[str, Any],
+                 train_cmd: str | None = None) -> StudyResult:
     specs = plan.grid().runs()
     first: StudyResult | None = None
     for i, axis in enumerate(plan.axes):
-        result = _analyse_axis(store, plan, specs, axis, opts)
+        result = _analyse_axis(store, plan, specs, axis, opts, train_cmd)
         _write(result, store.path if i == 0 else store.path / "axes" / axis.key)
         first = first or result
     assert first is not None
@@ -413,6 +430,7 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
                    exclude_failed: bool = False) -> StudyResult:
     """Train the plan's grid into ``out_dir`` (resuming), analyse it and write the report.
 
+    Every option is checked first (:func:`check_study`), before ``out_dir`` is created.
     Writes ``out_dir/report.html`` (figures, tables) and ``out_dir/summary.json``. Finished
     runs are never trained again; failed runs are retried only with ``retry_failed``.
     Incomplete runs are left out with a note as long as every strength has a finished seed;
@@ -427,9 +445,58 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
     """
     if transfer_to is not None:  # the probe needs each run's backbone (model.pt)
         plan = replace(plan, base=with_point(plan.base, {"train.checkpoint": True}))
+    trainer = check_study(plan, backend=backend, workers=workers,
+                          threads_per_worker=threads_per_worker, train_cmd=train_cmd,
+                          alpha=alpha, correction=correction, max_drop=max_drop,
+                          multi_label=multi_label, transfer_to=transfer_to, refit=refit,
+                          reweight=reweight, group_refit=group_refit)
     opts = {"alpha": alpha, "correction": correction, "max_drop": max_drop,
             "multi_label": None if multi_label is None else str(Path(multi_label).resolve()),
             "exclude_failed": bool(exclude_failed), "ensemble": bool(ensemble)}
+    grid = plan.grid()
+    specs = grid.runs()
+    with Store(out_dir) as store:
+        store.write_study({**grid.to_dict(), "references": plan.references,
+                           "preset": plan.preset, "notes": list(plan.notes), "analysis": opts,
+                           **({"train_cmd": train_cmd} if trainer is not None else {}),
+                           "downstream": {"transfer_to": transfer_to, "refit": refit,
+                                          **({"reweight": reweight} if reweight else {}),
+                                          **({"group_refit": True} if group_refit else {})}})
+        training = Training(backend, workers, threads_per_worker or plan.base.train.threads,
+                            retry_failed, address, trainer, progress)
+        training.run(store, specs, desc="study")
+        result = _analyse_all(store, plan, opts, train_cmd if trainer is not None else None)
+        result = _downstream(store, result, opts, training, transfer_to=transfer_to,
+                             refit=refit, reweight=reweight, group_refit=group_refit)
+    return result
+
+
+def check_study(plan: StudyPlan, *, backend: str = "local", workers: int = 1,
+                threads_per_worker: int | None = None, train_cmd: str | None = None,
+                alpha: float = 0.05, correction: str = "bh", max_drop: float = 2.0,
+                multi_label: str | os.PathLike[str] | None = None,
+                transfer_to: str | None = None, refit: bool = False,
+                reweight: str | None = None, group_refit: bool = False,
+                ) -> ExternalTrainer | None:
+    """Check every option of :func:`run_full_study` against ``plan``; create nothing.
+
+    Raises the first error (one line naming the option and its value) before a study
+    directory exists: :func:`run_full_study` calls it first, and ``classgap study`` before it
+    prints its header. Cheap: no image is read, no run is trained; the training command's
+    program is looked up once here rather than failing once per run.
+
+    Returns
+    -------
+    ExternalTrainer or None
+        The trainer of ``train_cmd`` (placeholders and program checked), None without one.
+    """
+    from classgap.audit.multiplicity import CORRECTIONS
+    from classgap.data import data_source
+
+    resolve_backend(backend, workers, threads_per_worker)
+    check_in_range(alpha, "alpha", 0, 1, inclusive=(False, False))
+    check_choice(correction, "correction", CORRECTIONS)
+    check_in_range(max_drop, "max_drop", 0.0, 100.0)
     if multi_label is not None and not Path(multi_label).is_file():
         raise ConfigError(f"{multi_label}: multi-label file does not exist")
     if reweight is not None:  # an unknown method fails before anything is trained
@@ -438,24 +505,22 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
         from classgap.analysis.refit import check_refit_axis
 
         check_refit_axis(plan.axes[0].key)
-    grid = plan.grid()
-    specs = grid.runs()
-    trainer = ExternalTrainer(train_cmd) if train_cmd else None
-    if trainer is not None:
-        trainer.check(specs)  # a bad placeholder fails before the directory is created
-    with Store(out_dir) as store:
-        store.write_study({**grid.to_dict(), "references": plan.references,
-                           "preset": plan.preset, "notes": list(plan.notes), "analysis": opts,
-                           "downstream": {"transfer_to": transfer_to, "refit": refit,
-                                          **({"reweight": reweight} if reweight else {}),
-                                          **({"group_refit": True} if group_refit else {})}})
-        training = Training(backend, workers, threads_per_worker or plan.base.train.threads,
-                            retry_failed, address, trainer, progress)
-        training.run(store, specs, desc="study")
-        result = _analyse_all(store, plan, opts)
-        result = _downstream(store, result, opts, training, transfer_to=transfer_to,
-                             refit=refit, reweight=reweight, group_refit=group_refit)
-    return result
+    if transfer_to is not None:
+        try:
+            data_source(transfer_to, option="--transfer-to")
+        except ClassgapError as exc:  # the message names 'dataset': say which one
+            raise type(exc)(f"--transfer-to: {exc}") from None
+    specs = plan.grid().runs()
+    if not train_cmd:
+        check_no_cmd((s.config for s in specs), "classgap's own trainer")
+        # data that is not there: one error, not one failed run per seed
+        for dataset, data_dir in sorted({(s.config.data.dataset, s.config.data.data_dir or "")
+                                         for s in specs}):
+            data_source(dataset, data_dir=data_dir or None, option="data.data_dir")
+        return None
+    trainer = ExternalTrainer(train_cmd)
+    trainer.check(specs)  # placeholders every run can fill; the program is there
+    return trainer
 
 
 @dataclass(frozen=True)
@@ -814,7 +879,7 @@ def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResul
             **{k: v for k, v in analysis.items() if v is not None}}
     downstream = last.get("downstream") or {}
     with Store(path) as store:
-        result = _analyse_all(store, plan, opts)
+        result = _analyse_all(store, plan, opts, last.get("train_cmd"))
         # the transfer probe and the refit are part of the study: a re-report keeps them
         return _downstream(store, result, opts, Training(threads_per_worker=
                                                          plan.base.train.threads),

@@ -328,9 +328,8 @@ SKLEARN = Path(__file__).resolve().parents[2] / "examples" / "sklearn_train.py"
 def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real study: logistic regression on digits (seconds per run), 2 strengths x 2 seeds."""
     out = tmp_path_factory.mktemp("plan")
-    cmd = f"{sys.executable} {SKLEARN} --l2 {{optim.weight_decay}} --seed {{seed}} --out {{out}}"
-    plan = plan_study(axes=["optim.weight_decay=0,1"], seeds=2,
-                      overrides=["data.dataset=digits"])
+    cmd = f"{sys.executable} {SKLEARN} --C {{C}} --seed {{seed}} --out {{out}}"
+    plan = plan_study(axes=["cmd.C=10000,1"], seeds=2)
     run_full_study(plan, out, train_cmd=cmd, progress=False)
     return out
 

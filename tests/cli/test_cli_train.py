@@ -127,3 +127,13 @@ def test_the_run_line_says_n_a_for_a_missing_accuracy_as_every_table_does() -> N
                           images_per_second=1234.5)
     assert train_line(run, 2) == ("val accuracy [bold]n/a[/], test accuracy [bold]81.23%[/], "
                                   "2 epoch(s) in 1.2 s (1,234 images/s)")
+
+
+def test_cmd_keys_are_refused_without_a_training_command(capsys, tmp_path: Path) -> None:
+    # cmd.* fills a study's --train-cmd template; classgap train would silently ignore it
+    code, _, err = invoke(capsys, *TINY, "--set", "cmd.C=0.1", "--out", tmp_path / "run")
+    assert code == 1 and len(err.strip().splitlines()) == 1, err
+    assert "'cmd.C' is a parameter of a --train-cmd template ({C}) and classgap train has no " \
+           "use for it: drop the key, or train with classgap study --train-cmd; got cmd.C=0.1" \
+           in err
+    assert not (tmp_path / "run").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -88,26 +88,22 @@ def study_cmd(
                                         "default they are only reported."),
 ) -> None:
     """Sweep a regularizer over strengths and seeds; show which classes pay for the choice."""
-    from classgap.pipeline import plan_study, resolve_study_run, run_full_study
+    from classgap.pipeline import check_study, plan_study, resolve_study_run, run_full_study
     from classgap.report import print_summary
 
     plan = plan_study(preset, axes=axis or (), seeds=seeds, config_file=config,
                       overrides=set_ or (), quick=quick, mode=mode, threads=threads_per_worker)
-    if train_cmd is None:  # data that is not there: one error before any directory is made
-        from classgap.data import data_source
-
-        for spec, data_dir in sorted({(s.config.data.dataset, s.config.data.data_dir or "")
-                                      for s in plan.grid().runs()}):
-            data_source(spec, data_dir=data_dir or None, option="data.data_dir")
     where = resolve_study_run(plan, out=out, workers=workers, refit=refit,
                               axes_given=bool(axis), quick=quick)
+    options: dict[str, Any] = dict(
+        backend=backend, workers=where.workers, train_cmd=train_cmd, alpha=alpha,
+        correction=correction.value, max_drop=max_drop, multi_label=multi_label,
+        transfer_to=transfer_to, refit=where.refit, reweight=reweight, group_refit=group_refit)
+    check_study(plan, **options)  # every option, before the header and before any file
     console.print(cell(render.study_line(plan, where), "dim"))
-    result = run_full_study(plan, where.out_dir, backend=backend, workers=where.workers,
-                            retry_failed=retry_failed, address=address, train_cmd=train_cmd,
-                            alpha=alpha, correction=correction.value, max_drop=max_drop,
-                            multi_label=multi_label, progress=True, transfer_to=transfer_to,
-                            refit=where.refit, reweight=reweight, group_refit=group_refit,
-                            ensemble=ensemble, exclude_failed=exclude_failed)
+    result = run_full_study(plan, where.out_dir, retry_failed=retry_failed, address=address,
+                            progress=True, ensemble=ensemble, exclude_failed=exclude_failed,
+                            **options)
     out_dir = where.out_dir
     print_summary(result, console, report_path=out_dir / "report.html")
 

@@ -93,7 +93,7 @@ def train_cmd(
                                                   help="Torch threads per worker process."),
 ) -> None:
     """Train one model (or several seeds) and write run directories for classgap audit."""
-    from classgap.config import load_config
+    from classgap.config import check_no_cmd, load_config
     from classgap.data import check_data_dir
     from classgap.train import train
     from classgap.train.recipes import recipe_overrides
@@ -110,6 +110,7 @@ def train_cmd(
     overrides += [f"aug.{a}" for a in aug or []]
     overrides += list(set_ or [])
     cfg = load_config(config, overrides)
+    check_no_cmd([cfg], "classgap train")  # only a study's --train-cmd reads cmd.* keys
     out_dir = out if out is not None else default_out_dir(cfg.to_dict())
     if seeds == 1:
         result = train(cfg, out_dir, overwrite=overwrite)

@@ -31,11 +31,13 @@ from tqdm.auto import tqdm
 from classgap._format import plain
 from classgap._registry import Registry
 from classgap._validation import check_choice, check_positive_int
+from classgap.config import check_no_cmd
 from classgap.errors import ClassgapError
 from classgap.sweep.grid import RunSpec
 from classgap.sweep.store import Store
 
-__all__ = ["AUTO", "BACKENDS", "GridSummary", "TrainFn", "default_train", "run_grid"]
+__all__ = ["AUTO", "BACKENDS", "GridSummary", "TrainFn", "default_train", "resolve_backend",
+           "run_grid"]
 
 #: Backend name → runner ``runner(store, run_ids, train_fn, *, workers, threads, retry_failed,
 #: address, bar)``; ``auto`` (not a runner) means ``processes`` for several workers, else
@@ -353,6 +355,22 @@ BACKENDS.add("ray", _run_ray)
 BACKENDS.add("ensemble", _run_ensemble)
 
 
+def resolve_backend(backend: str = AUTO, workers: int = 1,
+                    threads_per_worker: int | None = None) -> tuple[str, int, int | None]:
+    """``(backend, workers, threads_per_worker)`` checked, ``auto`` resolved: ``processes``
+    for several workers, else ``local``. Cheap and creates nothing, so a caller checks its
+    options before it makes a directory; Ray, when named, must be importable."""
+    check_choice(backend, "backend", (AUTO, *BACKENDS))
+    workers = check_positive_int(workers, "workers")
+    if backend == AUTO:
+        backend = "processes" if workers > 1 else "local"
+    if threads_per_worker is not None:
+        threads_per_worker = check_positive_int(threads_per_worker, "threads_per_worker")
+    if backend == "ray":
+        _import_ray()  # a missing extra fails before anything is registered
+    return backend, workers, threads_per_worker
+
+
 def run_grid(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
              workers: int = 1, threads_per_worker: int | None = None,
              retry_failed: bool = False, address: str | None = None, progress: bool = True,
@@ -389,16 +407,12 @@ def run_grid(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
     GridSummary
         Failed runs do not stop the study; they are counted and their errors returned.
     """
-    check_choice(backend, "backend", (AUTO, *BACKENDS))
-    workers = check_positive_int(workers, "workers")
-    if backend == AUTO:
-        backend = "processes" if workers > 1 else "local"
-    if threads_per_worker is not None:
-        threads_per_worker = check_positive_int(threads_per_worker, "threads_per_worker")
-    if backend == "ray":
-        _import_ray()  # a missing extra fails before anything is registered
+    backend, workers, threads_per_worker = resolve_backend(backend, workers,
+                                                           threads_per_worker)
     specs = list(specs)
-    if train_fn is not None and callable(getattr(train_fn, "check", None)):
+    if train_fn is None:  # cmd.* keys are for a training command; ours would ignore them
+        check_no_cmd((s.config for s in specs), "classgap's own trainer")
+    elif callable(getattr(train_fn, "check", None)):
         train_fn.check(specs)  # type: ignore[attr-defined]
     t0 = time.perf_counter()
     store.register(specs)

@@ -9,6 +9,14 @@ grid point (``{aug.rrc}``) and any key of the resolved config (``{optim.lr}``); 
 are literal braces. The template is split into arguments first (``shlex``, no shell) and the
 placeholders are filled inside each argument, so a value with spaces stays one argument.
 
+The script's own hyperparameters live in the config's free-form ``cmd`` section: ``--axis
+cmd.C=0.01,1`` (or ``--set cmd.C=1``) fills ``{C}``, and ``{cmd.C}`` too. They are part of
+each run's config, so each value is its own run id; classgap's trainer reads none of them.
+
+Before any run, :meth:`ExternalTrainer.check` fills the first run's command and looks its
+program up (on ``PATH``, or as a path from the working directory): a typo is one error, not
+one failed run per grid point.
+
 The program must leave ``test.<ext>`` and ``val.<ext>`` in ``{out}``, in any format
 :func:`classgap.audit.io.read_predictions` reads (``.npz`` with ``y_true`` and ``probs`` or
 ``logits`` is simplest); the validation predictions are what selects the strength. The
@@ -23,6 +31,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -59,8 +68,10 @@ def _text(value: Any) -> str:
 
 def _values(spec: RunSpec, out: Path) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for section, table in spec.config.to_dict().items():
+    config = spec.config.to_dict()
+    for section, table in config.items():
         values.update({f"{section}.{k}": v for k, v in table.items()})
+    values.update(config.get("cmd", {}))  # {C} as well as {cmd.C}: the script's own names
     values.update(spec.point)
     values.update({"seed": spec.seed, "out": str(out), "run_id": spec.run_id})
     return values
@@ -104,18 +115,44 @@ class ExternalTrainer:
                 if m.group(1) is not None]
 
     def check(self, specs: Sequence[RunSpec]) -> None:
-        """Raise :class:`ConfigError` naming any placeholder a run cannot fill."""
-        names = self.placeholders()
-        first: list[RunSpec | None] = [*specs[:1]] or [None]
-        for spec in first:  # every run of a grid has the same keys
-            known = _values(spec, Path()) if spec is not None else dict.fromkeys(_BUILTIN)
-            for name in names:
-                if name not in known:
-                    axes = ", ".join(sorted(spec.point)) if spec is not None else "none"
-                    raise ConfigError(
-                        f"--train-cmd: unknown placeholder {{{name}}}; use {{seed}}, {{out}}, "
-                        f"{{run_id}}, an axis key (axes: {axes}) or a config key "
-                        f"(e.g. {{optim.lr}})")
+        """Raise :class:`ConfigError` naming any placeholder a run cannot fill, or the program
+        when it is not there (:meth:`check_program`)."""
+        spec = specs[0] if specs else None  # every run of a grid has the same keys
+        known = _values(spec, Path()) if spec is not None else dict.fromkeys(_BUILTIN)
+        for name in self.placeholders():
+            if name in known:
+                continue
+            if "." not in name:  # the script's own parameter, never set
+                raise ConfigError(
+                    f"--train-cmd: placeholder {{{name}}} has no value; set it with --set "
+                    f"cmd.{name}=VALUE or sweep it with --axis cmd.{name}=V1,V2")
+            axes = ", ".join(sorted(spec.point)) if spec is not None else "none"
+            raise ConfigError(
+                f"--train-cmd: unknown placeholder {{{name}}}; use {{seed}}, {{out}}, "
+                f"{{run_id}}, an axis key (axes: {axes}), a config key (e.g. {{optim.lr}}) "
+                f"or a cmd key ({{NAME}} from --set cmd.NAME=VALUE)")
+        self.check_program(spec)
+
+    def check_program(self, spec: RunSpec | None = None) -> str:
+        """The path of the template's program (filled for ``spec`` when it has placeholders);
+        :class:`ConfigError` when there is none: ``--train-cmd: program 'pyhton' not found``.
+        """
+        program = self.argv[0]
+        if _FIELD.search(program):
+            if spec is None:
+                return program  # nothing to fill it with: found (or not) when a run starts
+            program = self.command(spec, Path())[0]
+        env = {**os.environ, **self.env}
+        if os.sep in program or (os.altsep and os.altsep in program):
+            path = Path(self.cwd, program)  # as subprocess resolves it: from the cwd
+            found = str(path) if path.is_file() and os.access(path, os.X_OK) else None
+            if found is None and path.is_file():
+                raise ConfigError(f"--train-cmd: program {program!r} is not executable")
+        else:
+            found = shutil.which(program, path=env.get("PATH", os.defpath))
+        if found is None:
+            raise ConfigError(f"--train-cmd: program {program!r} not found")
+        return found
 
     def command(self, spec: RunSpec, out: Path) -> list[str]:
         """The argument list for one run."""
@@ -141,7 +178,7 @@ class ExternalTrainer:
             proc = subprocess.run(argv, cwd=self.cwd, env=env, capture_output=True, text=True,
                                   timeout=self.timeout, check=False)
         except FileNotFoundError:
-            raise ExternalTrainerError(f"--train-cmd: command not found: {argv[0]!r}") from None
+            raise ExternalTrainerError(f"--train-cmd: program {argv[0]!r} not found") from None
         except subprocess.TimeoutExpired:
             raise ExternalTrainerError(f"--train-cmd timed out after {self.timeout} s: "
                                        f"{shlex.join(argv)}") from None

@@ -40,7 +40,13 @@ from classgap._validation import (
     fail,
 )
 from classgap.audit._labels import is_text, name_labels
-from classgap.audit.intervals import check_confidence, clip_interval, quiet
+from classgap.audit.intervals import (
+    ClipCounter,
+    check_confidence,
+    clip_interval,
+    quiet,
+    warn_clipped,
+)
 from classgap.audit.multiplicity import CORRECTIONS, adjust_pvalues
 from classgap.audit.paired import (
     crossed_test,
@@ -300,13 +306,16 @@ def compare_predictions(y_true: Any, preds_a: Sequence[np.ndarray], preds_b: Seq
         p, low, high = (np.where(support > 0, v, np.nan) for v in (1.0, 0.0, 0.0))
         p_all, low_all, high_all = 1.0, 0.0, 0.0
     else:
+        clipped = ClipCounter()  # the classes' and the whole set's intervals: one warning
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EmptyClassWarning)
-            p, low, high = _test(test, yt, ok_a, ok_b, k, confidence, rng)
+            p, low, high = clipped(_test, test, yt, ok_a, ok_b, k, confidence, rng)
         # The whole test set as one class: the same procedure for the mean accuracy.
         p_all, low_all, high_all = (float(v[0]) for v in
-                                    _test(test, np.zeros_like(yt), ok_a, ok_b, 1, confidence,
-                                          rng))
+                                    clipped(_test, test, np.zeros_like(yt), ok_a, ok_b, 1,
+                                            confidence, rng))
+        if clipped.count:
+            warn_clipped(clipped.count, (-1.0, 1.0), "change (Δ)", stacklevel=2)
     p = np.where(support > 0, p, np.nan)
     delta = acc_b.mean(axis=0) - acc_a.mean(axis=0)
 

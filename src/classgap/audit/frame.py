@@ -51,6 +51,7 @@ from classgap.audit.intervals import (
     METHODS,
     bootstrap_interval,
     class_percentile_interval,
+    quiet,
     seed_interval,
     two_level_bootstrap_accuracy,
     wilson_interval,
@@ -228,6 +229,9 @@ def audit(
     check_in_range(confidence, "confidence", 0.0, 1.0, inclusive=(False, False))
     interval = check_choice(interval, "interval", _INTERVALS)
     method = check_choice(method, "method", METHODS)
+    if method == "bca" and len(runs) > 1:  # before any work, so that the error is all it says
+        raise InputError("'method' must be 'basic' or 'percentile' for several runs (BCa "
+                         "needs a jackknife over samples of one run); got 'bca'")
     y_true, runs, class_names = name_labels(y_true, runs, class_names)
     y_true = check_labels(y_true, "y_true")
     runs = [check_labels(r, "y_pred") for r in runs]
@@ -343,8 +347,9 @@ def _mean_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
         out["accuracy_std"] = np.nan
         return out
     stacked = np.stack([t.to_numpy(dtype=float) for t in tables])  # (S, K, M)
-    out = pd.DataFrame(np.nanmean(stacked, axis=0), index=tables[0].index,
-                       columns=tables[0].columns)
+    with quiet():  # a class without samples is NaN in every run: its mean is NaN, said once
+        mean = np.nanmean(stacked, axis=0)
+    out = pd.DataFrame(mean, index=tables[0].index, columns=tables[0].columns)
     for col in ("support",):
         out[col] = tables[0][col]
     acc = np.stack([t["accuracy"].to_numpy(dtype=float) for t in tables])
@@ -389,9 +394,6 @@ def _seed_summary(correct: np.ndarray, support: np.ndarray, replicates: np.ndarr
         acc = (correct / support).mean(axis=0)  # (K,)
     present = support > 0
     statistics = summary_statistics(support, k, groups, keep=present)
-    if method == "bca":
-        raise InputError("'method' must be 'basic' or 'percentile' for several runs (BCa "
-                         "needs a jackknife over samples of one run); got 'bca'")
     estimate = np.array([stat(acc[present]) for stat in statistics.values()],
                         dtype=np.float64)
     values = replicate_values(statistics, _row_blocks(replicates, present))

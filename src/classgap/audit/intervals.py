@@ -42,6 +42,7 @@ __all__ = [
     "clip_interval",
     "seed_interval",
     "two_level_bootstrap_accuracy",
+    "warn_clipped",
     "wilson_interval",
 ]
 
@@ -68,17 +69,15 @@ class ClippedIntervalWarning(UserWarning):
 
 
 class ClipCounter:
-    """Calls functions and adds up the intervals they clip (their warnings still go on).
+    """Calls functions and adds up the intervals they clip; their other warnings go on.
 
-    For a caller that states the total once, e.g. a study's notes.
+    For a caller that states the total once, e.g. a study's notes: the clipping warnings are
+    counted, not shown (one per call would say the same thing again and again).
 
     Examples
     --------
-    >>> import warnings
     >>> clipped = ClipCounter()
-    >>> with warnings.catch_warnings():
-    ...     warnings.simplefilter("ignore")
-    ...     _ = clipped(seed_interval, [[0.5, 0.5], [0.9, 0.51]])
+    >>> _ = clipped(seed_interval, [[0.5, 0.5], [0.9, 0.51]])  # no warning: counted
     >>> clipped.count
     1
     """
@@ -93,7 +92,8 @@ class ClipCounter:
         for w in caught:
             if isinstance(w.message, ClippedIntervalWarning):
                 self.count += w.message.count
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return out
 
 
@@ -120,12 +120,18 @@ def clip_interval(low: Any, high: Any, bounds: tuple[float, float], what: str,
     lo, hi = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
     past = (lo < bounds[0]) | (hi > bounds[1])  # NaN compares False
     if past.any():
-        count = int(past.sum())
-        warnings.warn(ClippedIntervalWarning(
-            f"{count} {what} interval(s) reached past [{bounds[0]:g}, {bounds[1]:g}] and were "
-            "clipped to it: those classes have too few images or seeds to say much", count),
-            stacklevel=3)
+        warn_clipped(int(past.sum()), bounds, what, stacklevel=4)
     return np.clip(lo, *bounds), np.clip(hi, *bounds)
+
+
+def warn_clipped(count: int, bounds: tuple[float, float], what: str, *,
+                 stacklevel: int = 2) -> None:
+    """The :class:`ClippedIntervalWarning` of :func:`clip_interval`, for ``count`` intervals
+    (for a caller that adds up several steps' clipping and says it once)."""
+    warnings.warn(ClippedIntervalWarning(
+        f"{count} {what} interval(s) reached past [{bounds[0]:g}, {bounds[1]:g}] and were "
+        "clipped to it: those classes have too few images or seeds to say much", count),
+        stacklevel=stacklevel)
 
 
 def binomial_floor(accuracy: Any, n: Any) -> np.ndarray:

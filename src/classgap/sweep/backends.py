@@ -17,12 +17,15 @@ own with :class:`~classgap.sweep.external.ExternalTrainer`). It must be picklabl
 from __future__ import annotations
 
 import multiprocessing
+import pickle
+import queue as queue_module
 import shutil
 import time
 import traceback
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -152,12 +155,42 @@ def _run_local(store: Store, run_ids: list[str], train_fn: TrainFn | None, *, wo
 
 
 def _worker_main(path: str, run_ids: list[str], train_fn: TrainFn | None, retry_failed: bool,
-                 threads: int | None, session_start: float, worker_id: str) -> None:
+                 threads: int | None, session_start: float, worker_id: str,
+                 warned: Any = None) -> None:
     """Entry point of one ``processes`` worker (spawned)."""
+    if warned is not None:
+        warnings.showwarning = partial(_forward_warning, warned)
     _set_threads(threads)
     with Store(path, session_start=session_start) as store:
         _claim_loop(store, run_ids, train_fn or default_train, retry_failed=retry_failed,
                     worker_id=worker_id)
+
+
+# A warning sent from a worker stays under PIPE_BUF (4096 bytes): one atomic pipe write, so a
+# worker killed mid-send cannot leave half a message for the parent to wait on.
+_WARNING_CHARS = 1000
+
+
+def _forward_warning(queue: Any, message: Warning | str, category: type[Warning],
+                     *args: Any, **kwargs: Any) -> None:
+    """A worker's ``warnings.showwarning``: send the warning to the study's process, which
+    warns it again (:func:`_rewarn`), rather than print Python's raw two-line format."""
+    try:
+        pickle.dumps(category)
+    except Exception:  # a category the parent cannot import (defined in a closure, say)
+        category = UserWarning
+    queue.put((category, str(message)[:_WARNING_CHARS]))
+
+
+def _rewarn(queue: Any) -> None:
+    """Warn, in this process, what the workers sent: the caller's filters and printer apply
+    (the CLI prints each distinct message once, on one line) as if the runs were local."""
+    while True:
+        try:
+            category, text = queue.get_nowait()
+        except queue_module.Empty:
+            return
+        warnings.warn(text, category, stacklevel=2)
 
 
 def _run_processes(store: Store, run_ids: list[str], train_fn: TrainFn | None, *,
@@ -167,16 +200,18 @@ def _run_processes(store: Store, run_ids: list[str], train_fn: TrainFn | None, *
     from classgap.train.pool import default_threads
 
     ctx = multiprocessing.get_context("spawn")  # fork after torch started threads can hang
+    warned = ctx.Queue()
     procs = [ctx.Process(target=_worker_main, daemon=True,
                          args=(str(store.path), run_ids, train_fn, retry_failed,
                                threads or default_threads(workers), store.session_start,
-                               f"w{i}"))
+                               f"w{i}", warned))
              for i in range(workers)]
     for p in procs:
         p.start()
     try:
         while any(p.is_alive() for p in procs):
             time.sleep(0.5)
+            _rewarn(warned)
             bar.n = store.counts(run_ids)["done"]
             bar.refresh()
     finally:
@@ -184,6 +219,8 @@ def _run_processes(store: Store, run_ids: list[str], train_fn: TrainFn | None, *
             if p.is_alive():
                 p.terminate()
             p.join()
+        _rewarn(warned)
+        warned.close()
     for i, p in enumerate(procs):
         if p.exitcode:  # killed or crashed outside a run: its claim is reclaimed next time
             warnings.warn(f"study worker w{i} exited with status {p.exitcode}; runs it left "

@@ -203,7 +203,7 @@ def test_a_drop_past_the_class_accuracy_is_not_detectable() -> None:
     assert d["classes"][0]["note"] == "not detectable with these seeds"
     detect = plan.detectable()
     assert detect["worst_class"] == "0" and detect["worst_note"] == NOT_DETECTABLE
-    assert "not detectable with these seeds" in detectable_sentence(detect)
+    assert "no drop is detectable" in detectable_sentence(detect)
     assert any(line.startswith("1 class(es) not detectable with these seeds")
                for line in plan.lines())
 
@@ -394,7 +394,7 @@ def test_cli_table(capsys: pytest.CaptureFixture[str], study_dir: Path) -> None:
     text = " ".join(out.split())
     assert ("With 2 seeds per strength this study can detect drops of" in text
             and "(median over classes; the hardest class, " in text) or \
-        "With 2 seeds per strength most classes are not detectable with these seeds" in text
+        "With 2 seeds per strength no drop is detectable in most classes" in text
 
 
 def test_detectable_sentence_stays_true_past_100_points() -> None:
@@ -402,10 +402,11 @@ def test_detectable_sentence_stays_true_past_100_points() -> None:
 
     d = {"seeds": 4, "median": 2.5, "worst": 250.0, "worst_class": "Shirt"}
     assert "drops of 2.5 points or more" in detectable_sentence(d)
-    assert "Shirt: not detectable with these seeds" in detectable_sentence(d)
-    assert "most classes are not detectable with these seeds" in \
+    assert "the hardest class, Shirt: no drop is detectable)" in detectable_sentence(d)
+    assert "no drop is detectable in most classes" in \
         detectable_sentence({**d, "median": 120.0})
-    assert "most classes are not detectable" in detectable_sentence({**d, "median": np.inf})
+    assert "no drop is detectable in most classes" in \
+        detectable_sentence({**d, "median": np.inf})
 
 
 def test_cli_not_a_study(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -300,9 +300,9 @@ def detectable_sentence(detect: Mapping[str, Any]) -> str:
     classes; the hardest class, C: Y)", in words that stay true past 100 points."""
     seeds, median, worst = detect["seeds"], float(detect["median"]), float(detect["worst"])
     if median > 100:
-        return (f"With {seeds} seeds per strength most classes are {NOT_DETECTABLE} (the "
+        return (f"With {seeds} seeds per strength no drop is detectable in most classes (the "
                 "median detectable drop exceeds 100 points or the class's own accuracy)")
-    hardest = f"{worst:.1f}" if worst <= 100 else NOT_DETECTABLE
+    hardest = f"{worst:.1f}" if worst <= 100 else "no drop is detectable"
     return (f"With {seeds} seeds per strength this study can detect drops of {median:.1f} "
             f"points or more (median over classes; the hardest class, {detect['worst_class']}: "
             f"{hardest})")

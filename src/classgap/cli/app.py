@@ -217,8 +217,16 @@ def compare_cmd(
                            correction=correction.value, test=test.value,
                            confidence=confidence, random_state=seed)
     _rule_note(adjust, rule, len(candidate))
+    drops = result.drops(min_points=fail_on_drop) if fail_on_drop is not None else None
     if fmt is Format.json:
-        _emit(render.to_json(result.to_dict()), out)
+        payload = result.to_dict()
+        if drops is not None:  # the gate's verdict with the numbers, not only the exit code
+            payload["fail_on_drop"] = {
+                "points": fail_on_drop, "passed": not len(drops),
+                "drops": [{"class": str(c), "delta": float(d), "q_value": float(q)}
+                          for c, d, q in zip(drops["class"], drops["delta"], drops["q_value"],
+                                             strict=True)]}
+        _emit(render.to_json(payload), out)
     elif fmt is Format.csv:
         _emit_csv(result.classes, result.to_dict()["overall"], out)
     elif out is not None:
@@ -226,12 +234,11 @@ def compare_cmd(
     else:
         for t in render.comparison_tables(result, show_all=show_all):
             console.print(t)
-    if fail_on_drop is not None:  # on stderr, so that --format json stays parseable
+    if drops is not None:  # on stderr, so that --format json stays parseable
         from rich.text import Text
 
         from classgap._format import literal
 
-        drops = result.drops(min_points=fail_on_drop)
         gate = Console(stderr=True, soft_wrap=True)
         if len(drops):
             names = ", ".join(f"{literal(c)} ({100 * d:+.1f})" for c, d in
@@ -285,7 +292,8 @@ def data_info_cmd(
                                         "a one-split folder: or npz: (data.test_fraction)."),
     image_size: str | None = typer.Option(None, "--image-size", metavar="H,W",
                                           help="Resize every image (data.image_size)."),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table or json."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json, or csv "
+                               "(the per-class counts: a column per split)."),
 ) -> None:
     """Size, image shape, class names and per-class counts of each split of a dataset, split
     as training splits it."""
@@ -298,8 +306,11 @@ def data_info_cmd(
                     + ([f"data.image_size={image_size}"] if image_size is not None else [])).data
     info = dataset_info(dataset, data_dir=data_dir, test_fraction=d.test_fraction,
                         image_size=d.image_size, option="--data-dir")
-    if fmt is not Format.table:
+    if fmt is Format.json:
         typer.echo(render.to_json(info), nl=False)
+        return
+    if fmt is Format.csv:
+        typer.echo(render.to_csv(render.class_counts_frame(info["splits"])), nl=False)
         return
     console.print(cell(info["name"], "bold"))
     console.print(cell(f"read from {info['path']}", "dim"))

@@ -235,3 +235,13 @@ def to_json(payload: dict[str, Any]) -> str:
 
 def to_csv(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False)
+
+
+def class_counts_frame(splits: dict[str, Any]) -> pd.DataFrame:
+    """``data info``'s per-class counts: a row per class, a column per split (train, val,
+    test), from :func:`~classgap.data.dataset_info`'s ``splits``."""
+    import pandas as pd
+
+    first = next(iter(splits.values()))
+    return pd.DataFrame({"class": first["classes"],
+                         **{split: s["class_counts"] for split, s in splits.items()}})

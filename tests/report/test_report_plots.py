@@ -157,6 +157,48 @@ def test_empty_confusion_shifts_draw_a_message(fake_result: Factory) -> None:
     assert "no confusion shifts" in fig.axes[0].texts[0].get_text()
 
 
+def test_confusion_shifts_show_only_pairs_that_moved(fake_result: Factory) -> None:
+    result = fake_result(10)
+    shifts = result.confusion_shifts.copy()
+    still = shifts.index[:3]
+    shifts.loc[still, "change"] = 0.0  # rates that did not move: no bar of length 0
+    shifts.loc[still, "true"] = [f"still {i}" for i in range(3)]
+    fig = plots.confusion_shifts(StudyResult(**{**result.__dict__, "confusion_shifts": shifts}),
+                                 top_k=len(shifts))
+    bars = [p for p in fig.axes[0].patches if p.get_gid() == "confusion-bar"]
+    assert len(bars) == len(shifts) - 3 and all(b.get_width() != 0 for b in bars)
+    shown = {t.get_text() for t in fig.axes[0].get_yticklabels()}
+    assert shown and not any(t.startswith("still") for t in shown)
+    shifts["change"] = 0.0
+    fig = plots.confusion_shifts(StudyResult(**{**result.__dict__, "confusion_shifts": shifts}))
+    assert not fig.axes[0].patches
+    assert fig.axes[0].texts[0].get_text() == "no confusion rate changed"
+
+
+@pytest.mark.parametrize("axis, strengths, names", [
+    ("aug.mixup", (1.0, 0.0), ("a", "b")),
+    ("model.a_very_long_custom_axis_name_of_a_users_trainer", ("rand-m9-n3-mstd0.5-inc1",
+     "rand-m5-n2-mstd0.5-inc0"), ("W" * 40, "M" * 40)),
+])
+def test_confusion_shifts_text_stays_inside_the_figure(
+        fake_result: Factory, axis: str, strengths: tuple[object, object],
+        names: tuple[str, str]) -> None:
+    result = fake_result(10)
+    shifts = result.confusion_shifts.head(1).assign(true=names[0], predicted=names[1])
+    fig = plots.confusion_shifts(StudyResult(**{
+        **result.__dict__, "axis": axis, "selected": strengths[0], "reference": strengths[1],
+        "confusion_shifts": shifts}))
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    ax = fig.axes[0]
+    box = fig.bbox
+    for text in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label):
+        if text.get_text():
+            extent = text.get_window_extent(renderer)
+            assert box.x0 <= extent.x0 and extent.x1 <= box.x1 + 0.5, text.get_text()
+            assert box.y0 <= extent.y0 and extent.y1 <= box.y1 + 0.5, text.get_text()
+
+
 def test_class_aware_without_pick(fake_result: Factory) -> None:
     result = fake_result(10)
     no_pick = StudyResult(**{**result.__dict__, "class_aware": {}})

@@ -12,6 +12,7 @@ Artists that tests and callers may want to find carry a ``gid`` (``"class:<name>
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from numbers import Real
 from typing import Any
@@ -50,6 +51,7 @@ MANY_CLASSES = 20
 MAX_NAMED = 10
 # A confusion pair's label holds two class names: each is cut to this many characters.
 PAIR_CHARS = 20
+TITLE_CHARS = 70  # a title line that fits the 8.5-inch figures at 12 points
 
 
 # --------------------------------------------------------------------------- helpers
@@ -294,7 +296,8 @@ def transfer(result: StudyResult, *, max_labels: int = 40) -> Figure:
 
 
 def confusion_shifts(result: StudyResult, *, top_k: int = 10) -> Figure:
-    """The ``top_k`` confusion pairs whose rate changed most, as horizontal bars.
+    """The ``top_k`` confusion pairs whose rate changed most, as horizontal bars; pairs whose
+    rate did not change are left out (with none left, the figure says so).
 
     A positive change means more of the true class's test samples now go to the predicted
     class: that class absorbs the lost samples.
@@ -302,26 +305,32 @@ def confusion_shifts(result: StudyResult, *, top_k: int = 10) -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
-        ``min(top_k, len(result.confusion_shifts))`` bar patches (``gid`` ``"confusion-bar"``).
+        ``min(top_k, pairs that moved)`` bar patches (``gid`` ``"confusion-bar"``).
     """
     if top_k < 1:
         raise InputError(f"'top_k' must be >= 1; got {top_k}")
     shifts = result.confusion_shifts
+    if not shifts.empty:
+        _require_columns(shifts, "confusion_shifts", ["true", "predicted", "change"])
+        change = shifts["change"].to_numpy(dtype=float)
+        shifts = shifts[np.isfinite(change) & (change != 0)]  # a bar of 0 says nothing
     fig = _new_figure(8.5, 1.6 + 0.38 * min(top_k, max(len(shifts), 1)))
     ax = fig.add_subplot()
     # Right-aligned: long pair labels push the axes right, and a centred title or x label
-    # would then run off the figure's right edge.
-    ax.set_title(
-        f"Confusions that moved most: {_text(result.axis, 60)} = "
-        f"{_fmt_strength(result.selected)} "
-        f"vs {_fmt_strength(result.reference)}", loc="right"
-    )
+    # would then run off the figure's right edge. A long axis name or strength goes on a
+    # second line rather than past the figure's left edge.
+    what = (f"{_text(result.axis, 60)} = {_text(_fmt_strength(result.selected), 30)} vs "
+            f"{_text(_fmt_strength(result.reference), 30)}")
+    title = f"Confusions that moved most: {what}"
+    if len(title) > TITLE_CHARS:
+        title = "Confusions that moved most:\n" + textwrap.fill(what, TITLE_CHARS)
+    ax.set_title(title, loc="right")
     if shifts.empty:
-        ax.text(0.5, 0.5, "no confusion shifts recorded", ha="center", va="center",
-                transform=ax.transAxes)
+        message = ("no confusion rate changed" if len(result.confusion_shifts)
+                   else "no confusion shifts recorded")
+        ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
         ax.set_axis_off()
         return fig
-    _require_columns(shifts, "confusion_shifts", ["true", "predicted", "change"])
     top = shifts.reindex(shifts["change"].abs().sort_values(ascending=False).index).head(top_k)
     top = top.iloc[::-1]  # barh draws bottom-up: the largest shift ends up on top
     change = 100 * top["change"].to_numpy(dtype=float)

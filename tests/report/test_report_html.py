@@ -223,3 +223,21 @@ def test_summary_of_many_drops_lists_the_worst_and_counts_the_rest(fake_result: 
     assert f"… {50 - TERMINAL_DROPS} more (report.html, classes.csv)" in text
     listed = [name for name in result.drops()["class"] if f"│ {name} " in text]
     assert listed == list(result.drops()["class"][:TERMINAL_DROPS])
+
+
+@pytest.mark.parametrize("axis, says, not_says", [
+    ("aug.flip", "class-conditional augmentation", "diagnostic only"),
+    ("optim.label_smoothing", "class-conditional label smoothing", "augmentation"),
+    ("optim.weight_decay", "weight decay shrinks the weights that every class shares",
+     "augmentation"),
+    ("model.dropout", "dropout drops units", "augmentation"),
+    ("aug.mixup", "mixes pairs of samples of two classes", "class-conditional"),
+])
+def test_per_class_vector_names_its_mechanism(fake_result: Factory, tmp_path: Path, axis: str,
+                                              says: str, not_says: str) -> None:
+    result = fake_result(10)
+    result = StudyResult(**{**result.__dict__, "axis": axis})
+    page = write_report(result, tmp_path).read_text(encoding="utf-8")
+    (summary,) = re.findall(r"<summary>Per-class strength vector \((.*?)\)</summary>", page,
+                            flags=re.S)
+    assert says in summary and not_says not in summary

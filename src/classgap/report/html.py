@@ -546,11 +546,42 @@ def _class_aware_section(result: StudyResult) -> str:
             f"<tr><td>{_n(c)}</td><td>{_e(strength(s))}</td></tr>" for c, s in vector.items()
         )
         parts.append(
-            "<details><summary>Per-class strength vector (class-conditional "
-            "augmentation)</summary><table id=\"per-class-strengths\"><thead><tr><th>class</th>"
+            f"<details><summary>Per-class strength vector ({_per_class_mechanism(result.axis)})"
+            "</summary><table id=\"per-class-strengths\"><thead><tr><th>class</th>"
             f"<th>strength</th></tr></thead><tbody>{rows}</tbody></table></details>"
         )
     return "".join(parts)
+
+
+#: Why a knob has no per-class version, where the knob is known by name.
+_SHARED_KNOBS = {
+    "optim.weight_decay": "weight decay shrinks the weights that every class shares",
+    "model.dropout": "dropout drops units of the layers that every class shares",
+    "optim.lr": "the learning rate steps the weights that every class shares",
+}
+
+
+def _per_class_mechanism(axis: str) -> str:
+    """What the per-class strength vector of ``axis`` would be trained as (HTML), or why it
+    is a diagnostic only: the axis has no per-class version."""
+    from classgap.analysis.refit import check_refit_axis
+    from classgap.errors import ClassgapError
+
+    knob = f"<code>{_e(axis)}</code>"
+    try:
+        check_refit_axis(axis)
+    except ClassgapError:
+        section = axis.partition(".")[0]
+        why = _SHARED_KNOBS.get(axis) or (
+            "it mixes pairs of samples of two classes" if section == "aug" else
+            "it acts on the model that every class shares" if section in ("optim", "model")
+            else "classgap cannot set it per class")
+        return (f"the best strength of each class on validation; a diagnostic only: {knob} "
+                f"has no per-class version: {why}")
+    if axis == "optim.label_smoothing":
+        return ("class-conditional label smoothing: the targets of class y smoothed with its "
+                "own ε<sub>y</sub>")
+    return f"class-conditional augmentation: the images of each class get its own {knob}"
 
 
 def _refit_section(result: StudyResult, refit: Mapping[str, Any], kind: str = "refit") -> str:

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.classgap-installed
 FMNIST_DIR := /usr/share/datasets/fashion-mnist
 TORCH_CPU := torch==2.13.0
 
-.PHONY: demo test test-fast bench lint data clean-venv
+.PHONY: demo test test-fast test-precisions bench lint data clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ test: $(STAMP) data
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The suite once per numeric path: train.precision=auto forced to fp32, then to bf16
+# (classgap.train.precision), so a test that only passes on the path this CPU happens to
+# measure fastest shows up here. bf16 is emulated, and slow, on CPUs without AVX512-BF16/AMX.
+test-precisions: $(STAMP) data
+	CLASSGAP_PRECISION=fp32 $(BIN)/python -m pytest -q
+	CLASSGAP_PRECISION=bf16 $(BIN)/python -m pytest -q
 
 # The quick benchmarks; bench/train_speed.py (about 6 minutes on 2 cores) and
 # bench/ensemble_speed.py (for a GPU) are run by hand: see bench/RESULTS.md.

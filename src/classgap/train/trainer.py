@@ -211,9 +211,11 @@ def train(config: Config | None = None, out_dir: str | os.PathLike[str] | None =
 
     Notes
     -----
-    On CPU, the same config and seed give bitwise identical logits: the split, the model
-    initialisation, every epoch's permutation and augmentation are seeded from
-    ``train.seed`` (and ``data.split_seed``), and deterministic algorithms are on.
+    On one CPU and numeric path (:mod:`classgap.train.precision`: fp32 or bf16, channels-last
+    or not, recorded in ``provenance.json``), the same config and seed give bitwise identical
+    logits: the split, the model initialisation, every epoch's permutation and augmentation
+    are seeded from ``train.seed`` (and ``data.split_seed``), and deterministic algorithms are
+    on. Another CPU or path gives numbers that differ in their last digits.
     """
     t_start, started = time.perf_counter(), datetime.now(UTC)
     config = config if config is not None else Config()

@@ -54,12 +54,15 @@ TARGET_MEAN_PTS = -0.3  # the mean vs the selected strength at least this
 def runs_by_strength(study: Path, axis: str = "optim.label_smoothing"
                      ) -> dict[float, list[Path]]:
     """Run directories of the swept strengths of ``axis`` (the refit runs, whose strength
-    is a per-class list, left out), sorted by seed."""
+    is a per-class list, and the reweighting runs, ``loss.reweight`` set, left out), sorted
+    by seed."""
     section, key = axis.split(".")
     found: dict[float, list[tuple[int, Path]]] = {}
     for cfg in sorted(study.glob("runs/*/config.json")):
         c = json.loads(cfg.read_text())
         eps = c[section][key]
+        if (c.get("loss") or {}).get("reweight"):  # a reweighting fix's run, not the sweep's
+            continue
         if isinstance(eps, float | int) and (cfg.parent / "val.npz").exists():
             found.setdefault(float(eps), []).append((int(c["train"]["seed"]), cfg.parent))
     return {e: [d for _, d in sorted(v)] for e, v in found.items()}
@@ -227,30 +230,25 @@ def main() -> None:
     print(f"| selected {name} = {args.selected:g} | | | 0 | {base_ref['mean']:+.2f} | "
           f"{base_ref['worst'][0]} {base_ref['worst'][1]:+.2f} (q = {base_ref['worst'][2]:.2g})"
           f" | {', '.join(base_ref['below']) or 'none'} | no | |")
-    if args.ensemble:
-        adjust = two_model_ensemble(ref_test)
+    def audited_row(label: str, adjust: Any) -> str:
+        """A row for an adjustment of the selected test runs that nothing here fits."""
         vs_ref = summary(compare_files(ref_test, sel_test, adjust=adjust))
         vs_sel = summary(compare_files(sel_test, sel_test, adjust=adjust))
         met = (not vs_ref["below"] and vs_ref["worst"][1] >= TARGET_CLASS_PTS
                and vs_sel["mean"] >= TARGET_MEAN_PTS)
-        print(f"| two-model ensemble (2x inference) | | | {vs_sel['mean']:+.2f} | "
-              f"{vs_ref['mean']:+.2f} | {vs_ref['worst'][0]} {vs_ref['worst'][1]:+.2f} "
-              f"(q = {vs_ref['worst'][2]:.2g}) | {', '.join(vs_ref['below']) or 'none'} | "
-              f"{'yes' if met else 'no'} | |")
+        return (f"| {label} | | | {vs_sel['mean']:+.2f} | {vs_ref['mean']:+.2f} | "
+                f"{vs_ref['worst'][0]} {vs_ref['worst'][1]:+.2f} (q = {vs_ref['worst'][2]:.2g})"
+                f" | {', '.join(vs_ref['below']) or 'none'} | {'yes' if met else 'no'} | |")
+
+    if args.ensemble:
+        print(audited_row("two-model ensemble (2x inference)", two_model_ensemble(ref_test)))
     for path in args.rule_file:
         given = load_rule(path)
 
         def adjust_given(run: Predictions, rule: DecisionRule = given) -> Predictions:
             return apply_rule(rule, run)
 
-        vs_ref = summary(compare_files(ref_test, sel_test, adjust=adjust_given))
-        vs_sel = summary(compare_files(sel_test, sel_test, adjust=adjust_given))
-        met = (not vs_ref["below"] and vs_ref["worst"][1] >= TARGET_CLASS_PTS
-               and vs_sel["mean"] >= TARGET_MEAN_PTS)
-        print(f"| rule file {path} (tolerance {given.tolerance:g}) | | | "
-              f"{vs_sel['mean']:+.2f} | {vs_ref['mean']:+.2f} | {vs_ref['worst'][0]} "
-              f"{vs_ref['worst'][1]:+.2f} (q = {vs_ref['worst'][2]:.2g}) | "
-              f"{', '.join(vs_ref['below']) or 'none'} | {'yes' if met else 'no'} | |")
+        print(audited_row(f"rule file {path} (tolerance {given.tolerance:g})", adjust_given))
     for z in (float(v) for v in args.z.split(",") if v):
         start = time.perf_counter()
         try:

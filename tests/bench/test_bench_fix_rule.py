@@ -44,6 +44,9 @@ def test_runs_by_strength_reads_the_given_axis_and_sorts_by_seed(bench: ModuleTy
     a = _run(tmp_path, "a", 1.0, seed=1)
     c = _run(tmp_path, "c", 0.0, seed=1)
     _run(tmp_path, "refit", [0.0, 1.0], seed=1)  # a per-class strength: not a swept run
+    rw = _run(tmp_path, "reweight", 1.0, seed=2)  # a reweighting fix's run: not swept either
+    config = json.loads((rw / "config.json").read_text())
+    (rw / "config.json").write_text(json.dumps({**config, "loss": {"reweight": "clam"}}))
     assert bench.runs_by_strength(tmp_path, "aug.mixup") == {1.0: [a, b], 0.0: [c]}
     # the default axis stays label smoothing (every run here has ε = 0)
     assert sorted(bench.runs_by_strength(tmp_path)) == [0.0]

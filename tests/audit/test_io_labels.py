@@ -154,9 +154,9 @@ def test_score_columns_named_by_class_give_the_order(tmp_path: Path) -> None:
     assert given.classes == SORTED
     assert _decoded(given, "y_pred") == NAMES[probs.argmax(axis=1)].tolist()
     np.testing.assert_array_equal(given.scores[:, SORTED.index("seven")], probs[:, 2])
-    with pytest.raises(DataFormatError, match=r"field 'probs' must have a column "
-                       r"prob_<name> for every class in the classes given; got no column "
-                       r"prob_nine"):
+    with pytest.raises(DataFormatError, match=r"class 'nine' of the classes given has no "
+                       r"column prob_nine; the file's score columns are prob_six, .*: the class "
+                       r"names in the classes given must be the names after 'prob_'"):
         read_predictions(path, classes=[*NAMES.tolist()[:3], "nine"])
     frame.rename(columns={"prob_six": "prob_0"}).to_csv(path, index=False)
     with pytest.raises(DataFormatError, match=r"must be named all by index .* or all by class "

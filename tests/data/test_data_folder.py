@@ -136,5 +136,12 @@ def test_split_folder_errors(tmp_path: Path) -> None:
         load_image_folder_splits(tmp_path / "z")
     # a class that happens to be called "train" (images directly inside) is just a class
     _png(tmp_path / "w" / "train" / "0.png", 1)
-    _png(tmp_path / "w" / "test" / "0.png", 2)
+    _png(tmp_path / "w" / "bus" / "0.png", 2)
     assert set(load_image_folder_splits(tmp_path / "w")) == {"all"}
+    # but train/ and test/ of images alone are split folders without their class folders
+    _png(tmp_path / "v" / "train" / "0.png", 1)
+    _png(tmp_path / "v" / "test" / "0.png", 2)
+    with pytest.raises(DataFormatError, match=r"v: test/ and train/ hold images directly, "
+                                              r"without class folders; .* one folder per class "
+                                              r"\(train/<class>/<image>"):
+        load_image_folder_splits(tmp_path / "v")

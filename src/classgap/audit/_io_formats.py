@@ -23,6 +23,7 @@ import io
 import json
 import pickle
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,24 @@ def suffix_of(path: Path, source: str) -> str:
         raise file_error(source, "is a directory, not a prediction file; give the files, e.g. "
                          f"'{path / '*.npz'}' (the shell expands the glob)")
     if suffix not in SUFFIXES:
+        if _is_pipe(path):  # `classgap audit <(cmd)`: /dev/fd/63, no name, read once
+            raise file_error(source, "is a pipe (process substitution or a FIFO), which has no "
+                             "suffix to tell its format and can be read only once; write the "
+                             "predictions to a file with a suffix first, e.g. 'cmd > preds.csv' "
+                             f"({', '.join(SUFFIXES)})")
+        rename = f"; rename it to {path.name}.csv (or the suffix of its format)" if (
+            not suffix and path.is_file()) else ""
         raise file_error(source, f"unknown prediction-file suffix {suffix or '(none)'!r}; "
-                                 f"use one of {', '.join(SUFFIXES)}")
+                                 f"use one of {', '.join(SUFFIXES)}{rename}")
     return suffix
+
+
+def _is_pipe(path: Path) -> bool:
+    """Whether ``path`` is a pipe: a FIFO, or /dev/fd/N of one (process substitution)."""
+    try:
+        return stat.S_ISFIFO(path.stat().st_mode)
+    except OSError:  # /dev/fd/N of a pipe already closed: the name says what it was
+        return str(path).startswith(("/dev/fd/", "/proc/self/fd/"))
 
 
 def check_names(names: Iterable[str], kind: str, source: str, allowed: Iterable[str]) -> None:
@@ -218,6 +234,7 @@ def _frame_fields(frame: pd.DataFrame, source: str, *, ids_from_text: bool) -> d
             scores.setdefault(field, {})[match[2]] = column
         elif column not in _TABLE_FIELDS:
             unknown.append(column)
+    _check_score_like(unknown, frame, source)
     check_names(unknown, "column", source,
                 [*_TABLE_FIELDS, "prob_<i or class name>", "logit_<i or class name>"])
 
@@ -241,6 +258,12 @@ def _frame_fields(frame: pd.DataFrame, source: str, *, ids_from_text: bool) -> d
         if indexed:
             by_index = {int(k): c for k, c in indexed.items()}
             gaps = sorted(set(range(max(by_index) + 1)) - set(by_index))
+            if gaps == [0]:  # prob_1..prob_K: numbered from 1
+                top = max(by_index)
+                raise file_error(source, f"score columns are numbered from 0 ({prefix}_0 is "
+                                 f"class 0); got {prefix}_1..{prefix}_{top}: rename them "
+                                 f"{prefix}_0..{prefix}_{top - 1} (and subtract 1 from "
+                                 "1-based labels)")
             if gaps:
                 raise fail(field, f"be given as contiguous columns {prefix}_0..{prefix}_"
                            f"{max(by_index)}", f"no column {prefix}_{gaps[0]}", source=source,
@@ -254,6 +277,29 @@ def _frame_fields(frame: pd.DataFrame, source: str, *, ids_from_text: bool) -> d
         # float16 columns (parquet) stay float16: their tolerance is float16's (io.py)
         fields[field] = stacked if stacked.dtype.kind == "f" else stacked.astype(np.float64)
     return fields
+
+
+#: Score columns under another prefix (probs_0, proba_cat, logits_1, ...): the usual spellings.
+_SCORE_LIKE = re.compile(r"(probs|proba|probas|probability|score|scores|logits)[_.\- ](.+)",
+                         re.IGNORECASE | re.DOTALL)
+
+
+def _check_score_like(unknown: list[Any], frame: pd.DataFrame, source: str) -> None:
+    """Unknown columns that are class scores under another name: one error with the rename."""
+    like = [m for c in unknown if (m := _SCORE_LIKE.fullmatch(str(c)))]
+    if like and len(like) == len(unknown):
+        prefix = "logit" if like[0][1].lower().startswith("logit") else "prob"
+        shown = ", ".join(f"{m[0]} → {prefix}_{m[2]}" for m in like[:3])
+        more = ", ..." if len(like) > 3 else ""
+        raise file_error(source, f"score columns are named {prefix}_<class index or name>; "
+                         f"rename {shown}{more}")
+    numeric = [c for c in unknown if pd.api.types.is_float_dtype(frame[c])]
+    if len(numeric) >= 2 and len(numeric) == len(unknown):  # cat, dog, owl: scores, unnamed
+        shown = ", ".join(f"{c} → prob_{c}" for c in numeric[:3])
+        more = ", ..." if len(numeric) > 3 else ""
+        raise file_error(source, f"columns {', '.join(map(repr, numeric[:5]))} look like class "
+                         f"scores; name them prob_<class> (probabilities) or logit_<class> "
+                         f"(logits): {shown}{more}")
 
 
 def _constant(seed: np.ndarray, source: str) -> np.ndarray:

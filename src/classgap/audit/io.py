@@ -189,6 +189,8 @@ def _build(src: str, raw: dict[str, Any], classes: Sequence[str] | None,
         checked = _check_classes(names, src)
         from_where = (classes_from if classes is not None and classes_from else
                       "the classes given" if classes is not None else
+                      f"the file's {formats.SCORE_PREFIX[_score_field(raw)]}_<name> columns"
+                      if named_columns else
                       "the file's classes" if file_classes is not None else
                       "the classes of the files read together")
         codes, _ = encode_labels(fields, checked, source=src, error=DataFormatError,
@@ -214,19 +216,28 @@ def _check_fits(raw: dict[str, Any], names: tuple[str, ...], src: str, where: st
                          f"classes ({what}); give one name per class")
 
 
+def _score_field(raw: dict[str, Any]) -> str:
+    return "probs" if "probs" in raw else "logits"
+
+
 def _reorder_named_columns(raw: dict[str, Any], columns: tuple[str, ...],
                            names: tuple[str, ...], src: str, where: str) -> dict[str, Any]:
     """Score columns named by class (``prob_cat``) put in the order of the given classes."""
-    field = "probs" if "probs" in raw else "logits"
+    field = _score_field(raw)
     prefix = formats.SCORE_PREFIX[field]
     missing = [c for c in names if c not in columns]
-    if missing:
-        raise fail(field, f"have a column {prefix}_<name> for every class in {where}",
-                   f"no column {prefix}_{missing[0]}", source=src, error=DataFormatError)
     extra = [c for c in columns if c not in names]
-    if extra:
-        raise fail(field, f"name only classes listed in {where}",
-                   f"column {prefix}_{extra[0]}", source=src, error=DataFormatError)
+    if missing or extra:  # the columns and the class list disagree: say both sides
+        has = ", ".join(f"{prefix}_{c}" for c in columns[:6]) + (", ..." if len(columns) > 6
+                                                                 else "")
+        if missing:
+            problem = (f"class {missing[0]!r} of {where} has no column "
+                       f"{prefix}_{missing[0]}")
+        else:
+            problem = f"column {prefix}_{extra[0]} names a class that {where} does not list"
+        raise formats.file_error(src, f"{problem}; the file's score columns are {has}: the "
+                                 f"class names in {where} must be the names after "
+                                 f"'{prefix}_' (or rename the columns to match)")
     order = [columns.index(c) for c in names]
     return {**raw, field: np.asarray(raw[field])[:, order]}
 

@@ -107,6 +107,16 @@ def folder_layout(path: str | os.PathLike[str]) -> dict[str, Path]:
                               f"<folder>/train/<class>/<image> and <folder>/test/...)")
     found = {p.name: p for p in _subdirs(root) if p.name in SPLIT_FOLDERS and _subdirs(p)}
     if "train" not in found:
+        # train/ and test/ of images and nothing else: split folders without class folders,
+        # not a dataset of two classes called "test" and "train" (a class called "train"
+        # among others is just a class)
+        subdirs = _subdirs(root)
+        flat = [p.name for p in subdirs if p.name in SPLIT_FOLDERS and _image_files(p)]
+        if "train" in flat and len(flat) > 1 and len(flat) == len(subdirs):
+            raise DataFormatError(
+                f"{root}: {'/ and '.join(flat)}/ hold images directly, without class folders; "
+                "an image's class is the name of its folder: put each split's images in one "
+                "folder per class (train/<class>/<image>, test/<class>/<image>)")
         return {"all": root}
     if "test" not in found and "val" not in found:
         raise DataFormatError(f"{root}: train/ holds class folders but there is no test/ (or "
@@ -132,10 +142,24 @@ def _class_files(folder: Path) -> tuple[list[str], list[list[Path]]]:
     for class_dir in class_dirs:
         images = _image_files(class_dir)
         if not images:
-            raise DataFormatError(f"{class_dir}: class folder holds no images "
-                                  f"(suffixes: {', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise DataFormatError(_no_images(class_dir))
         files.append(images)
     return [d.name for d in class_dirs], files
+
+
+def _no_images(class_dir: Path) -> str:
+    """Why a class folder without images is wrong, and the fix: often it is the dataset itself,
+    given one level too high (its train/ and test/, or its classes, are inside)."""
+    inner = [p.name for p in _subdirs(class_dir)]
+    if any(name in SPLIT_FOLDERS for name in inner):
+        return (f"{class_dir.parent}: its folder {class_dir.name}/ holds the split folders "
+                f"{', '.join(n + '/' for n in inner)} of a dataset, not images of a class; "
+                f"give that folder: folder:{class_dir}")
+    if inner:
+        return (f"{class_dir}: class folder holds folders ({', '.join(inner[:5])}), not images; "
+                f"if {class_dir.name}/ is the dataset, give it: folder:{class_dir}")
+    return (f"{class_dir}: class folder holds no images "
+            f"(suffixes: {', '.join(sorted(IMAGE_SUFFIXES))})")
 
 
 def load_image_folder(path: str | os.PathLike[str], *,

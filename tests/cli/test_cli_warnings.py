@@ -74,6 +74,7 @@ def test_study_workers_warnings_are_one_line_in_the_study(capsys, tmp_path, monk
     cache.mkdir()
     (cache / "precision.json").write_text("not json")
     monkeypatch.setenv("CLASSGAP_CACHE_DIR", str(cache))
+    monkeypatch.delenv("CLASSGAP_PRECISION", raising=False)  # make test-precisions forces it
     code, lines = stderr_lines(capsys, "study", *TINY, "--set", "train.precision=auto",
                                "--axis", "aug.flip=0,0.5", "--seeds", "2",
                                "--backend", "processes", "--workers", "2",

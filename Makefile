@@ -52,8 +52,10 @@ test-precisions: $(STAMP) data
 	CLASSGAP_PRECISION=fp32 $(BIN)/python -m pytest -q
 	CLASSGAP_PRECISION=bf16 $(BIN)/python -m pytest -q
 
-# The quick benchmarks; bench/train_speed.py (about 6 minutes on 2 cores) and
-# bench/ensemble_speed.py (for a GPU) are run by hand: see bench/RESULTS.md.
+# The quick benchmarks; bench/train_speed.py (the 5-epoch throughput mode about 6 minutes on
+# 2 cores; `--side-by-side --models mlp,cnn_small,cnn --repeats 3`, whole processes round-robin,
+# about half an hour) and bench/ensemble_speed.py (for a GPU) are run by hand: see
+# bench/RESULTS.md.
 bench: $(STAMP) data
 	$(BIN)/python bench/audit_speed.py
 	$(BIN)/python bench/step_speed.py

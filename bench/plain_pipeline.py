@@ -1,17 +1,21 @@
-"""The baseline of `bench/train_speed.py`: how the papers' scripts train, in plain PyTorch.
+"""The baselines of `bench/train_speed.py`, in plain PyTorch.
 
-A `torch.utils.data.DataLoader` over a map-style dataset, per-sample transforms on each image
-(as torchvision's `RandomCrop(padding)` and `RandomHorizontalFlip` do), fp32, NCHW, one
-optimizer step per batch. Same model, optimizer, schedule and augmentation as the classgap
-trainer, so the comparison isolates the pipeline. Written here because torchvision is not
-installable beside this machine's torch build.
+* :func:`train_plain`: how the papers' scripts train. A `torch.utils.data.DataLoader` over a
+  map-style dataset, per-sample transforms on each image (as torchvision's
+  `RandomCrop(padding)` and `RandomHorizontalFlip` do), one optimizer step per batch; fp32 and
+  NCHW by default, or bf16 autocast and channels-last, to compare at the precision classgap
+  runs. Same model, optimizer, schedule and augmentation as the classgap trainer, so the
+  comparison isolates the pipeline. Written here because torchvision is not installable beside
+  this machine's torch build.
+* :func:`train_floor`: the floor under any pipeline: the same optimizer steps on batches
+  sliced from one pre-normalised resident tensor (no augmentation, no shuffling, no loader).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,42 +67,104 @@ class EpochLog:
     test_acc: float
 
 
-def evaluate(model: torch.nn.Module, loader: DataLoader) -> float:
+def _autocast(bf16: bool) -> torch.autocast:
+    """bf16 autocast on the CPU when ``bf16`` (the plain pipeline trains on the CPU)."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+
+
+def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def evaluate(model: torch.nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], *,
+             bf16: bool = False, channels_last: bool = False) -> float:
+    """Top-1 accuracy over the batches ``(x (B, C, H, W), y (B,))`` of ``loader``."""
     model.eval()
     correct = total = 0
-    with torch.no_grad():
+    with torch.no_grad(), _autocast(bf16):
         for x, y in loader:
-            correct += int((model(x).argmax(1) == y).sum())
+            correct += int((model(_layout(x, channels_last)).argmax(1) == y).sum())
             total += len(y)
     model.train()
     return correct / total
 
 
+def _sgd(model: torch.nn.Module, *, lr: float, momentum: float, weight_decay: float,
+         total_steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """SGD (Nesterov) with a per-step cosine from the first step, no warm-up."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True,
+                          weight_decay=weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
+    return opt, schedule
+
+
+def _step(model: torch.nn.Module, opt: torch.optim.Optimizer,
+          schedule: torch.optim.lr_scheduler.LRScheduler, x: torch.Tensor, y: torch.Tensor,
+          bf16: bool) -> None:
+    with _autocast(bf16):
+        logits = model(x)  # (B, K); the loss in fp32, as the classgap trainer computes it
+    loss = F.cross_entropy(logits.float(), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    schedule.step()
+
+
 def train_plain(model: torch.nn.Module, train_set: ImageDataset, test_set: ImageDataset, *,
                 epochs: int, batch_size: int, lr: float, momentum: float, weight_decay: float,
-                num_workers: int, seed: int = 0) -> list[EpochLog]:
-    """SGD (Nesterov) with a per-step cosine schedule; test accuracy after every epoch."""
+                num_workers: int, seed: int = 0, bf16: bool = False,
+                channels_last: bool = False) -> list[EpochLog]:
+    """SGD (Nesterov) with a per-step cosine schedule; test accuracy after every epoch.
+
+    ``bf16``: forward passes under bf16 autocast; ``channels_last``: the model and each batch
+    channels-last (what the classgap trainer does on that numeric path).
+    """
     torch.manual_seed(seed)  # DataLoader workers derive their seeds from it
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
                         num_workers=num_workers, persistent_workers=num_workers > 0)
     test_loader = DataLoader(test_set, batch_size=1024, num_workers=0)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, nesterov=True,
-                          weight_decay=weight_decay)
-    total_steps = epochs * len(loader)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps)))
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    opt, schedule = _sgd(model, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                         total_steps=epochs * len(loader))
     logs, elapsed = [], 0.0
     model.train()
     for epoch in range(1, epochs + 1):
         start, seen = time.perf_counter(), 0
         for x, y in loader:
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
+            _step(model, opt, schedule, _layout(x, channels_last), y, bf16)
             seen += len(y)
         seconds = time.perf_counter() - start
         elapsed += seconds
-        logs.append(EpochLog(epoch, elapsed, seen / seconds, evaluate(model, test_loader)))
+        accuracy = evaluate(model, test_loader, bf16=bf16, channels_last=channels_last)
+        logs.append(EpochLog(epoch, elapsed, seen / seconds, accuracy))
     return logs
+
+
+def normalised(images: np.ndarray, mean: float, std: float, *,
+               channels_last: bool = False) -> torch.Tensor:
+    """uint8 images (N, C, H, W) → one float32 tensor (N, C, H, W), normalised."""
+    x = (torch.from_numpy(images).float() / 255.0 - mean) / std
+    return _layout(x, channels_last)
+
+
+def train_floor(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, *,
+                epochs: int, batch_size: int, lr: float, momentum: float, weight_decay: float,
+                bf16: bool = False, channels_last: bool = False) -> float:
+    """The bare optimizer steps of ``epochs`` epochs, as :func:`train_plain` takes them: the
+    same optimizer, schedule and number of steps, on consecutive batches of ``images``
+    (N, C, H, W), already normalised and resident (:func:`normalised`). Returns the seconds.
+    """
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    steps = len(labels) // batch_size  # drop_last, as the loaders
+    opt, schedule = _sgd(model, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                         total_steps=epochs * steps)
+    model.train()
+    start = time.perf_counter()
+    for _ in range(epochs):
+        for i in range(0, steps * batch_size, batch_size):
+            _step(model, opt, schedule, images[i:i + batch_size], labels[i:i + batch_size],
+                  bf16)
+    return time.perf_counter() - start

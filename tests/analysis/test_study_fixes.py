@@ -78,7 +78,7 @@ def test_the_rule_fixes_the_paying_class(frontier) -> None:
         assert r["training_runs"] == 0 and r["inference_cost"] == 1
         assert "cross-fit over seeds" in r["tuned_on"]
         assert [f["seeds"] for f in r["folds"]] == [[0, 3], [1, 4], [2, 5]]  # RULE_FOLDS
-        assert [f["fit_on_seeds"] for f in r["folds"]][0] == [1, 2, 4, 5]
+        assert r["folds"][0]["fit_on_seeds"] == [1, 2, 4, 5]
     # the rule lifts the paying class: its weight is the largest, about e^SHIFT the others'
     w = rule.weights
     assert int(np.argmax(w)) == PAYS

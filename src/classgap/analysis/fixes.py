@@ -46,8 +46,8 @@ from classgap.audit import Predictions
 from classgap.errors import InputError
 from classgap.fix import DecisionRule, apply_rule, fit_rule
 
-__all__ = ["MAX_CLASS_COST", "RULE_FOLDS", "RULE_SETTINGS", "best_fix", "cross_fit_rule", "fix_frontier",
-           "frontier_row", "seed_folds", "two_model_ensemble"]
+__all__ = ["MAX_CLASS_COST", "RULE_FOLDS", "RULE_SETTINGS", "best_fix", "cross_fit_rule",
+           "fix_frontier", "frontier_row", "seed_folds", "two_model_ensemble"]
 
 #: Every class's point estimate may be at most this many points below the reference.
 MAX_CLASS_COST = 0.5

@@ -56,6 +56,23 @@ def test_seeded_order(toy: Dataset) -> None:
     assert plain.order(4).tolist() == list(range(103))
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_normalisation_stats_equal_the_float_copy_in_float32(seed: int) -> None:
+    # the histogram moments give the very float32 values of the float64 copy's mean and std,
+    # so switching to them changed no trained number
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 500)), int(rng.integers(1, 4)), 7, 5)
+    images = rng.integers(0, 256, size=shape).astype(np.uint8)
+    if seed % 2:  # skewed, mostly dark images, as Fashion-MNIST's
+        images = (images.astype(np.float64) ** 2 / 255).astype(np.uint8)
+    mean, std = channel_stats(images)
+    x = images.astype(np.float64) / 255
+    assert np.array_equal(mean, x.mean(axis=(0, 2, 3)).astype(np.float32))
+    assert np.array_equal(std, np.maximum(x.std(axis=(0, 2, 3)), 1e-6).astype(np.float32))
+    flat = np.full((3, 1, 2, 2), 9, np.uint8)  # a constant channel: std floored
+    assert channel_stats(flat)[1].tolist() == [np.float32(1e-6)]
+
+
 def test_normalisation_stats(toy: Dataset) -> None:
     mean, std = channel_stats(toy.images)
     x = toy.images.astype(np.float64) / 255

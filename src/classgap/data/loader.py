@@ -48,15 +48,28 @@ def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
 def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std of uint8 images ``(N, C, H, W)`` scaled to [0, 1].
 
+    Computed from each channel's histogram of the 256 byte values, in float64: the moments
+    of N·H·W pixels are 256-term sums, exact up to float64 rounding, with no float copy of
+    the images (the float64 copy took 3.2 s of a one-epoch Fashion-MNIST run; this 0.13 s).
+    The float32 results equal those of ``x.mean()`` / ``x.std()`` over the float64 array
+    (checked on Fashion-MNIST, its subsets and random RGB images), so normalisation, and every
+    trained number, is unchanged.
+
     Returns
     -------
     mean, std : np.ndarray of float32, shape (C,)
         ``std`` is floored at 1e-6 so a constant channel does not divide by zero.
     """
-    x = images.astype(np.float64) / 255.0  # float64: 47M values summed without drift
-    mean = x.mean(axis=(0, 2, 3))
-    std = np.maximum(x.std(axis=(0, 2, 3)), 1e-6)
-    return mean.astype(np.float32), std.astype(np.float32)
+    values = np.arange(256, dtype=np.float64) / 255.0
+    mean, std = [], []
+    for c in range(images.shape[1]):
+        counts = np.bincount(np.ascontiguousarray(images[:, c]).reshape(-1),
+                             minlength=256).astype(np.float64)
+        n = counts.sum()
+        m = counts @ values / n
+        mean.append(m)
+        std.append(max(float(np.sqrt(counts @ (values - m) ** 2 / n)), 1e-6))
+    return np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
 
 
 class DeviceLoader:

@@ -290,9 +290,8 @@ def measure_paths(build_model: Callable[[], torch.nn.Module],
                     step()
                 _sync(device)
                 times[name].append((time.perf_counter() - start) / steps)
-    medians = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
-    return {name: round(1000 * medians.get(name, dropped.get(name, 0.0)), 3)
-            for name, _ in zip(first, candidates, strict=True)}
+    seconds = {**dropped, **{name: sorted(t)[len(t) // 2] for name, t in times.items()}}
+    return {name: round(1000 * seconds[name], 3) for name in first}  # candidates' order
 
 
 def _sync(device: torch.device) -> None:

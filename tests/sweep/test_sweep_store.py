@@ -121,7 +121,14 @@ def test_resume_after_kill_9_at_a_random_point(tmp_path: Path, fake: type) -> No
     assert len(twice) <= 1, (delay, trained)
     for rid in twice:
         assert before[rid] == 1 and interrupted.set_index("run_id").status[rid] == "running"
-    assert frame.attempts.sum() == sum(trained.values())
+    # every attempt the store counted started the trainer, except that a kill between the
+    # store's start of an attempt and the trainer's first line leaves one attempt with no
+    # line: then it is the run that was running at the kill, not yet logged
+    unlogged = frame.attempts.sum() - sum(trained.values())
+    assert unlogged in (0, 1), (delay, trained)
+    if unlogged:
+        (rid,) = frame.loc[frame.attempts == 2, "run_id"]
+        assert rid not in before and interrupted.set_index("run_id").status[rid] == "running"
     assert not list((study / "runs" / ".partial").iterdir())
     # an uninterrupted study in another directory gives the same predictions
     clean = tmp_path / "clean"

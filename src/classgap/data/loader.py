@@ -45,12 +45,17 @@ def epoch_seed(seed: int, epoch: int, stream: int = 0) -> int:
     return int((int(state[0]) << 31) ^ int(state[1]))
 
 
+_HISTOGRAM_CHUNK = 1 << 20  # pixels a np.bincount call widens to int64 (8 MB)
+
+
 def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std of uint8 images ``(N, C, H, W)`` scaled to [0, 1].
 
     Computed from each channel's histogram of the 256 byte values, in float64: the moments
     of N·H·W pixels are 256-term sums, exact up to float64 rounding, with no float copy of
-    the images (the float64 copy took 3.2 s of a one-epoch Fashion-MNIST run; this 0.13 s).
+    the images (the float64 copy took 3.2 s of a one-epoch Fashion-MNIST run; this 0.07 s).
+    ``np.bincount`` widens its input to int64, so it counts in chunks: one call over the 43 M
+    pixels of Fashion-MNIST allocated 345 MB and spent 0.5-1.3 s faulting its pages in.
     The float32 results equal those of ``x.mean()`` / ``x.std()`` over the float64 array
     (checked on Fashion-MNIST, its subsets and random RGB images), so normalisation, and every
     trained number, is unchanged.
@@ -63,8 +68,10 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     values = np.arange(256, dtype=np.float64) / 255.0
     mean, std = [], []
     for c in range(images.shape[1]):
-        counts = np.bincount(np.ascontiguousarray(images[:, c]).reshape(-1),
-                             minlength=256).astype(np.float64)
+        channel = np.ascontiguousarray(images[:, c]).reshape(-1)
+        counts = np.zeros(256, dtype=np.float64)
+        for start in range(0, channel.size, _HISTOGRAM_CHUNK):
+            counts += np.bincount(channel[start:start + _HISTOGRAM_CHUNK], minlength=256)
         n = counts.sum()
         m = counts @ values / n
         mean.append(m)

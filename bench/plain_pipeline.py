@@ -114,8 +114,10 @@ def _step(model: torch.nn.Module, opt: torch.optim.Optimizer,
 def train_plain(model: torch.nn.Module, train_set: ImageDataset, test_set: ImageDataset, *,
                 epochs: int, batch_size: int, lr: float, momentum: float, weight_decay: float,
                 num_workers: int, seed: int = 0, bf16: bool = False,
-                channels_last: bool = False) -> list[EpochLog]:
-    """SGD (Nesterov) with a per-step cosine schedule; test accuracy after every epoch.
+                channels_last: bool = False,
+                val_set: ImageDataset | None = None) -> list[EpochLog]:
+    """SGD (Nesterov) with a per-step cosine schedule; test accuracy after every epoch, after
+    the accuracy on ``val_set`` when one is given (as the classgap trainer validates).
 
     ``bf16``: forward passes under bf16 autocast; ``channels_last``: the model and each batch
     channels-last (what the classgap trainer does on that numeric path).
@@ -137,6 +139,9 @@ def train_plain(model: torch.nn.Module, train_set: ImageDataset, test_set: Image
             seen += len(y)
         seconds = time.perf_counter() - start
         elapsed += seconds
+        if val_set is not None:  # read by nobody here: the same work as the trainer's
+            evaluate(model, DataLoader(val_set, batch_size=1024, num_workers=0), bf16=bf16,
+                     channels_last=channels_last)
         accuracy = evaluate(model, test_loader, bf16=bf16, channels_last=channels_last)
         logs.append(EpochLog(epoch, elapsed, seen / seconds, accuracy))
     return logs

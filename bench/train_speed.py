@@ -13,14 +13,17 @@ evaluation, exit; timed by this driver around the process, which also reports it
 Kinds per model: ``classgap-auto`` (``train.precision=auto``: the path measured once and
 cached, in an untimed warm-up run per kind, in a temporary ``$CLASSGAP_CACHE_DIR``),
 ``classgap-P`` (precision P forced, channels-last auto), ``plain-P`` (the plain pipeline at
-P, channels-last as ``classgap-P`` chose it) and ``floor-P`` (the same optimizer steps on
+P, channels-last as ``classgap-P`` chose it; it evaluates the 5k validation split before the
+test set, as the trainer does) and ``floor-P`` (the same optimizer steps on
 batches sliced from a pre-normalised resident tensor: no augmentation, no loader; then it
 evaluates the 5k validation split and the test set, as every classgap run does), for P in
 fp32 and bf16 (bf16 only where the CPU computes it natively, unless ``--precisions`` says so).
 The kinds of one model run round-robin, ``--repeats`` rounds, so a slow spell of a shared
-machine hits all alike; each ratio is the median of its per-round ratios. Targets: classgap
->= 1.5x the plain pipeline at the same precision for ``mlp`` and ``cnn_small`` (or within 5%
-of the floor), >= 1.0x for ``cnn``, and ``auto`` at most 5% slower than the faster forced path.
+machine hits all alike, each round in its own seeded random order, so no kind always runs
+first or after the same neighbour; each ratio is the median of its per-round ratios.
+Targets: classgap >= 1.5x the plain pipeline at the same precision for ``mlp`` and
+``cnn_small`` (or within 5% of the floor), >= 1.0x for ``cnn``, and ``auto`` at most 5%
+slower than the faster forced path.
 
     python bench/train_speed.py --side-by-side --models mlp,cnn_small,cnn --repeats 3
         [--threads 2] [--precisions fp32,bf16] [--train-subset N] [--plain-workers 0]
@@ -42,6 +45,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -160,7 +164,9 @@ def _one_plain(family: str, model: str, bf16: bool, channels_last: bool,
             net, ImageDataset(images, labels, mean, std, PadCropFlip(padding=PAD, flip=FLIP)),
             ImageDataset(test.images, test.labels, mean, std), epochs=1, batch_size=BATCH,
             num_workers=workers, seed=seed, bf16=bf16, channels_last=channels_last, lr=LR,
-            momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+            momentum=MOMENTUM, weight_decay=WEIGHT_DECAY,
+            val_set=None if splits.val is None else ImageDataset(
+                splits.val.images, splits.val.labels, mean, std))
         train_s, accuracy = logs[-1].seconds, logs[-1].test_acc
     else:  # floor
         x = normalised(images, mean, std, channels_last=channels_last)  # (N, C, H, W)
@@ -234,14 +240,16 @@ def measure_model(model: str, precisions: list[str], *, repeats: int, threads: i
     rounds = []
     for r in range(repeats):
         round_: dict[str, dict[str, Any]] = {}
-        for kind in kinds_of(precisions):
+        order = kinds_of(precisions)
+        random.Random(r).shuffle(order)  # no kind always follows the same one (seeded)
+        for kind in order:
             family, p = kind.split("-")
             round_[kind] = child(kind, model, threads=threads, env=env,
                                  train_subset=train_subset, workers=workers,
                                  channels_last=family != "classgap" and layout[p])
             log(f"[{model} round {r + 1}/{repeats}] {kind}: {round_[kind]['wall_s']:.1f} s "
                 f"({round_[kind]['path']})")
-        rounds.append(round_)
+        rounds.append({kind: round_[kind] for kind in kinds_of(precisions)})
     return rounds
 
 
@@ -355,8 +363,9 @@ def header_line(*, cpu: dict[str, Any], torch_version: str, threads: int, repeat
             f"{'yes' if cpu['native_bf16'] else 'no'}); {datetime.now(UTC):%Y-%m-%d %H:%M} UTC;"
             f" torch {torch_version}; {threads} thread(s) a process; plain DataLoader workers "
             f"{workers}. Fashion-MNIST, {images} training images, 1 epoch (pad-{PAD} crop + "
-            f"flip {FLIP}) + the 10k test evaluation (classgap also evaluates its 5k validation "
-            f"split, as every run does), whole processes, {repeats} round(s) round-robin.{note}")
+            f"flip {FLIP}), then the 5k validation split and the 10k test set evaluated (in every "
+            f"kind, as every classgap run does), whole processes, {repeats} round(s) "
+            f"round-robin, each in a seeded random order.{note}")
 
 
 def side_by_side(args: argparse.Namespace) -> None:

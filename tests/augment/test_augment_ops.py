@@ -166,7 +166,7 @@ def test_crop_boxes_follow_the_distribution():
 def test_translate_moves_by_exact_offset():
     x = images(2, 2, 9, 11)
     dx, dy = torch.tensor([2, -3]), torch.tensor([-1, 4])
-    out = ops._translate(x, dx, dy)
+    out = ops._translate(x, dx, dy, 4)
     for n in range(2):  # reference: zero-pad by 4 and take the shifted window
         padded = F.pad(x[n], (4, 4, 4, 4))
         top, left = 4 - int(dy[n]), 4 - int(dx[n])

@@ -237,22 +237,23 @@ def random_resized_crop(x: Tensor, scale_min: Value, *,
 
 
 # ------------------------------------------------------------------------- pad and crop
-def _translate(x: Tensor, dx: Tensor, dy: Tensor) -> Tensor:
+def _translate(x: Tensor, dx: Tensor, dy: Tensor, pad: int) -> Tensor:
     """Shift each image by integer (dx, dy) pixels (right, down), filling with zeros.
 
-    ``out[n, :, i, j] = x[n, :, i - dy[n], j - dx[n]]`` or 0 outside: the same as zero-padding
-    by max |offset| and cropping an H x W window. The window is gathered through clamped
-    indices and a validity mask instead of a padded copy, so no host read of max(padding) is
-    needed. dx, dy: (N,) int64.
+    ``out[n, :, i, j] = x[n, :, i - dy[n], j - dx[n]]`` or 0 outside: zero-pad by ``pad``
+    (>= every |offset|) and gather each sample's H x W window of the padded image. One pad
+    and one gather: twice as fast as gathering from ``x`` through clamped indices and masking
+    the outside (0.6 against 1.3 ms a batch of 128 28 x 28 images, bench/RESULTS.md), with the
+    same values. dx, dy: (N,) int64.
     """
     n, c, h, w = x.shape
-    rows = torch.arange(h, device=x.device)[None, :] - dy[:, None]  # (N, H) source rows
-    cols = torch.arange(w, device=x.device)[None, :] - dx[:, None]  # (N, W) source cols
-    valid = (((rows >= 0) & (rows < h))[:, :, None]
-             & ((cols >= 0) & (cols < w))[:, None, :])  # (N, H, W)
-    flat = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]
-    gathered = x.reshape(n, c, h * w).gather(2, flat.reshape(n, 1, h * w).expand(n, c, h * w))
-    return torch.where(valid[:, None], gathered.view(n, c, h, w), x.new_zeros(()))
+    padded = F.pad(x, (pad, pad, pad, pad))  # (N, C, H + 2 pad, W + 2 pad)
+    width = w + 2 * pad
+    window = (torch.arange(h, device=x.device)[:, None] * width
+              + torch.arange(w, device=x.device)[None, :]).reshape(-1)  # (H*W,) at (0, 0)
+    corner = (pad - dy) * width + (pad - dx)  # (N,) each window's top-left in `padded`
+    index = (corner[:, None] + window)[:, None].expand(n, c, h * w)
+    return padded.reshape(n, c, -1).gather(2, index).view(n, c, h, w)
 
 
 def pad_crop(x: Tensor, padding: Value, *, generator: torch.Generator) -> Tensor:
@@ -279,10 +280,12 @@ def pad_crop(x: Tensor, padding: Value, *, generator: torch.Generator) -> Tensor
         return x
     n = x.shape[0]
     p = _per_sample(padding, n, x.device, "padding").floor()[:, None]  # (N, 1)
+    # The largest padding sizes the zero border: from the number, or a host read per batch.
+    pad = int(p.max()) if isinstance(padding, Tensor) else math.floor(float(padding))
     u = torch.rand(n, 2, generator=generator, device=x.device)
     # floor(u * (2p + 1)) is uniform on {0, ..., 2p} since u < 1; p = 0 gives offset 0.
     offset = ((u * (2 * p + 1)).floor() - p).to(torch.int64)  # (N, 2)
-    return _translate(x, offset[:, 0], offset[:, 1])
+    return _translate(x, offset[:, 0], offset[:, 1], pad)
 
 
 # ------------------------------------------------------------------------------- flip

@@ -182,3 +182,19 @@ def test_one_based_labels(capsys, tmp_path) -> None:
     assert "no samples" in row0
     code, out, _ = invoke(capsys, "compare", "-b", path, "-c", path, "-f", "json")
     assert json.loads(out)["classes_without_samples"] == ["0"]
+
+
+def test_classes_given_inline_as_a_json_list(capsys, tmp_path) -> None:
+    """``--classes '["cat", "dog"]'`` names the classes without a file; a broken or repeated
+    list is one line naming ``classes`` and the value."""
+    from classgap.audit.io import write_predictions
+
+    file = write_predictions(tmp_path / "p.npz", y_true=np.array([0, 1, 1, 0]),
+                             y_pred=np.array([0, 1, 0, 0]))
+    assert run(["audit", str(file), "--classes", '["cat", "dog"]', "-f", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["classes"]
+    assert [r["class"] for r in rows] == ["cat", "dog"]
+    for bad, needle in (('["cat",', "valid JSON list"), ('["cat", "cat"]', "unique names")):
+        assert run(["audit", str(file), "--classes", bad]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "'classes'" in err and needle in err

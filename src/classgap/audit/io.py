@@ -267,8 +267,20 @@ def _no_class_order(raw: dict[str, Any], scores: Any, src: str | None,
 
 
 def read_class_names(path: PathLike) -> tuple[str, ...]:
-    """Class names from a JSON list or a text file with one name per line (blank lines skipped)."""
+    """Class names from a ``.json`` file holding a list, a text file with one name per line
+    (blank lines skipped), or a JSON list written inline (``'["cat", "dog"]'``, where no file
+    of that name exists)."""
     source, file = str(path), Path(path)
+    if not file.is_file() and source.lstrip().startswith("["):
+        try:
+            inline = json.loads(source)
+        except json.JSONDecodeError as exc:
+            raise fail("classes", f"be a file or a valid JSON list of names ({exc})",
+                       source, error=DataFormatError) from None
+        valid = _check_classes(inline, None, where="position")
+        if valid is None:  # pragma: no cover - inline is never None here
+            raise fail("classes", "hold at least one name", source, error=DataFormatError)
+        return valid
     if not file.is_file():
         raise formats.file_error(source, "file does not exist")
     try:

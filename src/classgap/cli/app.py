@@ -71,8 +71,9 @@ class Interval(StrEnum):
 
 
 PRED_HELP = "Prediction files (.npz, .csv, .parquet, .pt); several files are several seeds."
-CLASSES_OPT = typer.Option(None, "--classes", help="Class names: a JSON list or a text file, "
-                           "one name per line (default: from the files, else 0..K-1).")
+CLASSES_OPT = typer.Option(None, "--classes", help="Class names: a .json file holding a list, "
+                           "a text file with one name per line, or a JSON list inline "
+                           "('[\"cat\", \"dog\"]'); default: from the files, else 0..K-1.")
 N_BOOT_OPT = typer.Option(1000, "--n-boot", help="Bootstrap replicates.")
 CONF_OPT = typer.Option(0.95, "--confidence", help="Interval level.")
 SEED_OPT = typer.Option(0, "--seed", help="Seed of the bootstrap (same seed, same intervals).")

@@ -34,9 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from classgap.analysis import fixes
 from classgap.audit import Comparison, Predictions, compare_predictions
 from classgap.audit.api import compare_files
 from classgap.audit.io import read_predictions
+from classgap.errors import InputError
 from classgap.fix import (
     DecisionRule,
     InfeasibleRuleError,
@@ -90,23 +92,16 @@ def probabilities(run: Predictions) -> np.ndarray:
 
 
 def two_model_ensemble(reference: list[Path]) -> Any:
-    """An ``adjust`` for ``compare_files``: each selected run becomes the mean of its and the
-    same seed's reference run's probabilities (test set aligned by ``sample_id``)."""
-    by_seed = {}
-    for path in reference:
-        run = read_predictions(path)
-        by_seed[run.seed] = run
+    """An ``adjust`` for ``compare_files``: each selected run becomes the library's
+    :func:`~classgap.analysis.fixes.two_model_ensemble` with the same seed's reference run (the
+    mean of the two models' probabilities, as ``classgap study --ensemble`` reports it)."""
+    runs = [read_predictions(path) for path in reference]
 
     def adjust(run: Predictions) -> Predictions:
-        ref = by_seed.get(run.seed)
-        if ref is None:
-            raise SystemExit(f"error: no reference run with seed {run.seed} for the ensemble")
-        if ref.sample_id is not None and run.sample_id is not None and not np.array_equal(
-                ref.sample_id, run.sample_id):
-            raise SystemExit(f"error: {run.source} and {ref.source} list other test images")
-        probs = (probabilities(run) + probabilities(ref)) / 2
-        return Predictions.from_arrays(run.y_true, probs=probs, sample_id=run.sample_id,
-                                       seed=run.seed, classes=run.classes, source=run.source)
+        try:
+            return fixes.two_model_ensemble(runs, [run])[0]
+        except InputError as exc:
+            raise SystemExit(f"error: {exc}") from None
     return adjust
 
 

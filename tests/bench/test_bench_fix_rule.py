@@ -76,7 +76,7 @@ def test_two_model_ensemble_refuses_a_seed_without_reference(bench: ModuleType,
                             seed=0)
     cand = read_predictions(write_predictions(tmp_path / "cand.npz", y_true=[0, 1],
                                               probs=[[0.5, 0.5], [0.2, 0.8]], seed=5))
-    with pytest.raises(SystemExit, match="no reference run with seed 5"):
+    with pytest.raises(SystemExit, match="no reference run of seed 5"):
         bench.two_model_ensemble([ref])(cand)
 
 

@@ -67,9 +67,10 @@ class EpochLog:
     test_acc: float
 
 
-def _autocast(bf16: bool) -> torch.autocast:
-    """bf16 autocast on the CPU when ``bf16`` (the plain pipeline trains on the CPU)."""
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+def _autocast(bf16: bool, device: torch.device | None = None) -> torch.autocast:
+    """bf16 autocast on ``device`` (default the CPU) when ``bf16``."""
+    kind = "cpu" if device is None else device.type
+    return torch.autocast(kind, dtype=torch.bfloat16, enabled=bf16)
 
 
 def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -77,12 +78,16 @@ def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 def evaluate(model: torch.nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], *,
-             bf16: bool = False, channels_last: bool = False) -> float:
-    """Top-1 accuracy over the batches ``(x (B, C, H, W), y (B,))`` of ``loader``."""
+             bf16: bool = False, channels_last: bool = False,
+             device: torch.device | None = None) -> float:
+    """Top-1 accuracy over the batches ``(x (B, C, H, W), y (B,))`` of ``loader``, moved to
+    ``device`` (default: where they are)."""
     model.eval()
     correct = total = 0
-    with torch.no_grad(), _autocast(bf16):
+    with torch.no_grad(), _autocast(bf16, device):
         for x, y in loader:
+            if device is not None:
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             correct += int((model(_layout(x, channels_last)).argmax(1) == y).sum())
             total += len(y)
     model.train()
@@ -102,7 +107,7 @@ def _sgd(model: torch.nn.Module, *, lr: float, momentum: float, weight_decay: fl
 def _step(model: torch.nn.Module, opt: torch.optim.Optimizer,
           schedule: torch.optim.lr_scheduler.LRScheduler, x: torch.Tensor, y: torch.Tensor,
           bf16: bool) -> None:
-    with _autocast(bf16):
+    with _autocast(bf16, x.device):
         logits = model(x)  # (B, K); the loss in fp32, as the classgap trainer computes it
     loss = F.cross_entropy(logits.float(), y)
     opt.zero_grad(set_to_none=True)
@@ -114,18 +119,23 @@ def _step(model: torch.nn.Module, opt: torch.optim.Optimizer,
 def train_plain(model: torch.nn.Module, train_set: ImageDataset, test_set: ImageDataset, *,
                 epochs: int, batch_size: int, lr: float, momentum: float, weight_decay: float,
                 num_workers: int, seed: int = 0, bf16: bool = False,
-                channels_last: bool = False,
-                val_set: ImageDataset | None = None) -> list[EpochLog]:
+                channels_last: bool = False, val_set: ImageDataset | None = None,
+                device: str | torch.device = "cpu") -> list[EpochLog]:
     """SGD (Nesterov) with a per-step cosine schedule; test accuracy after every epoch, after
     the accuracy on ``val_set`` when one is given (as the classgap trainer validates).
 
     ``bf16``: forward passes under bf16 autocast; ``channels_last``: the model and each batch
-    channels-last (what the classgap trainer does on that numeric path).
+    channels-last (what the classgap trainer does on that numeric path); ``device``: where the
+    model lives and each batch goes (pinned host memory when it is a GPU).
     """
+    device = torch.device(device)
+    pin = device.type == "cuda"
     torch.manual_seed(seed)  # DataLoader workers derive their seeds from it
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, drop_last=True,
-                        num_workers=num_workers, persistent_workers=num_workers > 0)
-    test_loader = DataLoader(test_set, batch_size=1024, num_workers=0)
+                        num_workers=num_workers, persistent_workers=num_workers > 0,
+                        pin_memory=pin)
+    test_loader = DataLoader(test_set, batch_size=1024, num_workers=0, pin_memory=pin)
+    model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     opt, schedule = _sgd(model, lr=lr, momentum=momentum, weight_decay=weight_decay,
@@ -135,14 +145,18 @@ def train_plain(model: torch.nn.Module, train_set: ImageDataset, test_set: Image
     for epoch in range(1, epochs + 1):
         start, seen = time.perf_counter(), 0
         for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             _step(model, opt, schedule, _layout(x, channels_last), y, bf16)
             seen += len(y)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # the epoch's steps done, not only queued
         seconds = time.perf_counter() - start
         elapsed += seconds
         if val_set is not None:  # read by nobody here: the same work as the trainer's
-            evaluate(model, DataLoader(val_set, batch_size=1024, num_workers=0), bf16=bf16,
-                     channels_last=channels_last)
-        accuracy = evaluate(model, test_loader, bf16=bf16, channels_last=channels_last)
+            evaluate(model, DataLoader(val_set, batch_size=1024, num_workers=0, pin_memory=pin),
+                     bf16=bf16, channels_last=channels_last, device=device)
+        accuracy = evaluate(model, test_loader, bf16=bf16, channels_last=channels_last,
+                            device=device)
         logs.append(EpochLog(epoch, elapsed, seen / seconds, accuracy))
     return logs
 

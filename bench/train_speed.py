@@ -432,7 +432,7 @@ def run_classgap(epochs: int, seed: int, device: str) -> dict[str, object]:
             "test_acc": accuracy, "to_target": time_to_target(seconds, accuracy)}
 
 
-def run_plain(epochs: int, seed: int, workers: int) -> dict[str, object]:
+def run_plain(epochs: int, seed: int, workers: int, device: str) -> dict[str, object]:
     import torch
 
     sys.path.insert(0, str(SCRIPT.parent))
@@ -440,6 +440,7 @@ def run_plain(epochs: int, seed: int, workers: int) -> dict[str, object]:
 
     from classgap.data import load_dataset, stratified_split
     from classgap.models import create_model
+    from classgap.train import resolve_device
 
     full = load_dataset("fashion-mnist", split="train")
     test = load_dataset("fashion-mnist", split="test")
@@ -454,6 +455,7 @@ def run_plain(epochs: int, seed: int, workers: int) -> dict[str, object]:
         ImageDataset(test.images, test.labels, mean, std),
         epochs=epochs, batch_size=BATCH, num_workers=workers, seed=seed, lr=LR,
         momentum=MOMENTUM, weight_decay=WEIGHT_DECAY,
+        device=resolve_device(device),  # before 2026-12-07 plain ignored --device: CPU only
     )
     seconds = [log.seconds for log in logs]
     accuracy = [log.test_acc for log in logs]
@@ -482,7 +484,7 @@ def throughput(args: argparse.Namespace) -> None:
     print(f"classgap (device-resident, batched aug, auto path): {fmt(ours)}", flush=True)
     if args.skip_plain:
         return
-    plain = run_plain(args.epochs, args.seed, args.plain_workers)
+    plain = run_plain(args.epochs, args.seed, args.plain_workers, args.device)
     print(f"plain (DataLoader x{args.plain_workers} workers, per-sample aug, fp32): "
           f"{fmt(plain)}")
     ratio = ours["images_per_s"] / plain["images_per_s"]  # type: ignore[operator]

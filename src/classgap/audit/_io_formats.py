@@ -152,7 +152,23 @@ def _read_csv(path: Path, source: str) -> dict[str, Any]:
         raise file_error(source, "file is empty (no header row)") from None
     except Exception as exc:  # ParserError, UnicodeDecodeError on binary garbage, ...
         raise _unreadable(source, ".csv", exc) from exc
-    return _frame_fields(frame, source, ids_from_text=True)
+    return _frame_fields(_names_kept(frame, path), source, ids_from_text=True)
+
+
+def _names_kept(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``frame`` with its label columns as written where pandas read a class name as missing.
+
+    pandas reads ``None``, ``NA``, ``null``, ``nan``, ``N/A`` (and more) as NaN; in a label
+    column they are class names. Only an empty cell is a missing label. The columns are read
+    again as text only when they hold a missing cell, which is rare.
+    """
+    labels = [c for c in ("y_true", "y_pred") if c in frame and frame[c].isna().any()]
+    if not labels:
+        return frame
+    text = pd.read_csv(path, usecols=labels, dtype=str, keep_default_na=False, na_values=[""])
+    if text[labels].isna().equals(frame[labels].isna()):  # only empty cells: as read
+        return frame
+    return frame.assign(**{c: text[c] for c in labels})
 
 
 def _read_parquet(path: Path, source: str) -> dict[str, Any]:

@@ -6,8 +6,9 @@ small sorting script are inline, and a Content-Security-Policy forbids every net
 comes from data (class names, notes, metadata) goes through :func:`html.escape`; no event
 handler attribute is ever written, so a class called ``<script>alert(1)</script>`` is text.
 No data goes into the script or into JSON inside the page (``</script>`` in a name has no
-script to end). Class names and notes are shown as :func:`classgap._format.literal` text, a
-newline as ``\\n``, as in the terminal; ``data-class`` and the CSV files keep the name exact.
+script to end). Class names, notes and the provenance's paths are shown as
+:func:`classgap._format.literal` text, a newline as ``\\n``, a right-to-left override as
+``\\u202e``, as in the terminal; ``data-class`` and the CSV files keep the name exact.
 """
 
 from __future__ import annotations
@@ -161,8 +162,12 @@ _ALT = {
 
 
 def _e(value: Any) -> str:
-    """Escape anything for HTML text or a quoted attribute."""
-    return html.escape(str(value), quote=True)
+    """Escape anything for HTML text or a quoted attribute.
+
+    A carriage return is a character reference: an HTML parser reads a raw ``\\r\\n`` as
+    ``\\n``, so a ``data-class`` would lose it.
+    """
+    return html.escape(str(value), quote=True).replace("\r", "&#13;")
 
 
 def _n(value: Any) -> str:
@@ -665,9 +670,10 @@ def _footer(meta: Mapping[str, Any]) -> str:
         return v
 
     shown = {k: v for k, v in (meta or {}).items() if k != "detectable_drop"}  # in the summary
+    # A path or a command is one line of literal text, as a class name is; other values JSON.
     items = "".join(
-        f"<dt>{_e(k)}</dt><dd>{_e(v if isinstance(v, str) else json.dumps(short(v), default=str))}"
-        "</dd>"
+        f"<dt>{_e(k)}</dt><dd>"
+        f"{_n(v) if isinstance(v, str) else _e(json.dumps(short(v), default=str))}</dd>"
         for k, v in shown.items()
     )
     return f'<footer id="provenance"><h2>Provenance</h2><dl>{items}</dl></footer>'

@@ -1,9 +1,11 @@
 """Faults: a worker of the ``processes`` backend killed with SIGKILL in the middle of a run.
 
-The study (grid runs and the refit run alike) completes on the next command and its results
-are identical to those of a study that was never interrupted. The trainer is a numpy script
-run through ``--train-cmd`` (deterministic and fast to start), which SIGKILLs the worker
-process that launched it the first time it sees its chosen run.
+Through the Python API: with no retry (``retries=0``) the run is recorded failed and the next
+call with ``retry_failed`` completes the grid; with the default retry, a killed refit run is
+tried again in the same call. Either way the results are identical to those of a study that
+was never interrupted. The trainer is a numpy script run through ``--train-cmd``
+(deterministic and fast to start), which SIGKILLs the worker process that launched it the
+first time it sees its chosen run. (The CLI's side: tests/cli/test_cli_study_dying_workers.py.)
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import numpy as np
 import pytest
 
 from classgap.config import load_config
-from classgap.errors import StudyError
 from classgap.pipeline import StudyPlan, run_full_study
 from classgap.sweep import Axis, Grid, Store, run_grid
 from classgap.sweep.external import ExternalTrainer
@@ -61,36 +62,39 @@ def _test_logits(store_dir: Path) -> dict[str, np.ndarray]:
         return {spec.run_id: np.load(d / "test.npz")["logits"] for spec, d in store.done_runs()}
 
 
-def test_killed_worker_grid_completes_on_resume_identically(tmp_path: Path) -> None:
+def test_killed_worker_grid_without_retry_completes_on_retry_failed_identically(
+        tmp_path: Path) -> None:
     runs = Grid(_plan().base, _plan().axes, seeds=3).runs()
     clean, faulty = tmp_path / "clean", tmp_path / "faulty"
     for folder in (clean, faulty):
         folder.mkdir()
     with Store(clean / "study") as store:
         run_grid(store, runs, progress=False, train_fn=_trainer(clean, victim="none"))
-    with Store(faulty / "study") as store, pytest.warns(RuntimeWarning, match="exited"):
+    with Store(faulty / "study") as store, \
+            pytest.warns(RuntimeWarning, match=r"died \(SIGKILL\).*recorded failed"):
         first = run_grid(store, runs, backend="processes", workers=2, threads_per_worker=1,
-                         progress=False, train_fn=_trainer(faulty, victim="1/1.0"))
+                         progress=False, train_fn=_trainer(faulty, victim="1/1.0"), retries=0)
     assert (faulty / "killed").is_file()
-    # The killed run's row stays 'running' under a dead pid: the surviving worker reclaims it
-    # if it is still claiming, else the next command does.
-    assert first.complete or first.counts["running"] + first.counts["pending"] >= 1
+    assert first.counts == {"pending": 0, "running": 0, "done": 8, "failed": 1}
+    assert list(first.errors.values()) == ["the worker running it died (SIGKILL) on each of "
+                                           "1 attempt"]
     with Store(faulty / "study") as store:
         second = run_grid(store, runs, backend="processes", workers=2, threads_per_worker=1,
-                          progress=False, train_fn=_trainer(faulty, victim="1/1.0"))
-    assert second.complete and second.failed == 0
+                          progress=False, train_fn=_trainer(faulty, victim="1/1.0"),
+                          retry_failed=True)
+    assert second.complete and second.failed == 0 and second.trained == 1
     want, got = _test_logits(clean / "study"), _test_logits(faulty / "study")
     assert want.keys() == got.keys() and len(want) == 9
     for run_id, logits in want.items():
         np.testing.assert_array_equal(got[run_id], logits)
 
 
-def test_killed_refit_run_completes_on_resume_identically(tmp_path: Path) -> None:
+def test_killed_refit_run_is_retried_in_the_same_call_identically(tmp_path: Path) -> None:
     clean, faulty = tmp_path / "clean", tmp_path / "faulty"
     for folder in (clean, faulty):
         folder.mkdir()
         _trainer(folder, "none")  # writes train.py
-    # One worker: when it is killed nobody reclaims the refit run in the same command.
+    # One worker: the one that takes its place retries the refit run.
     kw = {"progress": False, "refit": True, "backend": "processes", "workers": 1,
           "threads_per_worker": 1}
     def command(folder: Path, victim: str) -> str:
@@ -99,11 +103,9 @@ def test_killed_refit_run_completes_on_resume_identically(tmp_path: Path) -> Non
 
     want = run_full_study(_plan(), clean / "study", train_cmd=command(clean, "none"), **kw)
     faulty_cmd = command(faulty, "refit")
-    with pytest.raises(StudyError, match="refit runs are not done"), \
-            pytest.warns(RuntimeWarning, match="exited"):
-        run_full_study(_plan(), faulty / "study", train_cmd=faulty_cmd, **kw)
+    with pytest.warns(RuntimeWarning, match=r"died \(SIGKILL\).*retrying it"):
+        got = run_full_study(_plan(), faulty / "study", train_cmd=faulty_cmd, **kw)
     assert (faulty / "killed").is_file()
-    got = run_full_study(_plan(), faulty / "study", train_cmd=faulty_cmd, **kw)  # resumes
     a, b = want.class_aware["refit"], got.class_aware["refit"]
     assert {k: v for k, v in a.items() if k != "runs"} == {k: v for k, v in b.items()
                                                           if k != "runs"}

@@ -43,14 +43,14 @@ import numpy as np
 import pandas as pd
 
 from classgap._files import write_json
-from classgap._validation import check_choice, check_in_range
+from classgap._validation import check_choice, check_in_range, check_positive_int
 from classgap.analysis import RunRecord, StudyResult, analyze, load_multi_label, summary_dict
 from classgap.analysis.analysis import plan_records
 from classgap.analysis.plan import SeedPlan
 from classgap.audit.io import read_predictions
 from classgap.config import Config, check_no_cmd, flatten, get_key, load_config, with_point
 from classgap.errors import ClassgapError, ConfigError, StudyError
-from classgap.sweep.backends import resolve_backend, run_grid
+from classgap.sweep.backends import RETRIES, resolve_backend, run_grid
 from classgap.sweep.external import ExternalTrainer
 from classgap.sweep.grid import (
     MODES,
@@ -69,6 +69,7 @@ __all__ = [
     "StudyPlan",
     "StudyRun",
     "Training",
+    "check_no_failed",
     "check_study",
     "group_refit_runs",
     "plan_study",
@@ -264,9 +265,34 @@ def _failures(store: Store, specs: Sequence[RunSpec], done: dict[str, Path]) -> 
         row = frame.loc[s.run_id] if s.run_id in frame.index else None
         status = row["status"] if row is not None else "missing"
         text = row["error"] if row is not None else None  # NaN for runs that never failed
-        error = (text.strip().splitlines() or [""])[-1] if isinstance(text, str) else ""
-        out.append(f"{s.point} seed {s.seed}: {status}" + (f" ({error})" if error else ""))
+        out.append(_run_text(s.point, s.seed, status, text))
     return out
+
+
+def _run_text(point: dict[str, Any], seed: int, status: str, error: Any) -> str:
+    """A run as messages name it: ``{point} seed S: status (the last line of its error)``."""
+    last = (error.strip().splitlines() or [""])[-1] if isinstance(error, str) else ""
+    return f"{point} seed {seed}: {status}" + (f" ({last})" if last else "")
+
+
+def check_no_failed(out_dir: str | os.PathLike[str], *, since: float) -> None:
+    """Raise a :class:`StudyError` naming the runs of the study in ``out_dir`` that failed in
+    attempts begun at ``since`` (``time.time()``) or later, with the last line of each error.
+
+    ``classgap study`` calls it once the report is written, so that a study left with
+    failed runs exits 1, with one line saying to re-run it with ``--retry-failed``.
+    """
+    with Store(out_dir) as store:
+        frame = store.status()
+    failed = frame[(frame["status"] == "failed") & (frame["claimed_at"] >= since)]
+    if failed.empty:
+        return
+    runs = [_run_text(json.loads(point), int(seed), "failed", error) for point, seed, error
+            in zip(failed["point_json"], failed["seed"], failed["error"], strict=True)]
+    raise StudyError(f"{len(runs)} run(s) failed: {'; '.join(runs[:5])}"
+                     f"{' ...' if len(runs) > 5 else ''}; the others, the report and "
+                     f"summary.json are written; re-run the same command with --retry-failed "
+                     f"to train the failed runs again (errors in {store.path}/study.sqlite)")
 
 
 def _axis_records(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis: Axis,
@@ -421,7 +447,8 @@ def _analyse_all(store: Store, plan: StudyPlan, opts: dict[str, Any],
 
 def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend: str = "local",
                    workers: int = 1, threads_per_worker: int | None = None,
-                   retry_failed: bool = False, address: str | None = None,
+                   retry_failed: bool = False, retries: int = RETRIES,
+                   address: str | None = None,
                    train_cmd: str | None = None, alpha: float = 0.05, correction: str = "bh",
                    max_drop: float = 2.0, multi_label: str | os.PathLike[str] | None = None,
                    progress: bool = True, transfer_to: str | None = None,
@@ -432,7 +459,10 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
 
     Every option is checked first (:func:`check_study`), before ``out_dir`` is created.
     Writes ``out_dir/report.html`` (figures, tables) and ``out_dir/summary.json``. Finished
-    runs are never trained again; failed runs are retried only with ``retry_failed``.
+    runs are never trained again; failed runs are retried only with ``retry_failed``. On the
+    ``processes`` and ``ray`` backends a run whose worker died in it (killed, say by the OOM
+    killer) is tried again, at most ``retries`` times, then recorded failed
+    (:mod:`classgap.sweep.backends`).
     Incomplete runs are left out with a note as long as every strength has a finished seed;
     otherwise :class:`StudyError` lists them with their error text. Runs that finished but
     look collapsed (:mod:`classgap.analysis.failed`) are reported, and left out of the
@@ -449,7 +479,7 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
                           threads_per_worker=threads_per_worker, train_cmd=train_cmd,
                           alpha=alpha, correction=correction, max_drop=max_drop,
                           multi_label=multi_label, transfer_to=transfer_to, refit=refit,
-                          reweight=reweight, group_refit=group_refit)
+                          reweight=reweight, group_refit=group_refit, retries=retries)
     opts = {"alpha": alpha, "correction": correction, "max_drop": max_drop,
             "multi_label": None if multi_label is None else str(Path(multi_label).resolve()),
             "exclude_failed": bool(exclude_failed), "ensemble": bool(ensemble)}
@@ -463,7 +493,7 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
                                           **({"reweight": reweight} if reweight else {}),
                                           **({"group_refit": True} if group_refit else {})}})
         training = Training(backend, workers, threads_per_worker or plan.base.train.threads,
-                            retry_failed, address, trainer, progress)
+                            retry_failed, address, trainer, progress, retries)
         training.run(store, specs, desc="study")
         result = _analyse_all(store, plan, opts, train_cmd if trainer is not None else None)
         result = _downstream(store, result, opts, training, transfer_to=transfer_to,
@@ -477,7 +507,7 @@ def check_study(plan: StudyPlan, *, backend: str = "local", workers: int = 1,
                 multi_label: str | os.PathLike[str] | None = None,
                 transfer_to: str | None = None, refit: bool = False,
                 reweight: str | None = None, group_refit: bool = False,
-                ) -> ExternalTrainer | None:
+                retries: int = RETRIES) -> ExternalTrainer | None:
     """Check every option of :func:`run_full_study` against ``plan``; create nothing.
 
     Raises the first error (one line naming the option and its value) before a study
@@ -494,6 +524,7 @@ def check_study(plan: StudyPlan, *, backend: str = "local", workers: int = 1,
     from classgap.data import data_source
 
     resolve_backend(backend, workers, threads_per_worker)
+    check_positive_int(retries, "retries", minimum=0)
     check_in_range(alpha, "alpha", 0, 1, inclusive=(False, False))
     check_choice(correction, "correction", CORRECTIONS)
     check_in_range(max_drop, "max_drop", 0.0, 100.0)
@@ -534,12 +565,13 @@ class Training:
     address: str | None = None
     train_fn: Any = None
     progress: bool = False
+    retries: int = RETRIES
 
     def run(self, store: Store, specs: Sequence[RunSpec], *, desc: str,
             train_fn: Any = None) -> None:
         run_grid(store, specs, backend=self.backend, workers=self.workers,
                  threads_per_worker=self.threads_per_worker, retry_failed=self.retry_failed,
-                 address=self.address, progress=self.progress,
+                 retries=self.retries, address=self.address, progress=self.progress,
                  train_fn=train_fn or self.train_fn, desc=desc)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,25 @@ def test_ray_backend_on_a_local_ray(tmp_path: Path) -> None:
         np.testing.assert_array_equal(data["logits"], rng.normal(size=(40, 4)))
         assert json.loads((run_dir / "metrics.json").read_text())["n_test"] == 40
     print(f"ray study: {time.perf_counter() - t0:.1f} s")
+
+
+def warns_then_trains(spec: RunSpec, run_dir: Path) -> dict[str, float]:
+    warnings.warn(f"seed {spec.seed}: a warning from the worker", UserWarning, stacklevel=1)
+    return flaky(spec, run_dir)
+
+
+def test_a_ray_task_sends_its_warnings_to_the_driver() -> None:
+    """What a Ray task returns, run here (no Ray): its warnings, which the driver warns again
+    (a Ray worker would only print them), with the files."""
+    from classgap.sweep.backends import _ray_body
+
+    [spec] = grid(1, axis="aug.mixup=0").runs()
+    with warnings.catch_warnings(record=True) as escaped:
+        warnings.simplefilter("always")
+        reply = _ray_body(spec, warns_then_trains)
+    assert reply["warnings"] == [(UserWarning, "seed 0: a warning from the worker")]
+    assert escaped == []  # the task keeps them for the driver
+    assert sorted(reply["files"]) == ["test.npz", "val.npz"]
 
 
 def test_ray_missing_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

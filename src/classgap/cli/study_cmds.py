@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from classgap._format import finite
 from classgap._richtext import add_row, cell
 from classgap.cli import render
 from classgap.cli.app import Correction, Format, app, console
-from classgap.sweep.backends import AUTO, BACKENDS
+from classgap.sweep.backends import AUTO, BACKENDS, RETRIES
 from classgap.sweep.presets import PRESETS
 
 if TYPE_CHECKING:
@@ -53,6 +54,10 @@ def study_cmd(
     address: str | None = typer.Option(None, "--address", help="Ray cluster address "
                                        "(default: a local Ray)."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Train failed runs again."),
+    retries: int = typer.Option(RETRIES, "--retries", metavar="N",
+                                help="processes and ray backends: try a run again at most N "
+                                     "times when its worker dies in it (killed, e.g. by the "
+                                     "OOM killer); then it is recorded failed."),
     train_cmd: str | None = typer.Option(None, "--train-cmd", help="Your own training command "
                                          "per run, e.g. \"python train.py --a {aug.mixup} "
                                          "--seed {seed} --out {out}\"."),
@@ -88,7 +93,13 @@ def study_cmd(
                                         "default they are only reported."),
 ) -> None:
     """Sweep a regularizer over strengths and seeds; show which classes pay for the choice."""
-    from classgap.pipeline import check_study, plan_study, resolve_study_run, run_full_study
+    from classgap.pipeline import (
+        check_no_failed,
+        check_study,
+        plan_study,
+        resolve_study_run,
+        run_full_study,
+    )
     from classgap.report import print_summary
 
     plan = plan_study(preset, axes=axis or (), seeds=seeds, config_file=config,
@@ -98,14 +109,17 @@ def study_cmd(
     options: dict[str, Any] = dict(
         backend=backend, workers=where.workers, train_cmd=train_cmd, alpha=alpha,
         correction=correction.value, max_drop=max_drop, multi_label=multi_label,
-        transfer_to=transfer_to, refit=where.refit, reweight=reweight, group_refit=group_refit)
+        transfer_to=transfer_to, refit=where.refit, reweight=reweight, group_refit=group_refit,
+        retries=retries)
     check_study(plan, **options)  # every option, before the header and before any file
     console.print(cell(render.study_line(plan, where), "dim"))
+    started = time.time()
     result = run_full_study(plan, where.out_dir, retry_failed=retry_failed, address=address,
                             progress=True, ensemble=ensemble, exclude_failed=exclude_failed,
                             **options)
     out_dir = where.out_dir
     print_summary(result, console, report_path=out_dir / "report.html")
+    check_no_failed(out_dir, since=started)  # runs that failed now: exit 1, one line
 
 
 @app.command("report")

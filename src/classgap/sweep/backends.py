@@ -4,9 +4,21 @@ Every backend runs the same loop against the :class:`~classgap.sweep.store.Store
 train it into a fresh working directory, commit the directory, mark the row done (or failed
 with its error text, and go on). ``local`` and ``processes`` claim from the store directly, so
 any number of study commands pointed at one directory share the work. ``ray`` claims in the
-driver, sends plain Ray tasks (``max_retries=2`` for lost workers), gets the metrics and the
-run's files back as bytes and writes them itself: the driver alone touches the store, so the
-Ray workers need no shared file system.
+driver, sends plain Ray tasks, gets the metrics and the run's files back as bytes and writes
+them itself: the driver alone touches the store, so the Ray workers need no shared file system.
+
+**Dying workers** (``processes`` and ``ray``). A worker process that dies in the middle of a
+run (killed by a signal, SIGKILL from the OOM killer included, or exiting without recording
+its run; on Ray, a lost worker or node) is not the run's fault: the run is tried again, at most
+``retries`` times in one study command (default 1), and a run whose worker died on every
+attempt is recorded ``failed`` with how it died ("the worker running it died (SIGKILL) on
+each of 2 attempts"). The other runs go on: the ``processes`` driver starts a new worker in
+place of the dead one, Ray reschedules the task (its own ``max_retries``). A trainer that
+*raises* (a bug, bad data, a ``--train-cmd`` that exits non-zero, even one killed by a signal:
+its worker lives) fails the run at once, not retried: the same error would come again;
+``retry_failed`` (``--retry-failed``) trains failed runs again on request. ``local`` and
+``ensemble`` run in the study's own process, which cannot outlive its worker: a killed study
+resumes on the next command.
 
 A trainer is any ``train_fn(spec, run_dir) -> metrics`` that writes ``val.*`` and ``test.*``
 predictions into ``run_dir`` (default: :func:`default_train`, the classgap trainer; bring your
@@ -17,9 +29,12 @@ own with :class:`~classgap.sweep.external.ExternalTrainer`). It must be picklabl
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import pickle
 import queue as queue_module
 import shutil
+import signal
+import socket
 import time
 import traceback
 import warnings
@@ -43,12 +58,13 @@ __all__ = ["AUTO", "BACKENDS", "GridSummary", "TrainFn", "default_train", "resol
            "run_grid"]
 
 #: Backend name → runner ``runner(store, run_ids, train_fn, *, workers, threads, retry_failed,
-#: address, bar)``; ``auto`` (not a runner) means ``processes`` for several workers, else
-#: ``local``.
+#: retries, address, bar)``; ``auto`` (not a runner) means ``processes`` for several workers,
+#: else ``local``.
 BACKENDS: Registry[Callable[..., None]] = Registry("backend", sort=False)
 AUTO = "auto"
 TrainFn = Callable[[RunSpec, Path], Mapping[str, Any]]
 ERROR_CHARS = 4000  # error text kept per failed run: the end of the traceback says most
+RETRIES = 1  # default: a run whose worker died is tried once more in the same command
 
 
 @dataclass(frozen=True)
@@ -123,10 +139,39 @@ def _attempt(store: Store, spec: RunSpec, train_fn: TrainFn) -> bool:
         shutil.rmtree(partial, ignore_errors=True)
 
 
+def _death_text(attempts: int, how: str = "", detail: str = "") -> str:
+    """The error recorded for a run whose worker died on each of its ``attempts``."""
+    text = f"the worker running it died{f' ({how})' if how else ''} on each of {attempts} " \
+           f"attempt{'s' if attempts != 1 else ''}"
+    return f"{text}: {detail}" if detail else text
+
+
+@dataclass(frozen=True)
+class _Attempts:
+    """The attempts one study command may start at each run: the first, then one per retry
+    after its worker died. Counted in the store's ``attempts`` column from the values it held
+    when the command began (``before``), so that the command's every worker process keeps the
+    one limit."""
+
+    before: dict[str, int]
+    retries: int
+
+    def made(self, store: Store, run_id: str) -> int:
+        """Attempts this command has started at ``run_id`` (a running one included)."""
+        return store.attempts([run_id])[run_id] - self.before.get(run_id, 0)
+
+
 def _claim_loop(store: Store, run_ids: Sequence[str], train_fn: TrainFn, *,
                 retry_failed: bool, worker_id: str | None = None,
-                on_run: Callable[[], None] | None = None) -> None:
+                on_run: Callable[[], None] | None = None,
+                limit: _Attempts | None = None) -> None:
     while (spec := store.claim(worker_id, retry_failed=retry_failed, run_ids=run_ids)):
+        if limit is not None and (made := limit.made(store, spec.run_id)) > 1 + limit.retries:
+            # Within one command a run is claimed again only after its worker died (a failed
+            # run is not): this worker took it between the last death and the study's
+            # process recording it failed (_bury), so it records it, without the signal.
+            store.fail(spec.run_id, _death_text(made - 1))
+            continue
         _attempt(store, spec, train_fn)
         if on_run is not None:
             on_run()
@@ -144,8 +189,10 @@ def _set_threads(threads: int | None) -> int | None:
 
 
 def _run_local(store: Store, run_ids: list[str], train_fn: TrainFn | None, *, workers: int,
-               threads: int | None, retry_failed: bool, address: str | None, bar: Any) -> None:
-    """One run after another in this process (``workers`` and ``address`` do not apply)."""
+               threads: int | None, retry_failed: bool, retries: int, address: str | None,
+               bar: Any) -> None:
+    """One run after another in this process (``workers``, ``retries`` and ``address`` do not
+    apply)."""
     old = _set_threads(threads)
     try:
         _claim_loop(store, run_ids, train_fn or default_train, retry_failed=retry_failed,
@@ -156,14 +203,14 @@ def _run_local(store: Store, run_ids: list[str], train_fn: TrainFn | None, *, wo
 
 def _worker_main(path: str, run_ids: list[str], train_fn: TrainFn | None, retry_failed: bool,
                  threads: int | None, session_start: float, worker_id: str,
-                 warned: Any = None) -> None:
+                 warned: Any = None, limit: _Attempts | None = None) -> None:
     """Entry point of one ``processes`` worker (spawned)."""
     if warned is not None:
         warnings.showwarning = partial(_forward_warning, warned)
     _set_threads(threads)
     with Store(path, session_start=session_start) as store:
         _claim_loop(store, run_ids, train_fn or default_train, retry_failed=retry_failed,
-                    worker_id=worker_id)
+                    worker_id=worker_id, limit=limit)
 
 
 # A warning sent from a worker stays under PIPE_BUF (4096 bytes): one atomic pipe write, so a
@@ -175,11 +222,16 @@ def _forward_warning(queue: Any, message: Warning | str, category: type[Warning]
                      *args: Any, **kwargs: Any) -> None:
     """A worker's ``warnings.showwarning``: send the warning to the study's process, which
     warns it again (:func:`_rewarn`), rather than print Python's raw two-line format."""
+    queue.put(_sendable(message, category))
+
+
+def _sendable(message: Warning | str, category: type[Warning]) -> tuple[type[Warning], str]:
+    """A worker's warning as ``(category, text)`` for the study's process to warn again."""
     try:
         pickle.dumps(category)
     except Exception:  # a category the parent cannot import (defined in a closure, say)
         category = UserWarning
-    queue.put((category, str(message)[:_WARNING_CHARS]))
+    return category, str(message)[:_WARNING_CHARS]
 
 
 def _rewarn(queue: Any) -> None:
@@ -194,42 +246,111 @@ def _rewarn(queue: Any) -> None:
 
 
 def _run_processes(store: Store, run_ids: list[str], train_fn: TrainFn | None, *,
-                   workers: int, threads: int | None, retry_failed: bool, address: str | None,
-                   bar: Any) -> None:
-    """``workers`` spawned processes, each claiming runs from the store."""
+                   workers: int, threads: int | None, retry_failed: bool, retries: int,
+                   address: str | None, bar: Any) -> None:
+    """``workers`` spawned processes, each claiming runs from the store; one that dies in a run
+    is replaced, and its run tried again at most ``retries`` times (:func:`_bury`)."""
     from classgap.train.pool import default_threads
 
     ctx = multiprocessing.get_context("spawn")  # fork after torch started threads can hang
     warned = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, daemon=True,
-                         args=(str(store.path), run_ids, train_fn, retry_failed,
-                               threads or default_threads(workers), store.session_start,
-                               f"w{i}", warned))
-             for i in range(workers)]
-    for p in procs:
-        p.start()
+    limit = _Attempts(store.attempts(run_ids), retries)
+    args = (str(store.path), run_ids, train_fn, retry_failed, threads or default_threads(workers),
+            store.session_start)
+
+    def start(name: str) -> Any:
+        proc = ctx.Process(target=_worker_main, daemon=True, args=(*args, name, warned, limit))
+        proc.start()
+        return proc
+
+    procs = {f"w{i}": start(f"w{i}") for i in range(workers)}
+    started = workers
+    deaths: dict[str, list[str]] = {}  # run_id -> how each of its workers died
     try:
-        while any(p.is_alive() for p in procs):
-            time.sleep(0.5)
+        while procs:
+            ready = multiprocessing.connection.wait([p.sentinel for p in procs.values()],
+                                                    timeout=0.5)
             _rewarn(warned)
+            # What each ended worker held, read before it is reaped: until then its pid
+            # exists, so no other worker reclaims its run before _bury has seen it.
+            ended = [(name, proc, _held_run(store, name, proc.pid))
+                     for name, proc in procs.items() if proc.sentinel in ready]
+            for name, proc, held in ended:
+                proc.join()
+                del procs[name]
+                if proc.exitcode and _bury(store, name, proc.exitcode, held, limit, deaths):
+                    procs[f"w{started}"] = start(f"w{started}")  # the other runs go on
+                    started += 1
             bar.n = store.counts(run_ids)["done"]
             bar.refresh()
     finally:
-        for p in procs:  # Ctrl-C: stop the workers; their runs are reclaimed (dead pids)
-            if p.is_alive():
+        for p in procs.values():  # Ctrl-C: stop the workers; their runs are reclaimed
+            if p.is_alive():      # (dead pids)
                 p.terminate()
             p.join()
         _rewarn(warned)
         warned.close()
-    for i, p in enumerate(procs):
-        if p.exitcode:  # killed or crashed outside a run: its claim is reclaimed next time
-            warnings.warn(f"study worker w{i} exited with status {p.exitcode}; runs it left "
-                          f"are resumed by the next study command", RuntimeWarning,
-                          stacklevel=3)
+
+
+def _exit_text(exitcode: int) -> str:
+    """How a process ended, from its exit code: ``SIGKILL`` (negative: the signal), or
+    ``exit status 3``."""
+    if exitcode < 0:
+        try:
+            return signal.Signals(-exitcode).name
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
+def _held_run(store: Store, name: str, pid: int | None) -> Any:
+    """The store's row of the run that worker ``name`` (process ``pid``) has claimed and not
+    finished, or None."""
+    frame = store.status()
+    mine = frame[(frame["status"] == "running")  # claimed_by as Store.claim writes it
+                 & (frame["claimed_by"] == f"{socket.gethostname()}:{pid}/{name}")]
+    return None if mine.empty else mine.iloc[0]
+
+
+def _bury(store: Store, name: str, exitcode: int, held: Any, limit: _Attempts,
+          deaths: dict[str, list[str]]) -> bool:
+    """Deal with the ``processes`` worker ``name`` that ended abnormally holding the run
+    ``held`` (a store row, or None); True when it died in a run (a new worker then takes its
+    place).
+
+    The run, still ``running`` under the dead pid, is claimed again by the next worker to ask
+    (the store reclaims runs of dead processes) while it has attempts left; after its last one
+    it is recorded failed, with how its workers died. One warning says which.
+    """
+    how = _exit_text(exitcode)
+    if held is None:  # between runs (a crash at start-up, say): nothing to retry
+        warnings.warn(f"study worker {name} ended ({how}) holding no run; the other workers "
+                      "go on", RuntimeWarning, stacklevel=3)
+        return False
+    run_id = held["run_id"]
+    deaths.setdefault(run_id, []).append(how)
+    made = limit.made(store, run_id)
+    if made > limit.retries:
+        store.fail(run_id, _death_text(made, ", ".join(dict.fromkeys(deaths[run_id]))))
+        outcome = f"recorded failed after {made} attempt{'s' if made != 1 else ''}"
+    else:
+        outcome = f"retrying it (attempt {made + 1} of {1 + limit.retries})"
+    warnings.warn(f"study worker {name} died ({how}) while training {held['point_json']} seed "
+                  f"{held['seed']} (run {run_id}): {outcome}", RuntimeWarning, stacklevel=3)
+    return True
 
 
 def _ray_body(spec: RunSpec, train_fn: TrainFn) -> dict[str, Any]:
-    """Ray task: train into a private temp dir, return the metrics and every file's bytes."""
+    """Ray task: train into a private temp dir; return the metrics and every file's bytes (or
+    the error), and the warnings raised, for the driver to warn again (Ray would only print
+    them, in Python's raw two-line format)."""
+    with warnings.catch_warnings(record=True) as caught:
+        reply = _train_for_ray(spec, train_fn)
+    reply["warnings"] = [_sendable(w.message, w.category) for w in caught]
+    return reply
+
+
+def _train_for_ray(spec: RunSpec, train_fn: TrainFn) -> dict[str, Any]:
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="classgap-") as tmp:
@@ -255,9 +376,24 @@ def _import_ray() -> Any:
     return ray
 
 
+def _ray_death(ray: Any, exc: Exception, retries: int) -> str | None:
+    """The error to record when ``exc`` says the task's worker (or its node) died on each of
+    its ``1 + retries`` attempts; None for any other error."""
+    deaths = tuple(getattr(ray.exceptions, name) for name in (
+        "WorkerCrashedError", "OutOfMemoryError", "NodeDiedError", "LocalRayletDiedError")
+        if hasattr(ray.exceptions, name))
+    if not isinstance(exc, deaths):
+        return None
+    return _death_text(1 + retries, type(exc).__name__,
+                       (str(exc).strip().splitlines() or [""])[0])
+
+
 def _run_ray(store: Store, run_ids: list[str], train_fn: TrainFn | None, *, workers: int,
-             threads: int | None, retry_failed: bool, address: str | None, bar: Any) -> None:
-    """At most ``workers`` Ray tasks at a time; the driver alone touches the store."""
+             threads: int | None, retry_failed: bool, retries: int, address: str | None,
+             bar: Any) -> None:
+    """At most ``workers`` Ray tasks at a time; the driver alone touches the store. Ray
+    retries a task whose worker died (``max_retries=retries``); an error the trainer raised is
+    returned, not retried."""
     ray = _import_ray()
     train_fn = train_fn or default_train
     started = not ray.is_initialized()
@@ -266,7 +402,7 @@ def _run_ray(store: Store, run_ids: list[str], train_fn: TrainFn | None, *, work
             ray.init(address=address)
         else:
             ray.init(num_cpus=max(2, workers), include_dashboard=False)
-    task = ray.remote(max_retries=2, num_cpus=threads or 1)(_ray_body)
+    task = ray.remote(max_retries=retries, num_cpus=threads or 1)(_ray_body)
     in_flight: dict[Any, RunSpec] = {}
     try:
         while True:
@@ -282,8 +418,10 @@ def _run_ray(store: Store, run_ids: list[str], train_fn: TrainFn | None, *, work
             spec = in_flight.pop(ready[0])
             try:
                 reply = ray.get(ready[0])
-            except Exception as exc:  # the task's worker died max_retries + 1 times
-                reply = {"error": _error_text(exc)}
+            except Exception as exc:  # its worker died on every attempt, or Ray failed it
+                reply = {"error": _ray_death(ray, exc, retries) or _error_text(exc)}
+            for category, text in reply.get("warnings", ()):
+                warnings.warn(text, category, stacklevel=2)
             if "error" in reply:
                 store.fail(spec.run_id, reply["error"])
             else:
@@ -360,11 +498,12 @@ def train_groups(store: Store, specs: Sequence[RunSpec], *, members: int, engine
 
 
 def _run_ensemble(store: Store, run_ids: list[str], train_fn: TrainFn | None, *, workers: int,
-                  threads: int | None, retry_failed: bool, address: str | None,
+                  threads: int | None, retry_failed: bool, retries: int, address: str | None,
                   bar: Any) -> None:
     """Runs that share an architecture and data as vmapped ensembles on CUDA (at most
     ``max(workers, ENSEMBLE_MEMBERS)`` members each); elsewhere, or with a training command,
-    one run after another as ``local``, with a note."""
+    one run after another as ``local``, with a note (``retries`` does not apply: both run in
+    this process)."""
     import torch
 
     why = ("a training command (--train-cmd) trains one run at a time" if train_fn is not None
@@ -373,7 +512,7 @@ def _run_ensemble(store: Store, run_ids: list[str], train_fn: TrainFn | None, *,
         warnings.warn(f"the ensemble backend trains on CUDA only ({why}): training one run "
                       "after another, as --backend local", RuntimeWarning, stacklevel=4)
         _run_local(store, run_ids, train_fn, workers=workers, threads=threads,
-                   retry_failed=retry_failed, address=address, bar=bar)
+                   retry_failed=retry_failed, retries=retries, address=address, bar=bar)
         return
     claimed = []
     while (spec := store.claim("ensemble", retry_failed=retry_failed, run_ids=run_ids)):
@@ -410,8 +549,9 @@ def resolve_backend(backend: str = AUTO, workers: int = 1,
 
 def run_grid(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
              workers: int = 1, threads_per_worker: int | None = None,
-             retry_failed: bool = False, address: str | None = None, progress: bool = True,
-             train_fn: TrainFn | None = None, desc: str = "runs") -> GridSummary:
+             retry_failed: bool = False, retries: int = RETRIES, address: str | None = None,
+             progress: bool = True, train_fn: TrainFn | None = None,
+             desc: str = "runs") -> GridSummary:
     """Register ``specs`` in ``store`` and train every run not done yet.
 
     Parameters
@@ -431,6 +571,11 @@ def run_grid(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
         divided among the workers for ``processes``, torch's default for ``local``.
     retry_failed : bool
         Also retry runs that failed before this call (once each); by default they stay failed.
+    retries : int
+        ``processes`` and ``ray``: how many times a run is tried again after its worker died
+        in it (killed, e.g. by the OOM killer); a run whose worker died on each of its
+        ``1 + retries`` attempts is failed with how it died. An error the trainer raised is
+        never retried in the same call. See the module docstring.
     address : str, optional
         Ray cluster address (``ray``); default: a local Ray started for this study.
     progress : bool
@@ -446,6 +591,7 @@ def run_grid(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
     """
     backend, workers, threads_per_worker = resolve_backend(backend, workers,
                                                            threads_per_worker)
+    retries = check_positive_int(retries, "retries", minimum=0)
     specs = list(specs)
     if train_fn is None:  # cmd.* keys are for a training command; ours would ignore them
         check_no_cmd((s.config for s in specs), "classgap's own trainer")
@@ -460,7 +606,7 @@ def run_grid(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
     try:
         BACKENDS.get(backend)(store, run_ids, train_fn, workers=workers,
                               threads=threads_per_worker, retry_failed=retry_failed,
-                              address=address, bar=bar)
+                              retries=retries, address=address, bar=bar)
     finally:
         bar.close()
     after = store.counts(run_ids)

@@ -205,3 +205,14 @@ def test_class_aware_without_pick(fake_result: Factory) -> None:
     fig = plots.class_aware(no_pick)
     assert not _lines(fig, "pick-class-aware")
     assert len(_lines(fig, "pick-usual")) == 1
+
+
+def test_class_weights_names_its_lines_in_the_table_order(fake_result: Factory) -> None:
+    """The names at the lines' ends are drawn in one order whatever the process's string
+    hashing, so one study's figure is the same bytes every time (they may overlap)."""
+    result = fake_result(10)
+    names = list(result.classes["class"])
+    table = {c: [1.0, 1.0 + 0.01 * i] for i, c in enumerate(reversed(names))}
+    aware = {**result.class_aware, "reweight": {"method": "clam", "class_weights": table}}
+    fig = plots.class_weights(StudyResult(**{**result.__dict__, "class_aware": aware}))
+    assert [t.get_text() for t in fig.axes[0].texts] == [plots._text(c) for c in table]

@@ -535,7 +535,10 @@ def class_weights(result: StudyResult) -> Figure:
     last = {name: values[-1] for name, values in table.items()}
     named = set(last) if len(last) <= MANY_CLASSES else \
         paying | set(sorted(last, key=lambda c: last[c], reverse=True)[:3])
-    for name in named:
+    # In the table's order, not the set's: a set of names iterates in an order that changes
+    # with each process's string hashing, and names that overlap are drawn in that order, so
+    # the figure's bytes (and report.html) would differ between two runs of one study.
+    for name in (name for name in table if name in named):
         ax.annotate(_text(name), (len(table[name]), last[name]), xytext=(4, 0),
                     textcoords="offset points", fontsize=7, va="center",
                     color="black" if name in paying else "#606060")

@@ -41,7 +41,8 @@ figures and every run directory included, where content is compared
   (``runs/.partial/<run_id>.<host>.<pid>``, in a ``--train-cmd`` run's ``command`` and
   ``train.log``) by the run's directory (:data:`ATTEMPT_DIR`);
 - JSON parsed, and CSV parsed, without the keys and columns of :data:`VOLATILE_KEYS`
-  (timestamps and wall times, the only values that differ between two runs of one config);
+  (timestamps, wall times and the git commit, the only values that differ between two runs
+  of one config);
 - ``.npz`` as arrays (a zip member's timestamp is not content), other files byte for byte;
 - without the files of :data:`VOLATILE_FILES` (a run's ``files.json`` holds the checksums
   of files with wall times);
@@ -84,9 +85,11 @@ import numpy as np
 
 #: The study killed by default (``classgap study --help`` lists the flags).
 DEFAULT_STUDY = "--quick --refit --group-refit --ensemble --reweight clam"
-#: JSON keys and CSV columns that hold timestamps or wall times: left out of the comparison.
+#: JSON keys and CSV columns left out of the comparison: timestamps and wall times, and the
+#: commit a run was trained at (``git_hash`` in ``provenance.json``: a commit made to the
+#: working tree while the benchmark runs changes it, not the run's numbers).
 VOLATILE_KEYS = frozenset({"wall_time", "train_time", "images_per_second", "epoch_time",
-                           "start_time"})
+                           "start_time", "git_hash"})
 #: Files not compared: a run's ``files.json`` holds checksums of files with wall times.
 VOLATILE_FILES = frozenset({"files.json"})
 #: An attempt's working directory ``runs/.partial/<run_id>.<host>.<pid>`` (named by a

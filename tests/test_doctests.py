@@ -27,6 +27,7 @@ MODULES = [
     "classgap.audit.frame",
     "classgap.fix.solver",
     "classgap.fix.rule",
+    "classgap.sweep.integrity",
 ]
 
 

@@ -12,7 +12,8 @@ points carry ``run.kind`` (``"refit"`` or ``"probe"``), which keeps them apart f
 :class:`StudyPlan`; :func:`run_full_study` trains what is not done yet in ``out_dir`` and
 writes ``report.html`` and ``summary.json`` there; :func:`report_study` re-analyses a study
 directory (``classgap report``); :func:`plan_study_seeds` plans seeds from its variance
-(``classgap plan-seeds``).
+(``classgap plan-seeds``); :func:`verify_study` checks its runs' files against their
+checksums (``classgap study --verify``).
 
 **Layers of the base recipe**: config defaults ← preset ← ``--config`` file ← ``--set``.
 Without a preset, a study with axes uses the config defaults; with neither, the ``default``
@@ -61,6 +62,7 @@ from classgap.sweep.grid import (
     parse_axis,
     parse_seeds,
 )
+from classgap.sweep.integrity import RunCheck
 from classgap.sweep.presets import QUICK_OVERRIDES, QUICK_SEEDS, get_preset
 from classgap.sweep.store import Store, find_predictions
 
@@ -80,6 +82,7 @@ __all__ = [
     "resolve_study_run",
     "run_full_study",
     "transfer_runs",
+    "verify_study",
 ]
 
 #: Non-augmentation regularizers and their off value.
@@ -902,7 +905,8 @@ def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResul
 
     Reads the latest grid of ``study.json`` with its references and analysis options;
     ``analysis`` (``alpha``, ``correction``, ``max_drop``, ``multi_label``,
-    ``exclude_failed``) overrides them.
+    ``exclude_failed``) overrides them. A finished run whose files no longer match their
+    checksums is a :class:`StudyError` naming it (``classgap study`` trains it again).
     """
     path = Path(out_dir)
     plan, last = _read_study(path)
@@ -911,6 +915,7 @@ def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResul
             **{k: v for k, v in analysis.items() if v is not None}}
     downstream = last.get("downstream") or {}
     with Store(path) as store:
+        _check_intact(store)
         result = _analyse_all(store, plan, opts, last.get("train_cmd"))
         # the transfer probe and the refit are part of the study: a re-report keeps them
         return _downstream(store, result, opts, Training(threads_per_worker=
@@ -919,6 +924,39 @@ def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResul
                            refit=bool(downstream.get("refit")),
                            reweight=downstream.get("reweight"),
                            group_refit=bool(downstream.get("group_refit")))
+
+
+def verify_study(out_dir: str | os.PathLike[str]) -> list[RunCheck]:
+    """Check every finished run of a study directory against the checksums recorded when it
+    finished (``classgap study --verify``); change no run.
+
+    Returns
+    -------
+    list of RunCheck
+        One per finished run, in registration order; ``ok`` False for the runs the next
+        ``classgap study`` would train again, with the damaged files and their problems.
+    """
+    path = Path(out_dir)
+    if not (path / "study.sqlite").is_file():
+        raise StudyError(f"{path}: not a study directory (no study.sqlite); run "
+                         f"'classgap study --out {path}' first")
+    with Store(path) as store:
+        return store.verify()
+
+
+def _check_intact(store: Store) -> None:
+    """A StudyError naming the finished runs whose files changed, for the commands that read a
+    study without training (``classgap report``, ``plan-seeds``): ``classgap study`` heals."""
+    damaged = [c for c in store.verify() if not c.ok]
+    if not damaged:
+        return
+    shown = "; ".join(c.describe() for c in damaged[:3])
+    more = f"; and {len(damaged) - 3} more" if len(damaged) > 3 else ""
+    raise StudyError(f"{store.path}: {len(damaged)} finished run(s) must be trained again, "
+                     f"their files changed since they finished: {shown}{more}; re-run the "
+                     f"'classgap study' command that made it (--out {store.path}): it sets them "
+                     f"aside and trains them again ('classgap study --verify {store.path}' "
+                     f"lists them)")
 
 
 def plan_study_seeds(out_dir: str | os.PathLike[str], *, drop: float = 1.0,
@@ -951,6 +989,7 @@ def plan_study_seeds(out_dir: str | os.PathLike[str], *, drop: float = 1.0,
     opts = {"alpha": 0.05, "correction": "bh", **last.get("analysis", {})}
     axis = plan.axes[0]
     with Store(path) as store:
+        _check_intact(store)
         records, _, _ = _axis_records(store, plan, plan.grid().runs(), axis)
     seeds: dict[str, int] = {}
     for r in records:

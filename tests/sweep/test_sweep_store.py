@@ -208,8 +208,9 @@ def test_layout_and_study_json(tmp_path: Path, fake: type) -> None:
         assert list(frame["point.aug.mixup"]) == [0.0, 1.0, 2.0, 3.0]
         assert list(frame.status) == ["done"] * 3 + ["pending"]
         spec, run_dir = store.done_runs()[0]
-        assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "metrics.json",
-                                                             "test.npz", "val.npz"]
+        assert sorted(p.name for p in run_dir.iterdir()) == ["config.json", "files.json",
+                                                             "metrics.json", "test.npz",
+                                                             "val.npz"]
         assert json.loads((run_dir / "config.json").read_text()) == spec.config.to_dict()
         with pytest.raises(StoreError, match=r"no metrics\.json"):
             store.finish(two.runs()[1].run_id, {})

@@ -44,6 +44,10 @@ def study_cmd(
                                           help="Any config key of the base recipe; repeatable."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Study directory (default "
                                     "runs/study-<preset>[-quick]); rerunning resumes it."),
+    verify: Path | None = typer.Option(None, "--verify", metavar="DIR", help="Only check the "
+                                       "files of study DIR's finished runs against their "
+                                       "checksums and list the runs a resume would train "
+                                       "again; changes nothing (exit 1 when there are any)."),
     backend: str = typer.Option(AUTO, "--backend", help=f"{BACKENDS.choices((AUTO,))}; "
                                 f"{AUTO}: processes when --workers > 1, else local."),
     workers: int | None = typer.Option(None, "--workers", help="Parallel runs (default: one "
@@ -102,6 +106,9 @@ def study_cmd(
     )
     from classgap.report import print_summary
 
+    if verify is not None:
+        _verify(verify)
+        return
     plan = plan_study(preset, axes=axis or (), seeds=seeds, config_file=config,
                       overrides=set_ or (), quick=quick, mode=mode, threads=threads_per_worker)
     where = resolve_study_run(plan, out=out, workers=workers, refit=refit,
@@ -135,15 +142,49 @@ def report_cmd(
                                                help="Leave runs that look collapsed out of "
                                                     "the statistics, or keep them (default: "
                                                     "as the study was run)."),
+    verify: bool = typer.Option(False, "--verify", help="Only check the finished runs' files "
+                                "against their checksums (as classgap study --verify)."),
 ) -> None:
     """Re-analyse a finished study directory and rewrite its report.html and summary.json."""
     from classgap.pipeline import report_study
     from classgap.report import print_summary
 
+    if verify:
+        _verify(study_dir)
+        return
     result = report_study(study_dir, alpha=alpha, max_drop=max_drop,
                           multi_label=None if multi_label is None
                           else str(multi_label.resolve()), exclude_failed=exclude_failed)
     print_summary(result, console, report_path=study_dir / "report.html")
+
+
+def _verify(study_dir: Path) -> None:
+    """Print each damaged file of a finished run (what a resumed study trains again) and a
+    verdict, one unwrapped line each; exit 1 when a run would be trained again."""
+    from classgap.pipeline import verify_study
+
+    def say(text: str, style: str = "") -> None:
+        console.print(cell(text, style), soft_wrap=True)
+
+    t0 = time.perf_counter()
+    checks = verify_study(study_dir)
+    seconds = time.perf_counter() - t0
+    damaged = [c for c in checks if not c.ok]
+    for check in damaged:
+        for damage in check.damage:
+            path = check.run_dir / damage.file if damage.file else check.run_dir
+            say(f"{check.run_id}: {path}: {damage.problem}")
+    if legacy := sum(c.legacy for c in checks):
+        say(f"{legacy} run(s) finished before checksums were recorded: checked that their "
+            "files read; the next 'classgap study' records their checksums", "dim")
+    if damaged:
+        say(f"{len(damaged)} of {len(checks)} finished runs of {study_dir} would be trained "
+            f"again: re-run the 'classgap study' command with --out {study_dir} (it moves "
+            f"them to {study_dir / 'runs' / '.quarantine'} first)", "bold")
+        raise typer.Exit(1)
+    size = sum(c.nbytes for c in checks) / 1e6
+    say(f"{study_dir}: all {len(checks)} finished runs intact ({size:.1f} MB checked in "
+        f"{seconds:.2f} s)")
 
 
 @app.command("plan-seeds")

@@ -8,6 +8,7 @@ classgap trainer or any command (:class:`ExternalTrainer`).
 from classgap.sweep.backends import BACKENDS, GridSummary, default_train, run_grid
 from classgap.sweep.external import ExternalTrainer, ExternalTrainerError
 from classgap.sweep.grid import MODES, Axis, Grid, RunSpec, load_grid_toml, parse_axis, run_id
+from classgap.sweep.integrity import DamagedRunWarning
 from classgap.sweep.store import STATUSES, Store, StoreError, find_predictions
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "MODES",
     "STATUSES",
     "Axis",
+    "DamagedRunWarning",
     "ExternalTrainer",
     "ExternalTrainerError",
     "Grid",

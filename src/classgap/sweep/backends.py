@@ -558,7 +558,8 @@ def run_grid(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
     ----------
     store : Store
     specs : sequence of RunSpec
-        The study's grid (``Grid.runs()``); runs already done are skipped.
+        The study's grid (``Grid.runs()``); runs already done are skipped, unless their files
+        no longer match their checksums (:meth:`Store.heal`): those are trained again.
     backend : {"auto", "local", "processes", "ray", "ensemble"}
         ``auto``: ``processes`` when ``workers > 1``, else ``local``. ``local``: one after
         another in this process. ``processes``: ``workers`` spawned
@@ -600,6 +601,7 @@ def run_grid(store: Store, specs: Sequence[RunSpec], *, backend: str = "local",
     t0 = time.perf_counter()
     store.register(specs)
     run_ids = [s.run_id for s in specs]
+    store.heal(run_ids)  # a finished run whose files changed is pending again: trained below
     before = store.counts(run_ids)
     bar = tqdm(total=len(run_ids), initial=before["done"], unit="run", desc=desc,
                disable=None if progress else True)  # None: off when not on a terminal

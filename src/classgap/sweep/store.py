@@ -14,6 +14,20 @@ no ``runs/<run_id>``; the next claim sees that the claiming process is dead (sam
 gone) or that the claim is older than ``stale_after`` seconds, and redoes the run. A run
 counts as done only when its row says so *and* its directory holds ``metrics.json``.
 
+**Checksums.** A committed run records the size and SHA-256 of each of its files
+(:mod:`classgap.sweep.integrity`): in ``runs/<run_id>/files.json``, written before the rename,
+and in its row (``files_json``) when the row says done. A run adopted after a kill between the
+rename and the row is checked against its ``files.json``; a done run is checked against its row
+before a study uses it (:meth:`Store.heal`, once per run and process). A missing, truncated or
+altered file, ``config.json`` edited by hand included, moves the run directory to
+``runs/.quarantine/<run_id>.<time>`` (nothing is deleted) and makes the run pending again, with
+one :class:`~classgap.sweep.integrity.DamagedRunWarning` naming the file: the study trains it
+again. ``classgap study --verify STUDY`` lists such runs and changes nothing. Runs finished
+before checksums were recorded are checked for what can be checked (``metrics.json`` and
+``config.json`` read and match the run, the predictions read) and their checksums recorded
+then. Hashing reads every byte once per process: about 0.1 s for a default study's runs
+(docs/guide.md).
+
 **Concurrency.** Claims are one ``UPDATE ... RETURNING`` inside ``BEGIN IMMEDIATE``, which
 takes SQLite's write lock, so two processes (workers of one study, or two ``classgap study``
 commands on one directory) never claim the same run. SQLite locking needs a local file
@@ -32,6 +46,7 @@ import shutil
 import socket
 import sqlite3
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +56,13 @@ from classgap._files import write_json
 from classgap.config import Config
 from classgap.errors import StoreError
 from classgap.sweep.grid import RunSpec
+from classgap.sweep.integrity import (
+    DamagedRunWarning,
+    RunCheck,
+    check_adoptable,
+    check_run,
+    write_manifest,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,8 +77,10 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT PRIMARY KEY, status TEXT NOT NULL DEFAULT 'pending', point_json TEXT,
     seed INTEGER, config_json TEXT, claimed_by TEXT, claimed_at REAL, started_at REAL,
     finished_at REAL, wall_time REAL, val_acc REAL, test_acc REAL, error TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0)
+    attempts INTEGER NOT NULL DEFAULT 0, files_json TEXT)
 """
+# Columns added since the first release: an older study.sqlite gets them when opened.
+_ADDED_COLUMNS = {"files_json": "TEXT"}  # the run's checksums (sweep/integrity.py)
 
 
 
@@ -106,6 +130,7 @@ class Store:
     def __init__(self, path: str | os.PathLike[str], *, session_start: float | None = None):
         self.path = Path(path)
         self.session_start = time.time() if session_start is None else session_start
+        self._intact: set[str] = set()  # done runs whose files this Store has verified
         try:
             (self.path / "runs" / ".partial").mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path / "study.sqlite", isolation_level=None,
@@ -124,6 +149,7 @@ class Store:
             try:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute(_SCHEMA)
+                self._add_columns()
                 return
             except sqlite3.OperationalError as exc:
                 if ("locked" not in str(exc) and "busy" not in str(exc)) \
@@ -131,6 +157,18 @@ class Store:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
+
+    def _add_columns(self) -> None:
+        """Add the :data:`_ADDED_COLUMNS` an older ``study.sqlite`` lacks (its rows keep NULL
+        there: their runs have no checksums recorded yet)."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        for name, kind in _ADDED_COLUMNS.items():
+            if name not in have:
+                try:
+                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:  # another process added it first
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def close(self) -> None:
         self._db.close()
@@ -225,8 +263,10 @@ class Store:
             db.execute("UPDATE runs SET status = 'pending', attempts = MAX(attempts - 1, 0) "
                        "WHERE run_id = ? AND status = 'running'", (run_id,))
 
-    def finish(self, run_id: str, metrics: Mapping[str, Any]) -> None:
-        """Mark a run done; its directory must already be complete (see :meth:`commit`)."""
+    def finish(self, run_id: str, metrics: Mapping[str, Any],
+               files: Mapping[str, Any] | None = None) -> None:
+        """Mark a run done; its directory must already be complete (see :meth:`commit`).
+        ``files``: its checksums (:func:`~classgap.sweep.integrity.file_table`)."""
         if not (self.run_dir(run_id) / "metrics.json").is_file():
             raise StoreError(f"run {run_id}: {self.run_dir(run_id)} has no metrics.json; "
                              f"a run is done only once its directory is complete")
@@ -238,9 +278,12 @@ class Store:
             if wall is None and started and started[0] is not None:
                 wall = now - started[0]
             db.execute("UPDATE runs SET status = 'done', finished_at = ?, wall_time = ?, "
-                       "val_acc = ?, test_acc = ?, error = NULL WHERE run_id = ?",
+                       "val_acc = ?, test_acc = ?, error = NULL, files_json = ? "
+                       "WHERE run_id = ?",
                        (now, wall, metrics.get("val_accuracy"), metrics.get("test_accuracy"),
-                        run_id))
+                        None if files is None else json.dumps(files), run_id))
+        if files is not None:
+            self._intact.add(run_id)
 
     def fail(self, run_id: str, error: str) -> None:
         """Mark a run failed with its error text (kept until a retry succeeds)."""
@@ -253,7 +296,8 @@ class Store:
         """Complete ``partial`` into ``runs/<run_id>`` and mark the run done; return metrics.
 
         ``partial`` must hold ``test.*`` and ``val.*`` predictions. ``config.json`` is added
-        when missing, and ``metrics.json`` from ``metrics`` when the trainer wrote none.
+        when missing, ``metrics.json`` from ``metrics`` when the trainer wrote none, and
+        ``files.json`` (the checksums of all of them) last, before the rename.
         """
         for split in ("test", "val"):
             if find_predictions(partial, split) is None:
@@ -265,20 +309,27 @@ class Store:
             metrics = {**(metrics or {}), **json.loads((partial / "metrics.json").read_text())}
         else:
             write_json(partial / "metrics.json", dict(metrics or {}))  # last: marks complete
+        files = write_manifest(partial)
         final = self.run_dir(spec.run_id)
         if final.exists():  # complete leftovers of an attempt killed before its row said so
             shutil.rmtree(final)
         os.replace(partial, final)
-        self.finish(spec.run_id, metrics or {})
+        self.finish(spec.run_id, metrics or {}, files)
         return dict(metrics or {})
 
     def adopt(self, spec: RunSpec) -> bool:
         """Mark a claimed run done from a complete ``runs/<run_id>`` (killed after the rename,
-        before its row was updated) instead of training it again; False when incomplete."""
+        before its row was updated) instead of training it again; False when incomplete, or
+        when its files do not match its ``files.json`` (the directory is set aside, with a
+        warning, and the run is trained again)."""
         metrics_file = self.run_dir(spec.run_id) / "metrics.json"
         if not metrics_file.is_file():
             return False
-        self.finish(spec.run_id, json.loads(metrics_file.read_text()))
+        check = check_adoptable(spec.run_id, self.run_dir(spec.run_id), spec.config.to_dict())
+        if not check.ok:
+            self._set_aside(check, claimed=True)
+            return False
+        self.finish(spec.run_id, json.loads(metrics_file.read_text()), check.files)
         return True
 
     # -- queries -------------------------------------------------------------------------------
@@ -307,8 +358,97 @@ class Store:
         return {**dict.fromkeys(run_ids, 0), **dict(rows)}
 
     def done_runs(self) -> list[tuple[RunSpec, Path]]:
-        """Finished runs (row done and directory complete), in registration order."""
+        """Finished runs (row done and directory complete), in registration order, their
+        files verified first (:meth:`heal`: a damaged run is pending again, not returned)."""
+        self.heal()
         rows = self._db.execute("SELECT run_id, point_json, seed, config_json FROM runs "
                                 "WHERE status = 'done' ORDER BY rowid").fetchall()
         return [(RunSpec(Config.from_dict(json.loads(c)), json.loads(p), s, r), self.run_dir(r))
                 for r, p, s, c in rows if (self.run_dir(r) / "metrics.json").is_file()]
+
+    # -- checksums (sweep/integrity.py) ----------------------------------------------------------
+    def verify(self, run_ids: Sequence[str] | None = None) -> list[RunCheck]:
+        """Check the files of every finished run (of ``run_ids``) against the checksums
+        recorded when it finished; change nothing. In registration order."""
+        checks = [self._check(*row) for row in self._done_rows(run_ids)]
+        self._intact.update(c.run_id for c in checks if c.ok and not c.legacy)
+        return checks
+
+    def heal(self, run_ids: Sequence[str] | None = None) -> list[RunCheck]:
+        """Verify the finished runs (of ``run_ids``) this Store has not verified yet; return
+        those found damaged.
+
+        Each damaged run's directory is moved to ``runs/.quarantine/<run_id>.<time>`` and the
+        run made pending again, with one :class:`~classgap.sweep.integrity.DamagedRunWarning`
+        naming the file and the problem; the next claim trains it again. A run from before
+        checksums were recorded gets them recorded when it passes.
+        """
+        damaged = []
+        for row in self._done_rows(run_ids):
+            if row[0] in self._intact:
+                continue
+            check = self._check(*row)
+            if check.ok:
+                if check.legacy:
+                    with self._write() as db:
+                        db.execute("UPDATE runs SET files_json = ? WHERE run_id = ? AND "
+                                   "status = 'done' AND files_json IS NULL",
+                                   (json.dumps(check.files), check.run_id))
+                self._intact.add(check.run_id)
+            elif self._set_aside(check):
+                damaged.append(check)
+        return damaged
+
+    def _done_rows(self, run_ids: Sequence[str] | None) -> list[tuple[str, str, str | None]]:
+        only = "" if run_ids is None else "AND run_id IN (SELECT value FROM json_each(?))"
+        args = [] if run_ids is None else [json.dumps(list(run_ids))]
+        return self._db.execute(f"SELECT run_id, config_json, files_json FROM runs WHERE "
+                                f"status = 'done' {only} ORDER BY rowid", args).fetchall()
+
+    def _check(self, run_id: str, config_json: str, files_json: str | None) -> RunCheck:
+        return check_run(run_id, self.run_dir(run_id),
+                         None if files_json is None else json.loads(files_json),
+                         json.loads(config_json))
+
+    def _set_aside(self, check: RunCheck, *, claimed: bool = False) -> bool:
+        """Move a damaged run's directory to ``runs/.quarantine/`` and warn; a done run (not
+        ``claimed`` by this process) is made pending again. False when another process set
+        it aside first, or its files are intact when checked again under the lock."""
+        with self._write() as db:
+            if not claimed:
+                row = db.execute("SELECT status, config_json, files_json FROM runs "
+                                 "WHERE run_id = ?", (check.run_id,)).fetchone()
+                if row is None or row[0] != "done":
+                    return False
+                # checked again under the lock: another process may have set it aside and
+                # trained it again since
+                check = self._check(check.run_id, row[1], row[2])
+                if check.ok:
+                    return False
+                db.execute("UPDATE runs SET status = 'pending', files_json = NULL "
+                           "WHERE run_id = ?", (check.run_id,))
+            moved = self._quarantine(check.run_dir)
+        where = f" (its files were moved to {moved})" if moved else ""
+        action = ("training it again" if claimed else
+                  "it is pending again and the study trains it again")
+        warnings.warn(f"{check.describe()}; run {check.run_id}: {action}{where}",
+                      DamagedRunWarning, stacklevel=3)
+        return True
+
+    def _quarantine(self, run_dir: Path) -> Path | None:
+        """Move ``run_dir`` to ``runs/.quarantine/<name>.<time>``; None when it is gone."""
+        if not run_dir.exists():
+            return None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.path / "runs" / ".quarantine" / f"{run_dir.name}.{stamp}"
+        n = 1
+        while target.exists():
+            n += 1
+            target = target.with_name(f"{run_dir.name}.{stamp}-{n}")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(run_dir, target)
+        except OSError as exc:
+            raise StoreError(f"{run_dir}: cannot move the damaged run aside to {target} "
+                             f"({exc.strerror or exc})") from None
+        return target

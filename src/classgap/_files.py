@@ -6,6 +6,15 @@ the content goes to a temporary file in the target's directory, which is then re
 target, so a crash or Ctrl-C never leaves half a file and never destroys the previous version.
 The result gets the mode of the file it replaces, else 0666 less the umask (0644 under the
 usual umask), like any file ``open(path, "w")`` creates.
+
+**A full disk** (``ENOSPC``, or ``EDQUOT`` for a quota) while writing, flushing or renaming
+raises :class:`~classgap.errors.DiskFullError` naming the target: one line in the CLI, the
+temporary file removed, the previous version of the target untouched.
+
+**Fault injection.** Every write ends in :func:`_install`, the rename of the finished
+temporary file over its target: tests replace it (``monkeypatch.setattr(_files, "_install",
+...)``) to make any write fail as a full disk would, after the content is written and before
+the target changes (tests/sweep/test_enospc.py). Production code never looks at it otherwise.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ import secrets
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
+
+from classgap.errors import disk_full
 
 __all__ = ["atomic_target", "atomic_write", "jsonable", "write_json"]
 
@@ -44,24 +55,45 @@ def _new_temporary(path: Path, suffix: str) -> tuple[int, Path]:
     raise FileExistsError(f"no free temporary name beside {str(path)!r}")  # pragma: no cover
 
 
+def _install(tmp: Path, path: Path) -> None:
+    """The last step of every write: the finished temporary file renamed over ``path`` (the
+    seam where tests inject faults, see the module's docstring)."""
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def _named_if_disk_full(path: Path) -> Iterator[None]:
+    """A full disk inside the block raised as a :class:`~classgap.errors.DiskFullError` that
+    names ``path``; any other error as it is."""
+    try:
+        yield
+    except OSError as exc:
+        full = disk_full(exc, path)
+        if full is None or full is exc:
+            raise
+        raise full from exc
+
+
 @contextlib.contextmanager
 def _swap(path: str | os.PathLike[str], suffix: str) -> Iterator[tuple[int, Path]]:
     """An open temporary file beside ``path`` (descriptor and path), renamed over ``path``
-    when the block ends without error, removed on any error."""
+    when the block ends without error, removed on any error; a full disk is a
+    :class:`~classgap.errors.DiskFullError` naming ``path``."""
     path = Path(path)
     try:
         replaced: int | None = path.stat().st_mode & 0o777
     except FileNotFoundError:
         replaced = None
-    fd, tmp = _new_temporary(path, suffix)
-    try:
-        yield fd, tmp
-        if replaced is not None:  # the new version keeps the mode of the file it replaces
-            os.chmod(tmp, replaced)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _named_if_disk_full(path):
+        fd, tmp = _new_temporary(path, suffix)
+        try:
+            yield fd, tmp
+            if replaced is not None:  # the new version keeps the mode of the file it replaces
+                os.chmod(tmp, replaced)
+            _install(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 @contextlib.contextmanager

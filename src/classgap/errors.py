@@ -7,6 +7,8 @@ Python user would expect (``ValueError`` for bad values), so ``except ValueError
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import Any
 
 
@@ -36,6 +38,73 @@ class StudyError(ClassgapError, RuntimeError):
 
 class ExternalTrainerError(ClassgapError, RuntimeError):
     """The training command failed or left no usable predictions."""
+
+
+class DiskFullError(ClassgapError, OSError):
+    """A write found no space left: the disk is full (``ENOSPC``), the user's quota is spent
+    (``EDQUOT``), or SQLite could not grow the study store ("database or disk is full").
+
+    Never the fault of the file or the run being written: the message names the path and says
+    what to do. A study stops at the first one, gives the run it was training back (pending,
+    the attempt not counted) and keeps every finished run; run again once space is freed, it
+    resumes where it stopped (:mod:`classgap.sweep.store`).
+
+    Attributes
+    ----------
+    filename : str or None
+        The path that could not be written (None when the system did not say).
+    errno : int
+        ``ENOSPC``, or ``EDQUOT`` for a quota.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, quota: bool = False) -> None:
+        what = "no space left on device" + (" (disk quota exceeded)" if quota else "")
+        where = f"{path}: {what}" if path is not None else what.capitalize()
+        super().__init__(f"{where}; free some space and run the command again (files already "
+                         "written are intact)")
+        self.filename = None if path is None else str(path)
+        self.errno = _EDQUOT if quota else errno.ENOSPC
+
+    def __str__(self) -> str:  # OSError's would print "[Errno ...]" with the filename
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[Any, ...]:  # the same error in another process (workers)
+        return type(self), (self.filename, self.errno == _EDQUOT)
+
+
+_EDQUOT = getattr(errno, "EDQUOT", -1)  # Windows has none
+_SQLITE_FULL = 13  # SQLite's result code behind "database or disk is full"
+
+
+def disk_full(exc: BaseException | None,
+              path: str | os.PathLike[str] | None = None) -> DiskFullError | None:
+    """``exc`` as a :class:`DiskFullError` when it, or an exception it was raised from, says
+    that no space is left; else None.
+
+    Recognised: an ``OSError`` with errno ``ENOSPC`` or ``EDQUOT`` (named by ``path``, else by
+    the file the error names), SQLite's ``SQLITE_FULL`` (named by ``path``), and a
+    :class:`DiskFullError` itself (returned as it is).
+
+    >>> full = disk_full(OSError(errno.ENOSPC, "No space left on device"), "out/x.npz")
+    >>> str(full).split(";")[0]
+    'out/x.npz: no space left on device'
+    >>> disk_full(ValueError("bad value")) is None
+    True
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DiskFullError):
+            return exc
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, _EDQUOT):
+            return DiskFullError(path if path is not None else exc.filename,
+                                 quota=exc.errno == _EDQUOT)
+        if type(exc).__module__ == "sqlite3" and (
+                getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL
+                or "database or disk is full" in str(exc)):
+            return DiskFullError(path)
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,6 +1,7 @@
 """The ``classgap`` command line: thin commands over the library.
 
-Every user error (bad option, bad file, bad value) is one line on stderr and exit code 1;
+Every user error (bad option, bad file, bad value) is one line on stderr and exit code 1, and
+so is a full disk, wherever it arises (the path and "no space left on device");
 ``--verbose`` shows the traceback. ``classgap compare --fail-on-drop`` exits 3 when a class
 drops significantly by more than the given number of points.
 """
@@ -18,7 +19,7 @@ from rich.text import Text
 
 from classgap._format import error_line
 from classgap.cli.app import app
-from classgap.errors import ClassgapError
+from classgap.errors import ClassgapError, disk_full
 
 __all__ = ["app", "main"]
 
@@ -58,6 +59,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except Exception as exc:  # a full disk under a write classgap does not make (torch, sqlite)
+        if verbose or (full := disk_full(exc)) is None:
+            raise
+        err.print(_error(str(full)))
+        return 1
     return code if isinstance(code, int) else 0
 
 

@@ -28,6 +28,7 @@ own with :class:`~classgap.sweep.external.ExternalTrainer`). It must be picklabl
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import pickle
@@ -46,11 +47,12 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from classgap._files import atomic_write
 from classgap._format import plain
 from classgap._registry import Registry
 from classgap._validation import check_choice, check_positive_int
 from classgap.config import check_no_cmd
-from classgap.errors import ClassgapError
+from classgap.errors import ClassgapError, DiskFullError, disk_full
 from classgap.sweep.grid import RunSpec
 from classgap.sweep.store import Store
 
@@ -118,6 +120,19 @@ def _error_text(exc: BaseException) -> str:
     return plain("".join(traceback.format_exception(exc)))[-ERROR_CHARS:]
 
 
+def _stop_if_disk_full(store: Store, run_ids: Sequence[str], exc: BaseException) -> None:
+    """When ``exc`` says the disk is full, give ``run_ids`` back (pending, the attempt not
+    counted) and raise :class:`~classgap.errors.DiskFullError`: not the runs' fault, and every
+    run left would fail the same way, so the study stops (see :mod:`classgap.sweep.store`)."""
+    full = disk_full(exc)
+    if full is None:
+        return
+    for run_id in run_ids:
+        with contextlib.suppress(DiskFullError):  # then its row stays running under this
+            store.release(run_id)                 # process, and the next study redoes it
+    raise full
+
+
 def _attempt(store: Store, spec: RunSpec, train_fn: TrainFn) -> bool:
     """Train one claimed run and record the outcome; True when done."""
     if store.adopt(spec):
@@ -129,7 +144,8 @@ def _attempt(store: Store, spec: RunSpec, train_fn: TrainFn) -> bool:
         metrics.setdefault("wall_time", round(time.perf_counter() - t0, 3))
         store.commit(spec, partial, metrics)
         return True
-    except Exception as exc:  # one failed run does not stop the study
+    except Exception as exc:  # one failed run does not stop the study (a full disk does)
+        _stop_if_disk_full(store, [spec.run_id], exc)
         store.fail(spec.run_id, _error_text(exc))
         return False
     except BaseException:  # interrupted (Ctrl-C): give the run back untouched
@@ -209,8 +225,13 @@ def _worker_main(path: str, run_ids: list[str], train_fn: TrainFn | None, retry_
         warnings.showwarning = partial(_forward_warning, warned)
     _set_threads(threads)
     with Store(path, session_start=session_start) as store:
-        _claim_loop(store, run_ids, train_fn or default_train, retry_failed=retry_failed,
-                    worker_id=worker_id, limit=limit)
+        try:
+            _claim_loop(store, run_ids, train_fn or default_train, retry_failed=retry_failed,
+                        worker_id=worker_id, limit=limit)
+        except DiskFullError as exc:  # the study's process says it, on one line, and stops
+            if warned is None:
+                raise
+            warned.put((DiskFullError, exc))
 
 
 # A warning sent from a worker stays under PIPE_BUF (4096 bytes): one atomic pipe write, so a
@@ -234,14 +255,19 @@ def _sendable(message: Warning | str, category: type[Warning]) -> tuple[type[War
     return category, str(message)[:_WARNING_CHARS]
 
 
-def _rewarn(queue: Any) -> None:
+def _rewarn(queue: Any) -> DiskFullError | None:
     """Warn, in this process, what the workers sent: the caller's filters and printer apply
-    (the CLI prints each distinct message once, on one line) as if the runs were local."""
+    (the CLI prints each distinct message once, on one line) as if the runs were local.
+    Returns the full disk a worker stopped on, if one did."""
+    full = None
     while True:
         try:
             category, text = queue.get_nowait()
         except queue_module.Empty:
-            return
+            return full
+        if isinstance(text, DiskFullError):
+            full = text
+            continue
         warnings.warn(text, category, stacklevel=2)
 
 
@@ -266,11 +292,12 @@ def _run_processes(store: Store, run_ids: list[str], train_fn: TrainFn | None, *
     procs = {f"w{i}": start(f"w{i}") for i in range(workers)}
     started = workers
     deaths: dict[str, list[str]] = {}  # run_id -> how each of its workers died
+    full = None
     try:
-        while procs:
+        while full is None and procs:
             ready = multiprocessing.connection.wait([p.sentinel for p in procs.values()],
                                                     timeout=0.5)
-            _rewarn(warned)
+            full = _rewarn(warned)
             # What each ended worker held, read before it is reaped: until then its pid
             # exists, so no other worker reclaims its run before _bury has seen it.
             ended = [(name, proc, _held_run(store, name, proc.pid))
@@ -278,18 +305,32 @@ def _run_processes(store: Store, run_ids: list[str], train_fn: TrainFn | None, *
             for name, proc, held in ended:
                 proc.join()
                 del procs[name]
-                if proc.exitcode and _bury(store, name, proc.exitcode, held, limit, deaths):
+                if proc.exitcode and full is None \
+                        and _bury(store, name, proc.exitcode, held, limit, deaths):
                     procs[f"w{started}"] = start(f"w{started}")  # the other runs go on
                     started += 1
             bar.n = store.counts(run_ids)["done"]
             bar.refresh()
     finally:
-        for p in procs.values():  # Ctrl-C: stop the workers; their runs are reclaimed
-            if p.is_alive():      # (dead pids)
+        for p in procs.values():  # Ctrl-C or a full disk: stop the workers; their runs are
+            if p.is_alive():      # reclaimed (dead pids)
                 p.terminate()
             p.join()
-        _rewarn(warned)
+        full = _rewarn(warned) or full
         warned.close()
+    if full is not None:  # a worker found the disk full: the study stops
+        _discard_partials(store, [p.pid for p in procs.values()])
+        raise full
+
+
+def _discard_partials(store: Store, pids: Sequence[int | None]) -> None:
+    """Remove the partial run directories (:meth:`Store.new_partial_dir`) of these stopped
+    workers, room on a full disk: their runs, left ``running`` under dead pids, are redone by
+    the next study."""
+    host = socket.gethostname()
+    for pid in pids:
+        for leftover in (store.path / "runs" / ".partial").glob(f"*.{host}.{pid}"):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _exit_text(exitcode: int) -> str:
@@ -429,10 +470,10 @@ def _run_ray(store: Store, run_ids: list[str], train_fn: TrainFn | None, *, work
                 try:
                     for name, data in sorted(reply["files"].items(),
                                              key=lambda kv: kv[0] == "metrics.json"):
-                        (partial / name).parent.mkdir(parents=True, exist_ok=True)
-                        (partial / name).write_bytes(data)  # metrics.json last
+                        atomic_write(partial / name, data)  # metrics.json last
                     store.commit(spec, partial, reply["metrics"])
                 except Exception as exc:
+                    _stop_if_disk_full(store, [spec.run_id], exc)
                     store.fail(spec.run_id, _error_text(exc))
                 finally:
                     shutil.rmtree(partial, ignore_errors=True)
@@ -484,6 +525,7 @@ def train_groups(store: Store, specs: Sequence[RunSpec], *, members: int, engine
                                                      "test_accuracy": result.test_accuracy,
                                                      "wall_time": result.wall_time})
             except Exception as exc:  # one failed ensemble does not stop the study
+                _stop_if_disk_full(store, [s.run_id for s in chunk], exc)
                 for spec in chunk:
                     store.fail(spec.run_id, _error_text(exc))
             except BaseException:

@@ -22,7 +22,10 @@ The program must leave ``test.<ext>`` and ``val.<ext>`` in ``{out}``, in any for
 ``logits`` is simplest); the validation predictions are what selects the strength. The
 trainer then writes ``config.json`` and ``metrics.json`` (accuracies computed from the files)
 itself. ``stdout``/``stderr`` go to ``train.log``; on failure, the end of ``stderr`` is the
-run's error text in the store.
+run's error text in the store. A command that fails saying that no space is left ("No space
+left on device", "Disk quota exceeded", "[Errno 28]") raises
+:class:`~classgap.errors.DiskFullError` naming ``{out}``: the study stops and gives the run
+back rather than fail it (:mod:`classgap.sweep.store`).
 """
 
 from __future__ import annotations
@@ -40,9 +43,9 @@ from typing import Any
 
 import numpy as np
 
-from classgap._files import write_json
+from classgap._files import atomic_write, write_json
 from classgap._validation import fail
-from classgap.errors import ConfigError, ExternalTrainerError
+from classgap.errors import ConfigError, DiskFullError, ExternalTrainerError
 from classgap.sweep.grid import RunSpec
 from classgap.sweep.store import find_predictions
 
@@ -51,6 +54,10 @@ __all__ = ["ExternalTrainer", "ExternalTrainerError"]
 STDERR_TAIL = 2000  # characters of stderr kept as a failed run's error text
 _FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 _BUILTIN = ("seed", "out", "run_id")
+#: What a program that failed for want of space prints (strerror of ENOSPC and EDQUOT, Python's
+#: "[Errno 28]", SQLite's message).
+_DISK_FULL = re.compile(r"No space left on device|Disk quota exceeded|\[Errno 28\]"
+                        r"|database or disk is full")
 
 
 
@@ -184,9 +191,11 @@ class ExternalTrainer:
                                        f"{shlex.join(argv)}") from None
         wall = time.perf_counter() - t0
         log = f"$ {shlex.join(argv)}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
-        (run_dir / "train.log").write_text(log, encoding="utf-8")  # the dir commits atomically
+        atomic_write(run_dir / "train.log", log)
         if proc.returncode != 0:
             tail = proc.stderr.strip()[-STDERR_TAIL:] or "(no stderr)"
+            if _DISK_FULL.search(tail):  # not the run's fault: the study stops, run kept pending
+                raise DiskFullError(run_dir)
             raise ExternalTrainerError(f"--train-cmd exited with status {proc.returncode}: "
                                        f"{shlex.join(argv)}\n{tail}")
         from classgap.audit.io import read_predictions  # lazy: pandas/pyarrow load slowly

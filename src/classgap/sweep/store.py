@@ -28,6 +28,18 @@ before checksums were recorded are checked for what can be checked (``metrics.js
 then. Hashing reads every byte once per process: about 0.1 s for a default study's runs
 (docs/guide.md).
 
+**Full disk.** No space left (``ENOSPC``, ``EDQUOT``, or SQLite's "database or disk is
+full") is never the run's fault: it raises :class:`~classgap.errors.DiskFullError`, one line
+naming the file that could not be written, and the study stops rather than fail every run
+left. The run being trained is given back (``pending``, the attempt not counted) and its
+partial directory removed; finished runs and the rows already committed are untouched (every
+file is written whole or not at all, every row change is one transaction). If even giving the
+run back cannot be written, its row stays ``running`` under this process and is redone by the
+next study (its pid is dead, or, in the same process, it was claimed before that session).
+A run whose directory was complete when the store could not mark it done is adopted, not
+trained again. Free some space and run the same command: it resumes where it stopped, to the
+results an uninterrupted study gives.
+
 **Concurrency.** Claims are one ``UPDATE ... RETURNING`` inside ``BEGIN IMMEDIATE``, which
 takes SQLite's write lock, so two processes (workers of one study, or two ``classgap study``
 commands on one directory) never claim the same run. SQLite locking needs a local file
@@ -40,6 +52,7 @@ grid adds its new runs and keeps the old ones (shared configs are shared runs), 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -54,7 +67,7 @@ from typing import TYPE_CHECKING, Any
 
 from classgap._files import write_json
 from classgap.config import Config
-from classgap.errors import StoreError
+from classgap.errors import DiskFullError, StoreError, disk_full
 from classgap.sweep.grid import RunSpec
 from classgap.sweep.integrity import (
     DamagedRunWarning,
@@ -71,6 +84,8 @@ __all__ = ["STATUSES", "Store", "StoreError", "find_predictions"]
 
 STATUSES = ("pending", "running", "done", "failed")
 BUSY_TIMEOUT_MS = 60_000  # a claim waits this long for another process's write lock
+_IOERR = 10  # SQLite's primary result code of I/O errors
+_ROOM = 1 << 16  # free bytes below which SQLite's I/O error is taken for a full disk
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -114,6 +129,12 @@ def _claimer_dead(claimed_by: str | None) -> bool:
     return False
 
 
+def _left_by_me(claimed_by: str | None, claimed_at: float | None, session_start: float) -> bool:
+    """True when this process claimed the run before the current session began: an earlier
+    study in this process stopped (a full disk) without being able to give it back."""
+    return (claimed_by or "").split("/")[0] == _me() and (claimed_at or 0) < session_start
+
+
 class Store:
     """One study directory (created when missing).
 
@@ -138,6 +159,8 @@ class Store:
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._init_schema()
         except (OSError, sqlite3.Error) as exc:
+            if (full := self._disk_full(exc)) is not None:
+                raise full from exc
             raise StoreError(f"{self.path}: cannot open the study store ({exc})") from None
 
     def _init_schema(self) -> None:
@@ -181,14 +204,35 @@ class Store:
 
     @contextmanager
     def _write(self) -> Any:
-        """A write transaction holding SQLite's lock from the start (BEGIN IMMEDIATE)."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """A write transaction holding SQLite's lock from the start (BEGIN IMMEDIATE), rolled
+        back on any error, the commit's included; SQLite finding the disk full is a
+        :class:`~classgap.errors.DiskFullError` naming ``study.sqlite``."""
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:  # a failed COMMIT may leave it open, or not
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            full = self._disk_full(exc)
+            if full is None:
+                raise
+            raise full from exc
+
+    def _disk_full(self, exc: BaseException) -> DiskFullError | None:
+        """``exc`` as a full disk (:func:`~classgap.errors.disk_full`), or SQLite's "disk I/O
+        error" where the file system has no room left: what SQLite reports when it cannot
+        grow the ``-shm`` file it maps (measured on a full tmpfs)."""
+        where = getattr(exc, "filename", None) or self.path / "study.sqlite"
+        full = disk_full(exc, where)
+        if full is None and (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF == _IOERR:
+            with contextlib.suppress(OSError):
+                if shutil.disk_usage(self.path).free < _ROOM:
+                    return DiskFullError(where)
+        return full
 
     # -- layout --------------------------------------------------------------------------------
     def run_dir(self, run_id: str) -> Path:
@@ -229,7 +273,8 @@ class Store:
         """Atomically take the next runnable run (registration order) and mark it running.
 
         Runnable: ``pending``; ``running`` but abandoned (its claimer's pid is dead on this
-        host, or it was claimed more than ``stale_after`` seconds ago); with ``retry_failed``,
+        host, this process claimed it before this session began, or it was claimed more than
+        ``stale_after`` seconds ago); with ``retry_failed``,
         ``failed`` before this session started. ``run_ids`` restricts the choice (a study
         claims only its own grid's runs). Returns None when nothing is runnable.
         """
@@ -241,6 +286,7 @@ class Store:
             running = db.execute(f"SELECT run_id, claimed_by, claimed_at FROM runs "
                                  f"WHERE status = 'running' {only}", args).fetchall()
             orphans = [rid for rid, by, at in running if _claimer_dead(by)
+                       or _left_by_me(by, at, self.session_start)
                        or (stale_after is not None and now - (at or 0) > stale_after)]
             db.executemany("UPDATE runs SET status = 'pending' WHERE run_id = ?",
                            [(r,) for r in orphans])

@@ -24,7 +24,9 @@ reference's ``study.sqlite`` appeared). With ``--chain K`` there are ``n K`` ins
 study ``i`` is killed at instants ``t_i < t_{i+n} < ...`` of the reference's time line: the
 study at ``t_i`` after its start, and each resume ``S + (t_next - t_previous)`` after its
 start, since a resume spends about ``S`` starting up and goes on from where the command
-before it was killed (``kill_at`` records these delays).
+before it was killed (``kill_at`` records these delays). A study that finishes before its
+first kill (the machine is less loaded than during the reference) is run again in a fresh
+directory and killed at the same fraction of its own wall time.
 
 **Where a kill landed** is read from the killed directory, not from timing: the store's rows
 (runs done and running per kind: grid, probe, refit, group refit, reweight), the run
@@ -272,7 +274,8 @@ def landed(snap: Snapshot, ref: Snapshot) -> str:
         if mine and done < total[kind]:
             now = [rid for rid, r in running.items() if r.kind == kind]
             if not now:
-                return f"{kind}: between runs ({done} of {total[kind]} done)"
+                return (f"{kind}: no run running ({done} of {total[kind]} done; workers "
+                        f"starting or claiming)")
             span = f"{done + 1}" if len(now) == 1 else f"{done + 1}-{done + len(now)}"
             states = sorted({snap.partial.get(rid, "starting") for rid in now})
             return (f"{kind} run{'s' if len(now) > 1 else ''} {span} of {total[kind]} "
@@ -467,15 +470,26 @@ class KillResult:
 
 
 def kill_trial(index: int, instants: Sequence[float], study_args: str, ref_study: Path,
-               ref: Snapshot, workdir: Path, *, timeout: float = 1800.0) -> KillResult:
+               ref: Snapshot, workdir: Path, *, ref_wall: float | None = None,
+               timeout: float = 1800.0) -> KillResult:
     """Kill the study at each of ``instants`` in turn (the later ones kill resumes), then
-    resume it to the end and compare it with the reference."""
+    resume it to the end and compare it with the reference.
+
+    With ``ref_wall``, a study that finishes before its first kill (the machine ran faster
+    than during the reference) is run again in a fresh directory and killed at the same
+    fraction of the wall time it took.
+    """
     trial = workdir / f"kill-{index:02d}"
     study = trial / "study"
     kills: list[tuple[float, str, Snapshot]] = []
     for phase, at in enumerate(instants):
         outcome = run_study(study_args, study, trial / f"killed-{phase}.log", kill_at=at,
                             timeout=timeout)
+        if phase == 0 and not outcome.killed and ref_wall:
+            shutil.rmtree(study)
+            at *= outcome.wall / ref_wall
+            outcome = run_study(study_args, study, trial / f"killed-{phase}.log", kill_at=at,
+                                timeout=timeout)
         snap = snapshot(study)
         where = landed(snap, ref) if outcome.killed else \
             f"after the end (that command finished in {outcome.wall:.1f} s)"
@@ -531,7 +545,8 @@ def kill_study(study_args: str = DEFAULT_STUDY, *, kills: int = 20, seed: int = 
         # before it was killed: it is killed that long after its start, plus the gap
         delays = [mine[0], *((outcome.store_at or 0.0) + b - a
                              for a, b in itertools.pairwise(mine))]
-        result = kill_trial(i, delays, study_args, ref_study, ref, workdir, timeout=timeout)
+        result = kill_trial(i, delays, study_args, ref_study, ref, workdir,
+                            ref_wall=outcome.wall, timeout=timeout)
         results.append(result)
         print(f"study {i}/{kills} killed at {' then '.join(map(str, result.kill_at))} s: "
               f"{' then '.join(result.landed)}; identical "

@@ -319,18 +319,8 @@ def _run_processes(store: Store, run_ids: list[str], train_fn: TrainFn | None, *
         full = _rewarn(warned) or full
         warned.close()
     if full is not None:  # a worker found the disk full: the study stops
-        _discard_partials(store, [p.pid for p in procs.values()])
+        store.discard_partials(p.pid for p in procs.values())
         raise full
-
-
-def _discard_partials(store: Store, pids: Sequence[int | None]) -> None:
-    """Remove the partial run directories (:meth:`Store.new_partial_dir`) of these stopped
-    workers, room on a full disk: their runs, left ``running`` under dead pids, are redone by
-    the next study."""
-    host = socket.gethostname()
-    for pid in pids:
-        for leftover in (store.path / "runs" / ".partial").glob(f"*.{host}.{pid}"):
-            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _exit_text(exitcode: int) -> str:

@@ -247,6 +247,15 @@ class Store:
         out.mkdir(parents=True)
         return out
 
+    def discard_partials(self, pids: Iterable[int | None]) -> None:
+        """Remove the partial directories (:meth:`new_partial_dir`) of these stopped processes
+        of this host, room on a full disk: their runs, left ``running`` under dead pids, are
+        redone by the next study."""
+        host = socket.gethostname()
+        for pid in pids:
+            for leftover in (self.path / "runs" / ".partial").glob(f"*.{host}.{pid}"):
+                shutil.rmtree(leftover, ignore_errors=True)
+
     def write_study(self, definition: Mapping[str, Any]) -> None:
         """Append ``definition`` (a grid's ``to_dict()``) to ``study.json`` unless present."""
         with self._write():  # the SQLite lock also serialises this file's read-modify-write

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,23 @@ def test_same_seed_same_logits_bitwise() -> None:
     assert np.array_equal(a.val_logits, b.val_logits)
     c = train(tiny("model.name=cnn", "aug.crop=1", "model.dropout=0.1", "train.seed=1"))
     assert not np.array_equal(a.test_logits, c.test_logits)
+
+
+def test_run_is_deterministic_inside_and_restores_the_flag_without_the_compiler() -> None:
+    """CPU determinism holds during the run and the caller's setting comes back; setting it
+    does not import torch._inductor.config (1.3 s of every fresh process)."""
+    code = ("import sys, torch\n"
+            "from classgap.config import load_config\n"
+            "from classgap.train import trainer\n"
+            "seen = []\n"
+            "with trainer.numerics(0, 1, torch.device('cpu')):\n"
+            "    seen.append(torch.are_deterministic_algorithms_enabled())\n"
+            "    seen.append(torch.is_deterministic_algorithms_warn_only_enabled())\n"
+            "seen.append(torch.are_deterministic_algorithms_enabled())\n"
+            "print(seen, 'torch._inductor.config' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.split() == ["[True,", "True,", "False]", "False"]
 
 
 def test_loss_decreases() -> None:

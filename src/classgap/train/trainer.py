@@ -143,6 +143,19 @@ def _warn_at_chance(test_acc: float, train_acc: float, k: int, config: Config) -
                       stacklevel=3)
 
 
+def _set_deterministic(mode: bool, warn_only: bool) -> None:
+    """``torch.use_deterministic_algorithms`` without its import of ``torch._inductor.config``.
+
+    That import took 1.3 s of every fresh process (AMD EPYC, torch 2.13; bench/RESULTS.md)
+    and only sets the compiler's flag: classgap compiles nothing, so the eager flag is all a
+    run needs. Once a user's code has loaded the compiler, the public call keeps it in step.
+    """
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
+
+
 @contextlib.contextmanager
 def numerics(seed: int, threads: int | None, device: torch.device) -> Iterator[None]:
     """Seed torch, set threads and CPU determinism for the run, then restore the old state."""
@@ -153,12 +166,12 @@ def numerics(seed: int, threads: int | None, device: torch.device) -> Iterator[N
     if threads is not None:
         torch.set_num_threads(threads)
     if device.type == "cpu":  # free on CPU; on CUDA it would slow scatter/index kernels
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        _set_deterministic(True, warn_only=True)
     try:
         yield
     finally:
         torch.set_num_threads(old_threads)
-        torch.use_deterministic_algorithms(old_det[0], warn_only=old_det[1])
+        _set_deterministic(*old_det)
 
 
 def build_augment(config: Config, num_classes: int) -> Any:

@@ -25,6 +25,7 @@ MODULES = [
     "classgap.audit.paired",
     "classgap.audit.compare",
     "classgap.audit.frame",
+    "classgap.audit.groups",
     "classgap.fix.solver",
     "classgap.fix.rule",
     "classgap.sweep.integrity",

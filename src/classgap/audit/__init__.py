@@ -25,6 +25,7 @@ from classgap.audit.disparity import (
     worst_k_mean,
 )
 from classgap.audit.frame import ClassAudit, audit, audit_predictions
+from classgap.audit.groups import BUILTIN_GROUPS, GroupMap, read_group_map
 from classgap.audit.intervals import (
     bootstrap_class_accuracy,
     bootstrap_interval,
@@ -50,8 +51,10 @@ from classgap.audit.perclass import (
 )
 
 __all__ = [
+    "BUILTIN_GROUPS",
     "ClassAudit",
     "Comparison",
+    "GroupMap",
     "Predictions",
     "adjust_pvalues",
     "align_runs",
@@ -78,6 +81,7 @@ __all__ = [
     "per_class_metrics",
     "permutation_test",
     "read_class_names",
+    "read_group_map",
     "read_predictions",
     "seed_interval",
     "sparse_confusion",

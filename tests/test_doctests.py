@@ -26,6 +26,7 @@ MODULES = [
     "classgap.audit.compare",
     "classgap.audit.frame",
     "classgap.audit.groups",
+    "classgap.data.groups",
     "classgap.fix.solver",
     "classgap.fix.rule",
     "classgap.sweep.integrity",

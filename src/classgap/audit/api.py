@@ -93,7 +93,7 @@ def audit_files(paths: Sequence[PathLike], *, classes: PathLike | Sequence[str] 
     runs = loaded[0] if adjust is None else [adjust(r) for r in loaded[0]]
     groups: dict[str, np.ndarray] = {}
     if train_counts is not None:
-        from classgap.data.longtail import frequency_groups
+        from classgap.audit.disparity import frequency_groups
 
         counts = (read_class_counts(train_counts) if isinstance(train_counts, str | Path)
                   else np.asarray(train_counts))

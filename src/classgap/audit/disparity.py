@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from classgap._validation import check_choice, check_positive_int, check_random_state, fail
+from classgap._validation import (
+    check_choice,
+    check_labels,
+    check_positive_int,
+    check_random_state,
+    fail,
+)
 from classgap.audit.intervals import (
     METHODS,
     accuracy_blocks,
@@ -33,6 +39,7 @@ __all__ = [
     "coefficient_of_variation",
     "difficulty_tertiles",
     "disparity_summary",
+    "frequency_groups",
     "group_mean",
     "harmonic_mean",
     "worst_class",
@@ -111,6 +118,28 @@ def group_mean(acc: np.ndarray, groups: Any, name: Any) -> np.ndarray:
     if members.any() and not _has_nan(a):
         return a @ (members / members.sum())  # a weighted sum: no copy of the members' columns
     return _mean(a[..., members])
+
+
+def frequency_groups(train_counts: Any, *, many: int = 100, few: int = 20) -> np.ndarray:
+    """Group of each class by its training count: ``"many"`` (> many), ``"few"`` (< few),
+    ``"medium"`` otherwise (the usual 100 / 20 thresholds).
+
+    Returns
+    -------
+    np.ndarray of str, shape (K,)
+
+    Examples
+    --------
+    >>> frequency_groups([500, 100, 20, 19]).tolist()
+    ['many', 'medium', 'medium', 'few']
+    """
+    counts = check_labels(train_counts, "train_counts")  # non-negative integers, 1-D
+    if not few <= many:
+        raise fail("few", f"be <= 'many' ({many})", few)
+    groups = np.full(counts.shape, "medium", dtype="<U6")
+    groups[counts > many] = "many"
+    groups[counts < few] = "few"
+    return groups
 
 
 def difficulty_tertiles(reference_acc: Any) -> np.ndarray:

@@ -1,5 +1,8 @@
 """CIFAR-10 / CIFAR-100 "python version" batches, read through a restricted unpickler.
 
+CIFAR-100's batches also hold each image's coarse label (one of 20 superclasses): they become
+the dataset's group map (:func:`cifar100_groups`, level ``"superclass"``).
+
 The batches are pickles, and unpickling runs whatever callable the file names. The real files
 only need dicts, lists, strings, ints and numpy arrays, so :class:`RestrictedUnpickler` admits
 exactly the globals that rebuild a numpy array and refuses everything else (``os.system``,
@@ -12,13 +15,16 @@ import codecs
 import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from classgap._validation import check_choice, check_labels, fail
 from classgap.data.dataset import Dataset, build_dataset
 from classgap.errors import ClassgapError, DataFormatError, InputError
+
+if TYPE_CHECKING:
+    from classgap.audit.groups import GroupMap
 
 try:  # numpy >= 2 moved the internals to numpy._core; old pickles still name numpy.core
     from numpy._core.multiarray import _reconstruct
@@ -91,7 +97,9 @@ def _names(values: Any, key: str, path: Path) -> tuple[str, ...]:
     return tuple(v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in values)
 
 
-def _read_batch(path: Path, label_key: str, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _read_batch(path: Path, label_key: str, n_classes: int
+                ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Images (N, 3, 32, 32), labels (N,) and the whole batch dict of one batch file."""
     batch = load_pickle(path)
     data = _field(batch, "data", path)
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
@@ -100,16 +108,22 @@ def _read_batch(path: Path, label_key: str, n_classes: int) -> tuple[np.ndarray,
                else type(data).__name__)
         raise DataFormatError(
             f"{path}: field 'data' must be a uint8 array of shape (N, 3072); got {got}")
-    labels = np.asarray(_field(batch, label_key, path))
-    if labels.ndim != 1 or len(labels) != len(data):
-        raise DataFormatError(f"{path}: field '{label_key}' must hold {len(data)} labels "
+    labels = _batch_labels(batch, label_key, len(data), n_classes, path)
+    # Rows are 1024 red, 1024 green, 1024 blue values, each a row-major 32x32 plane.
+    return data.reshape(-1, 3, 32, 32), labels, batch
+
+
+def _batch_labels(batch: dict[str, Any], key: str, n: int, n_classes: int,
+                  path: Path) -> np.ndarray:
+    """Field ``key`` of a batch: ``n`` labels in [0, n_classes - 1]."""
+    labels = np.asarray(_field(batch, key, path))
+    if labels.ndim != 1 or len(labels) != n:
+        raise DataFormatError(f"{path}: field '{key}' must hold {n} labels "
                               f"(one per row of 'data'); got shape {labels.shape}")
     try:  # checked per batch, so that the error names the batch file and its row
-        labels = check_labels(labels, label_key, n_classes=n_classes, source=str(path))
+        return check_labels(labels, key, n_classes=n_classes, source=str(path))
     except InputError as exc:
         raise DataFormatError(str(exc)) from None
-    # Rows are 1024 red, 1024 green, 1024 blue values, each a row-major 32x32 plane.
-    return data.reshape(-1, 3, 32, 32), labels
 
 
 _LAYOUT = {
@@ -146,6 +160,8 @@ def load_cifar(root: str | os.PathLike[str], *, num_classes: int = 10,
     -------
     Dataset
         Images (N, 3, 32, 32) uint8: 50,000 train or 10,000 test images for the real data.
+        A CIFAR-100 dataset carries its superclasses as ``groups`` (see
+        :func:`cifar100_groups`) when its batches hold ``coarse_labels``.
     """
     if num_classes not in _LAYOUT:
         raise fail("num_classes", "be 10 or 100", num_classes)
@@ -166,5 +182,83 @@ def load_cifar(root: str | os.PathLike[str], *, num_classes: int = 10,
         parts.append(_read_batch(folder / file_name, label_key, len(classes)))
     images = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
+    groups = None
+    if num_classes == 100:
+        try:  # superclasses ride along when the files hold them; their errors wait for
+            # cifar100_groups, which is asked for them (a training run needs only the images)
+            groups = _superclasses(folder / meta, classes, [(folder / f, p[1], p[2])
+                                                            for f, p in zip(files[split], parts,
+                                                                            strict=True)])
+        except DataFormatError:
+            groups = None
     return build_dataset(images, labels, classes, f"cifar{num_classes}/{split}",
-                         source=str(folder / files[split][-1]))
+                         source=str(folder / files[split][-1]), groups=groups)
+
+
+#: The level of CIFAR-100's coarse labels in its group map.
+SUPERCLASS = "superclass"
+
+
+def cifar100_groups(path: str | os.PathLike[str]) -> GroupMap:
+    """CIFAR-100's superclasses (its 20 coarse labels) as a group map, level ``"superclass"``.
+
+    Parameters
+    ----------
+    path : path
+        The ``cifar-100-python`` folder, a folder holding it, or its ``meta`` file. The
+        coarse names come from ``meta`` (``coarse_label_names``); which superclass each class
+        belongs to, from the ``fine_labels`` and ``coarse_labels`` of the ``test`` batch
+        beside it (else ``train``).
+
+    Returns
+    -------
+    GroupMap
+        The 100 classes in label order (``fine_label_names``).
+    """
+    given = Path(path)
+    folder = given.parent if given.is_file() else find_cifar(given, 100)
+    if folder is None:
+        raise DataFormatError(f"{given}: holds no CIFAR-100 'meta' file (need "
+                              "cifar-100-python/meta, or the meta file itself)")
+    meta = given if given.is_file() else folder / "meta"
+    fine_names = _names(_field(load_pickle(meta), "fine_label_names", meta),
+                        "fine_label_names", meta)
+    batch_file = next((folder / b for b in ("test", "train") if (folder / b).is_file()), None)
+    if batch_file is None:
+        raise DataFormatError(f"{folder}: no CIFAR-100 batch ('test' or 'train') beside {meta}: "
+                              "the superclass of each class is read from a batch's "
+                              "fine_labels and coarse_labels")
+    batch = load_pickle(batch_file)
+    n = np.size(_field(batch, "fine_labels", batch_file))
+    fine = _batch_labels(batch, "fine_labels", n, len(fine_names), batch_file)
+    return _superclasses(meta, fine_names, [(batch_file, fine, batch)])
+
+
+def _superclasses(meta: Path, fine_names: tuple[str, ...],
+                  batches: list[tuple[Path, np.ndarray, dict[str, Any]]]) -> GroupMap:
+    """The fine -> coarse map read off the label pairs of ``batches`` (path, fine labels,
+    batch dict); each class must have an image and one coarse label."""
+    from classgap.audit.groups import GroupMap
+
+    coarse_names = _names(_field(load_pickle(meta), "coarse_label_names", meta),
+                          "coarse_label_names", meta)
+    fine = np.concatenate([b[1] for b in batches])
+    coarse = np.concatenate([_batch_labels(batch, "coarse_labels", len(labels),
+                                           len(coarse_names), path)
+                             for path, labels, batch in batches])
+    parent = np.full(len(fine_names), -1, dtype=np.int64)
+    parent[fine[::-1]] = coarse[::-1]  # the last write wins: each class's first coarse label
+    clash = np.flatnonzero(parent[fine] != coarse)
+    source = str(batches[0][0])
+    if clash.size:
+        k = int(clash[0])
+        raise DataFormatError(f"{source}: class {fine_names[fine[k]]!r} has two coarse labels, "
+                              f"{coarse_names[parent[fine[k]]]!r} and "
+                              f"{coarse_names[coarse[k]]!r}")
+    unseen = np.flatnonzero(parent < 0)
+    if unseen.size:
+        raise DataFormatError(f"{source}: class {fine_names[unseen[0]]!r} (and "
+                              f"{unseen.size - 1} more) has no image, so its superclass is "
+                              "unknown")
+    superclass = np.asarray(coarse_names, dtype=object)[parent]
+    return GroupMap.from_columns(fine_names, {SUPERCLASS: superclass}, source=str(meta))

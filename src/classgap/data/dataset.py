@@ -8,12 +8,15 @@ uint8, and normalisation happens in the batched training code, not here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from classgap._validation import check_labels, fail
 from classgap.errors import DataFormatError, InputError
+
+if TYPE_CHECKING:  # the audit package (pandas, scipy) loads only for a dataset that has groups
+    from classgap.audit.groups import GroupMap
 
 
 @dataclass(frozen=True, eq=False)
@@ -29,6 +32,9 @@ class Dataset:
         Class names, unique; ``classes[k]`` names label ``k``.
     name : str
         Short name used in reports, e.g. ``"fashion-mnist/train"``.
+    groups : GroupMap or None
+        The dataset's own grouping of its classes, in class order (CIFAR-100's superclasses);
+        None when it has none.
 
     Examples
     --------
@@ -42,6 +48,7 @@ class Dataset:
     labels: np.ndarray
     classes: tuple[str, ...]
     name: str
+    groups: GroupMap | None = None
 
     def __post_init__(self) -> None:
         images = self.images
@@ -66,6 +73,9 @@ class Dataset:
         object.__setattr__(self, "labels", labels)
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "name", str(self.name))
+        if self.groups is not None and self.groups.classes != classes:
+            raise fail("groups", "list the dataset's classes in its order", "a map of "
+                       f"{self.groups.n_classes} classes starting {self.groups.classes[:2]}")
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -108,17 +118,17 @@ class Dataset:
             bad = idx[(idx < -len(self)) | (idx >= len(self))][0]
             raise fail("indices", f"be in [0, {len(self) - 1}]", int(bad))
         return Dataset(self.images[idx], self.labels[idx], self.classes,
-                       self.name if name is None else name)
+                       self.name if name is None else name, self.groups)
 
 
 def build_dataset(images: np.ndarray, labels: np.ndarray, classes: Any, name: str, *,
-                  source: str) -> Dataset:
+                  source: str, groups: GroupMap | None = None) -> Dataset:
     """Construct a :class:`Dataset` from file contents; errors name ``source`` (the file).
 
     Loaders use this so that a bad array in a file is reported as a
     :class:`~classgap.errors.DataFormatError` prefixed with the file, not as an argument error.
     """
     try:
-        return Dataset(images, labels, tuple(classes), name)
+        return Dataset(images, labels, tuple(classes), name, groups)
     except InputError as exc:
         raise DataFormatError(f"{source}: {exc}") from None

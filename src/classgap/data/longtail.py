@@ -134,25 +134,12 @@ def make_longtail(labels: Any, imbalance: float, *, profile: str = "exp",
 
 
 def frequency_groups(train_counts: Any, *, many: int = 100, few: int = 20) -> np.ndarray:
-    """Group of each class by its training count: ``"many"`` (> many), ``"few"`` (< few),
-    ``"medium"`` otherwise (the usual 100 / 20 thresholds).
+    """:func:`classgap.audit.disparity.frequency_groups`, where it lives: the audit uses it and
+    imports nothing from ``classgap.data`` (imported when called: ``classgap.data`` loads
+    without pandas and scipy)."""
+    from classgap.audit.disparity import frequency_groups as groups
 
-    Returns
-    -------
-    np.ndarray of str, shape (K,)
-
-    Examples
-    --------
-    >>> frequency_groups([500, 100, 20, 19]).tolist()
-    ['many', 'medium', 'medium', 'few']
-    """
-    counts = check_labels(train_counts, "train_counts")  # non-negative integers, 1-D
-    if not few <= many:
-        raise fail("few", f"be <= 'many' ({many})", few)
-    groups = np.full(counts.shape, "medium", dtype="<U6")
-    groups[counts > many] = "many"
-    groups[counts < few] = "few"
-    return groups
+    return groups(train_counts, many=many, few=few)
 
 
 def index_groups(n_classes: int, sizes: Sequence[int] = (3, 4, 3)) -> np.ndarray:

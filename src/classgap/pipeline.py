@@ -24,6 +24,11 @@ preset (``--quick``: the ``quick`` one).
 for any other key, the axis's first value. The base recipe takes each axis's reference, so in
 ``one_at_a_time`` mode every axis is swept with the others off.
 
+**Groups** (:func:`study_grouping`): a class grouping, ``--groups`` or the dataset's own
+(Fashion-MNIST, CIFAR-100), is read before anything is created, recorded inline in
+``study.json`` and tested for the selected strength against the reference (which group pays,
+:mod:`classgap.analysis.groups`); ``classgap report --groups`` overrides it for one report.
+
 **Several axes**: each axis is analysed alone, on the runs where the other axes are at their
 reference; the first axis's report goes to ``out_dir``, each other's to
 ``out_dir/axes/<key>/``.
@@ -38,7 +43,7 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -47,6 +52,7 @@ from classgap._files import write_json
 from classgap._validation import check_choice, check_in_range, check_positive_int
 from classgap.analysis import RunRecord, StudyResult, analyze, load_multi_label, summary_dict
 from classgap.analysis.analysis import plan_records
+from classgap.analysis.groups import Grouping
 from classgap.analysis.plan import SeedPlan
 from classgap.audit.io import read_predictions
 from classgap.config import Config, check_no_cmd, flatten, get_key, load_config, with_point
@@ -66,6 +72,9 @@ from classgap.sweep.integrity import RunCheck
 from classgap.sweep.presets import QUICK_OVERRIDES, QUICK_SEEDS, get_preset
 from classgap.sweep.store import Store, find_predictions
 
+if TYPE_CHECKING:
+    from classgap.audit.groups import GroupMap
+
 __all__ = [
     "StudyError",
     "StudyPlan",
@@ -81,6 +90,7 @@ __all__ = [
     "report_study",
     "resolve_study_run",
     "run_full_study",
+    "study_grouping",
     "transfer_runs",
     "verify_study",
 ]
@@ -259,6 +269,82 @@ def resolve_study_run(plan: StudyPlan, *, out: str | os.PathLike[str] | None = N
     return StudyRun(out_dir, workers, bool(refit), n_runs)
 
 
+#: ``--groups none``: no class grouping, not even the dataset's own.
+NO_GROUPS = "none"
+
+
+def study_grouping(plan: StudyPlan, spec: str | Grouping | None = None, *,
+                   train_cmd: str | None = None) -> Grouping | None:
+    """The class grouping a study records (``--groups``), read before anything is created.
+
+    ``spec`` is what :func:`~classgap.data.groups.load_groups` takes (a built-in name such
+    as ``fashion-mnist``, ``cifar100``, a CIFAR-100 folder, a CSV or JSON group-map file),
+    :data:`NO_GROUPS`, or a :class:`Grouping` already read. Without one, a study that
+    classgap trains on Fashion-MNIST or CIFAR-100 uses the dataset's own grouping; any other
+    study (a ``--train-cmd`` trains classes of its own) has none.
+
+    The map is kept in its own class order, and put in the study's when the predictions name
+    the classes (:meth:`~classgap.audit.groups.GroupMap.align`), except where the classes are
+    known now (Fashion-MNIST, digits): a class the map lacks is then an error here, not after
+    training.
+
+    Raises
+    ------
+    InputError or DataFormatError
+        One line naming ``--groups`` or the file: an unknown name, a missing or malformed
+        file, levels that do not nest, a class of the dataset the map lacks.
+    """
+    if isinstance(spec, Grouping) or (spec is not None and spec.strip() == NO_GROUPS):
+        return spec if isinstance(spec, Grouping) else None
+    data = plan.base.data
+    if spec is None:
+        from classgap.data.groups import GROUP_SPECS
+
+        if train_cmd or data.dataset not in GROUP_SPECS:
+            return None
+        spec, source = data.dataset, f"{data.dataset} (built in)"
+    else:
+        source = spec
+    classes = None if train_cmd else _known_classes(data.dataset)
+    try:
+        groups = _read_groups(spec, data.data_dir, classes)
+    except ClassgapError as exc:
+        text = str(exc)
+        raise type(exc)(text if text.startswith(("'groups'", spec)) else
+                        f"--groups {spec}: {text}") from None
+    return Grouping(groups, source)
+
+
+def _known_classes(dataset: str) -> list[str] | None:
+    """The class names of a dataset known without reading it (None for the others)."""
+    from classgap.data import FASHION_MNIST_CLASSES
+
+    return {"fashion-mnist": list(FASHION_MNIST_CLASSES),
+            "digits": [str(d) for d in range(10)]}.get(dataset)
+
+
+def _read_groups(spec: str, data_dir: str | None, classes: Sequence[str] | None) -> GroupMap:
+    """The group map ``spec`` names, aligned to ``classes`` when they are known, else in
+    its own class order."""
+    from classgap.audit.groups import BUILTIN_GROUPS, read_group_map
+    from classgap.data import data_source
+    from classgap.data.cifar import cifar100_groups
+    from classgap.data.groups import load_groups
+
+    if classes is not None:
+        return load_groups(spec, classes, data_dir=data_dir)
+    path = Path(spec).expanduser()
+    if spec in BUILTIN_GROUPS:
+        return BUILTIN_GROUPS[spec]
+    if spec == "cifar100":
+        return cifar100_groups(data_source("cifar100", data_dir=data_dir))
+    if path.is_dir() or (path.is_file() and path.name == "meta"):
+        return cifar100_groups(path)
+    if path.is_file():
+        return read_group_map(path)
+    return load_groups(spec, [], data_dir=data_dir)  # neither a name nor a file: its error
+
+
 def _failures(store: Store, specs: Sequence[RunSpec], done: dict[str, Path]) -> list[str]:
     frame = store.status().set_index("run_id")
     out = []
@@ -342,7 +428,8 @@ def _train_accuracy(run_dir: Path) -> float | None:
 
 
 def _analyse_axis(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis: Axis,
-                  opts: dict[str, Any], train_cmd: str | None = None) -> StudyResult:
+                  opts: dict[str, Any], train_cmd: str | None = None,
+                  groups: Grouping | None = None) -> StudyResult:
     """Analyse one axis on the runs where every other axis is at its reference."""
     refs = plan.references or {}
     records, missing, total = _axis_records(store, plan, specs, axis)
@@ -354,7 +441,7 @@ def _analyse_axis(store: Store, plan: StudyPlan, specs: Sequence[RunSpec], axis:
     result = analyze(records, axis=axis.key, reference=refs.get(axis.key, axis.values[0]),
                      alpha=opts["alpha"], correction=opts["correction"],
                      max_drop=opts["max_drop"], multi_label=labels,
-                     exclude_failed=bool(opts.get("exclude_failed", False)))
+                     exclude_failed=bool(opts.get("exclude_failed", False)), groups=groups)
     notes = list(plan.notes)
     if missing:
         notes.append(f"{len(missing)} of {total} runs are not done and were left out: "
@@ -437,11 +524,11 @@ def _write(result: StudyResult, out: Path) -> Path:
 
 
 def _analyse_all(store: Store, plan: StudyPlan, opts: dict[str, Any],
-                 train_cmd: str | None = None) -> StudyResult:
+                 train_cmd: str | None = None, groups: Grouping | None = None) -> StudyResult:
     specs = plan.grid().runs()
     first: StudyResult | None = None
     for i, axis in enumerate(plan.axes):
-        result = _analyse_axis(store, plan, specs, axis, opts, train_cmd)
+        result = _analyse_axis(store, plan, specs, axis, opts, train_cmd, groups)
         _write(result, store.path if i == 0 else store.path / "axes" / axis.key)
         first = first or result
     assert first is not None
@@ -457,7 +544,8 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
                    progress: bool = True, transfer_to: str | None = None,
                    refit: bool = False, reweight: str | None = None,
                    group_refit: bool = False, ensemble: bool = False,
-                   exclude_failed: bool = False) -> StudyResult:
+                   exclude_failed: bool = False,
+                   groups: str | Grouping | None = None) -> StudyResult:
     """Train the plan's grid into ``out_dir`` (resuming), analyse it and write the report.
 
     Every option is checked first (:func:`check_study`), before ``out_dir`` is created.
@@ -470,6 +558,8 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
     otherwise :class:`StudyError` lists them with their error text. Runs that finished but
     look collapsed (:mod:`classgap.analysis.failed`) are reported, and left out of the
     statistics only with ``exclude_failed``.
+    ``groups`` (:func:`study_grouping`: a spec, ``"none"`` or a :class:`Grouping`; default
+    the dataset's own) is recorded in ``study.json`` and adds which group pays to the report.
 
     Returns
     -------
@@ -483,6 +573,7 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
                           alpha=alpha, correction=correction, max_drop=max_drop,
                           multi_label=multi_label, transfer_to=transfer_to, refit=refit,
                           reweight=reweight, group_refit=group_refit, retries=retries)
+    grouping = study_grouping(plan, groups, train_cmd=train_cmd)
     opts = {"alpha": alpha, "correction": correction, "max_drop": max_drop,
             "multi_label": None if multi_label is None else str(Path(multi_label).resolve()),
             "exclude_failed": bool(exclude_failed), "ensemble": bool(ensemble)}
@@ -491,6 +582,7 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
     with Store(out_dir) as store:
         store.write_study({**grid.to_dict(), "references": plan.references,
                            "preset": plan.preset, "notes": list(plan.notes), "analysis": opts,
+                           "groups": None if grouping is None else grouping.to_dict(),
                            **({"train_cmd": train_cmd} if trainer is not None else {}),
                            "downstream": {"transfer_to": transfer_to, "refit": refit,
                                           **({"reweight": reweight} if reweight else {}),
@@ -498,7 +590,8 @@ def run_full_study(plan: StudyPlan, out_dir: str | os.PathLike[str], *, backend:
         training = Training(backend, workers, threads_per_worker or plan.base.train.threads,
                             retry_failed, address, trainer, progress, retries)
         training.run(store, specs, desc="study")
-        result = _analyse_all(store, plan, opts, train_cmd if trainer is not None else None)
+        result = _analyse_all(store, plan, opts, train_cmd if trainer is not None else None,
+                              grouping)
         result = _downstream(store, result, opts, training, transfer_to=transfer_to,
                              refit=refit, reweight=reweight, group_refit=group_refit)
     return result
@@ -900,23 +993,28 @@ def _read_study(path: Path) -> tuple[StudyPlan, dict[str, Any]]:
     return plan, last
 
 
-def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResult:
+def report_study(out_dir: str | os.PathLike[str], *, groups: str | None = None,
+                 **analysis: Any) -> StudyResult:
     """Re-analyse a study directory and rewrite its report (``classgap report STUDY_DIR``).
 
-    Reads the latest grid of ``study.json`` with its references and analysis options;
-    ``analysis`` (``alpha``, ``correction``, ``max_drop``, ``multi_label``,
-    ``exclude_failed``) overrides them. A finished run whose files no longer match their
-    checksums is a :class:`StudyError` naming it (``classgap study`` trains it again).
+    Reads the latest grid of ``study.json`` with its references, analysis options and class
+    grouping; ``analysis`` (``alpha``, ``correction``, ``max_drop``, ``multi_label``,
+    ``exclude_failed``) overrides them, and ``groups`` (a spec of :func:`study_grouping`, or
+    ``"none"``) the grouping, for this report only. A finished run whose files no longer
+    match their checksums is a :class:`StudyError` naming it (``classgap study`` trains it
+    again).
     """
     path = Path(out_dir)
     plan, last = _read_study(path)
+    grouping = _recorded_grouping(path, plan, last) if groups is None else \
+        study_grouping(plan, groups, train_cmd=last.get("train_cmd"))
     opts = {"alpha": 0.05, "correction": "bh", "max_drop": 2.0, "multi_label": None,
             "exclude_failed": False, **last.get("analysis", {}),
             **{k: v for k, v in analysis.items() if v is not None}}
     downstream = last.get("downstream") or {}
     with Store(path) as store:
         _check_intact(store)
-        result = _analyse_all(store, plan, opts, last.get("train_cmd"))
+        result = _analyse_all(store, plan, opts, last.get("train_cmd"), grouping)
         # the transfer probe and the refit are part of the study: a re-report keeps them
         return _downstream(store, result, opts, Training(threads_per_worker=
                                                          plan.base.train.threads),
@@ -924,6 +1022,19 @@ def report_study(out_dir: str | os.PathLike[str], **analysis: Any) -> StudyResul
                            refit=bool(downstream.get("refit")),
                            reweight=downstream.get("reweight"),
                            group_refit=bool(downstream.get("group_refit")))
+
+
+def _recorded_grouping(path: Path, plan: StudyPlan, last: dict[str, Any]) -> Grouping | None:
+    """The grouping ``study.json`` records; for a study recorded before groups were, the
+    dataset's own when it can still be read (a CIFAR-100 folder may have moved)."""
+    if "groups" in last:
+        recorded = last["groups"]
+        return None if recorded is None else \
+            Grouping.from_dict(recorded, where=str(path / "study.json"))
+    try:
+        return study_grouping(plan, None, train_cmd=last.get("train_cmd"))
+    except ClassgapError:
+        return None
 
 
 def verify_study(out_dir: str | os.PathLike[str]) -> list[RunCheck]:

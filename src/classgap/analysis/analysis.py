@@ -12,6 +12,9 @@ Every statistic comes from :mod:`classgap.audit`; this module only arranges the 
   the average gain that bought it;
 * **is the drop real**: the confusion pairs that moved, the seed ensembles, and optionally a
   multi-label (ReaL-style) truth;
+* **which group pays** (with a class grouping, :mod:`classgap.analysis.groups`): the same
+  comparison per group of every level (BH over the groups of a level), and the tree test that
+  goes down only into the groups it finds;
 * **class-aware selection**: the best validation mean among strengths where no class drops
   significantly by more than ``max_drop`` points, and a per-class strength vector;
 * **runs that failed to train** (:mod:`classgap.analysis.failed`): flagged and reported, left
@@ -31,6 +34,7 @@ import pandas as pd
 from classgap._validation import check_in_range, fail
 from classgap.analysis.confusion import confusion_shifts, ensemble_labels, ensemble_table
 from classgap.analysis.failed import failed_table
+from classgap.analysis.groups import Grouping, compare_study_groups
 from classgap.analysis.multilabel import acceptance_matrix, check_multi_label, multilabel_view
 from classgap.analysis.plan import SeedPlan, plan_seeds
 from classgap.analysis.result import StudyResult
@@ -298,7 +302,7 @@ def strength_table(strengths: tuple[Any, ...], validation: pd.DataFrame,
 def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: float = 0.05,
             correction: str = "bh", max_drop: float = 2.0, random_state: int = 0,
             multi_label: Sequence[Sequence[int]] | None = None,
-            exclude_failed: bool = False) -> StudyResult:
+            exclude_failed: bool = False, groups: Grouping | None = None) -> StudyResult:
     """Select a strength on validation and show, per class on the test set, who pays for it.
 
     Parameters
@@ -320,6 +324,9 @@ def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: f
     exclude_failed : bool
         Leave the runs that look failed (:mod:`classgap.analysis.failed`) out of every
         statistic; by default they are only flagged (``failed_runs`` and the first note).
+    groups : Grouping, optional
+        A class grouping (:mod:`classgap.analysis.groups`): the selected strength against the
+        reference per group of every level, and down the tree, in ``result.groups``.
 
     Returns
     -------
@@ -383,6 +390,14 @@ def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: f
     by_strength = strength_table(strengths, validation, comparisons, ref, sel)
     notes = _notes(sweep, validation, classes, ref, sel, mean_gain, class_aware, alpha,
                    multi_label is not None)
+    grouped = None
+    if groups is not None and sel != ref:
+        grouped = compare_study_groups(y_test, list(sweep.test[ref]), list(sweep.test[sel]),
+                                       groups, sweep.names, alpha=alpha,
+                                       correction=correction, random_state=random_state)
+    elif groups is not None:
+        notes.append(f"groups ({groups.source}): validation keeps the reference, so no group "
+                     "is compared")
     if clipped.count:
         notes.append(f"{clipped.count} interval(s) of a class's accuracy or change reached past "
                      "what is possible ([0, 1], [-1, 1]) and were clipped: those classes have "
@@ -402,7 +417,8 @@ def analyze(records: Sequence[RunRecord], *, axis: str, reference: Any, alpha: f
                                                          top=TOP_PAIRS),
                        class_aware=class_aware,
                        notes=(*_failed_notes(failed, exclude_failed), *kept_all, *notes), meta=meta,
-                       ensemble=ensemble, by_strength=by_strength, failed_runs=failed)
+                       ensemble=ensemble, by_strength=by_strength, failed_runs=failed,
+                       groups=grouped)
 
 
 def _detectable(sweep: _Sweep, ref: int, alpha: float, correction: str) -> dict[str, Any]:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from classgap.analysis.groups import StudyGroups
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,10 @@ class StudyResult:
         ``target_met``); empty when the study has none (e.g. validation selects the reference).
     fix_rule : classgap.fix.DecisionRule or None
         The post-hoc rule fit on every seed's validation runs (``fix_rule.json``).
+    groups : StudyGroups or None
+        Which group pays (:mod:`classgap.analysis.groups`): the selected strength against the
+        reference per group of every level of the study's class grouping, and the tree
+        test's verdicts; None without a grouping or when validation keeps the reference.
     """
 
     axis: str
@@ -91,6 +98,7 @@ class StudyResult:
     failed_runs: pd.DataFrame | None = None
     fixes: tuple[Mapping[str, Any], ...] = ()
     fix_rule: Any = None
+    groups: StudyGroups | None = None
 
     def best_fix(self) -> dict[str, Any] | None:
         """The best fix that meets the target (:func:`~classgap.analysis.fixes.best_fix`)."""

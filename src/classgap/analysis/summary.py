@@ -26,7 +26,9 @@ def summary_dict(result: StudyResult) -> dict[str, Any]:
     failed: ``strength, seed, val_acc, train_acc, reason, excluded``; None for a result without
     the check) and ``exclude_failed`` (whether they were left out of the statistics),
     ``fixes`` (the fix frontier, :mod:`classgap.analysis.fixes`) and ``best_fix`` (the best
-    fix that meets the target, or None when none does).
+    fix that meets the target, or None when none does), ``groups`` (which group pays:
+    :meth:`~classgap.analysis.groups.StudyGroups.to_dict`, every group of every level and the
+    tree, or None without a grouping).
     """
     classes = result.classes
     first = [c for c in SUMMARY_CLASS_COLUMNS if c in classes.columns]
@@ -47,4 +49,5 @@ def summary_dict(result: StudyResult) -> dict[str, Any]:
         "exclude_failed": bool(result.meta.get("exclude_failed", False)),
         "fixes": [dict(f) for f in result.fixes],
         "best_fix": result.best_fix(),
+        "groups": result.groups.to_dict() if result.groups is not None else None,
     })

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
 
 @app.command("study")
 def study_cmd(
+GROUPS_HELP = ("Class groups to test (which group pays): a CSV or JSON group map, "
+               "fashion-mnist, cifar100 or a CIFAR-100 folder.")
+
+
     preset: str | None = typer.Option(None, "--preset", "-p", help=f"A named study: "
                                       f"{PRESETS.choices()} (classgap list presets; "
                                       f"default: {PRESETS.list()[0]})."),
@@ -97,14 +101,20 @@ def study_cmd(
                                         "default they are only reported."),
 ) -> None:
     """Sweep a regularizer over strengths and seeds; show which classes pay for the choice."""
+    groups: str | None = typer.Option(None, "--groups", metavar="SPEC", help=GROUPS_HELP
+                                      + " Default: the dataset's own (Fashion-MNIST, "
+                                        "CIFAR-100) when classgap trains it; 'none': no "
+                                        "groups."),
     from classgap.pipeline import (
         check_no_failed,
         check_study,
+        NO_GROUPS,
         plan_study,
         resolve_study_run,
         run_full_study,
     )
     from classgap.report import print_summary
+        study_grouping,
 
     if verify is not None:
         _verify(verify)
@@ -121,9 +131,10 @@ def study_cmd(
     check_study(plan, **options)  # every option, before the header and before any file
     console.print(cell(render.study_line(plan, where), "dim"))
     started = time.time()
+    grouping = study_grouping(plan, groups, train_cmd=train_cmd)
     result = run_full_study(plan, where.out_dir, retry_failed=retry_failed, address=address,
                             progress=True, ensemble=ensemble, exclude_failed=exclude_failed,
-                            **options)
+                            groups=NO_GROUPS if grouping is None else grouping, **options)
     out_dir = where.out_dir
     print_summary(result, console, report_path=out_dir / "report.html")
     check_no_failed(out_dir, since=started)  # runs that failed now: exit 1, one line
@@ -146,6 +157,9 @@ def report_cmd(
                                 "against their checksums (as classgap study --verify)."),
 ) -> None:
     """Re-analyse a finished study directory and rewrite its report.html and summary.json."""
+    groups: str | None = typer.Option(None, "--groups", metavar="SPEC", help=GROUPS_HELP
+                                      + " Default: the grouping the study recorded; 'none': "
+                                        "no groups (for this report)."),
     from classgap.pipeline import report_study
     from classgap.report import print_summary
 
@@ -154,7 +168,8 @@ def report_cmd(
         return
     result = report_study(study_dir, alpha=alpha, max_drop=max_drop,
                           multi_label=None if multi_label is None
-                          else str(multi_label.resolve()), exclude_failed=exclude_failed)
+                          else str(multi_label.resolve()), exclude_failed=exclude_failed,
+                          groups=groups)
     print_summary(result, console, report_path=study_dir / "report.html")
 
 

@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 
 from classgap._files import atomic_write
 from classgap._format import finite, literal, pct, points, strength
+from classgap.analysis.groups import StudyGroups
 from classgap.analysis.result import StudyResult
 from classgap.report import plots
 
@@ -37,6 +38,9 @@ __all__ = ["headline", "write_report"]
 
 HEADLINE_NAMES = 5
 """Dropping classes a headline names (worst first); the rest are counted."""
+GROUP_TABLES = frozenset({"groups", "group_tree", "group_map"})
+"""The CSV files of a study with a class grouping: every group of every level, the tree
+test's nodes, and the map (class and one column per level)."""
 SCROLL_ROWS = 30
 """Per-class tables longer than this scroll in a box of their own, headers kept in view."""
 
@@ -133,6 +137,20 @@ tr.drop td { color: #b01c1c; } tr.gain td { color: #1f7a1f; }
 tr.best td { font-weight: bold; color: #1f7a1f; }
 .scroll { max-height: 36em; overflow: auto; border: 1px solid #ddd; }
 .scroll table { margin: 0; } .scroll-note { color: #555; font-size: .9em; }
+.tree { font-size: .9em; } .tree details, .tree .leaf { border-bottom: 1px solid #eee; }
+.tree .cells { display: grid; grid-template-columns: minmax(10em, 3fr) 6em 13em 4.5em 9em 6em;
+               gap: 0 .6em; }
+.tree .cells > span:not(:first-child) { text-align: right; }
+.tree .g-name { overflow-wrap: anywhere; } .tree .lvl { color: #777; font-size: .8em; }
+.tree details > :not(summary) { margin-left: 1.4em; }
+.tree summary { list-style: none; cursor: pointer; }
+.tree summary::-webkit-details-marker { display: none; }
+.tree summary .g-name::before { content: "\\25B8  "; }
+.tree details[open] > summary .g-name::before { content: "\\25BE  "; }
+.tree .leaf .g-name, .tree-head .cells > span:first-child { padding-left: 1.2em; }
+.tree-head { font-weight: bold; }
+.tree .drop > summary, .tree .leaf.drop { color: #b01c1c; }
+.tree .gain > summary, .tree .leaf.gain { color: #1f7a1f; }
 footer { margin-top: 3em; color: #666; font-size: .85em; }
 footer dl { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: .25em 1em; }
 footer dt { font-weight: bold; }
@@ -156,6 +174,8 @@ _ALT = {
     "the selected strength trained with worst-class reweighting, with 95% intervals.",
     "class_weights": "The reweighting's class weights over epochs (mean over seeds); the "
     "classes that pay at the selected strength in colour.",
+    "groups": "Change in test accuracy per group of the coarsest level at the selected "
+    "{axis}, pooled over each group's images, sorted, with 95% intervals; significant drops red.",
     "fix_frontier": "Each fix's mean change against its worst class's change, both versus the "
     "reference, with 95% intervals and costs; the target region shaded.",
 }
@@ -235,7 +255,8 @@ def write_report(
     out_dir : path
         Created if missing. Receives ``report.html``, ``figures/*.png``, ``classes.csv``,
         ``classes.parquet``, ``per_class.csv``, ``validation.csv``, ``confusion_shifts.csv``
-        and, with a transfer study, ``transfer_classes.csv``.
+        and, with a transfer study, ``transfer_classes.csv``; with a class grouping,
+        ``groups.csv``, ``group_tree.csv`` and ``group_map.csv`` (:data:`GROUP_TABLES`).
     title : str, optional
         Page title; default ``"classgap study: <axis>"``.
     dpi : int, default 110
@@ -263,6 +284,11 @@ def write_report(
     }
     if result.transfer is not None:
         tables["transfer_classes"] = result.transfer.classes
+    if result.groups is not None:
+        tables.update(groups=result.groups.groups, group_tree=result.groups.tree,
+                      group_map=result.groups.classes)
+    for name in GROUP_TABLES.difference(tables):  # a report without groups leaves none stale
+        (out / f"{name}.csv").unlink(missing_ok=True)
     for name, frame in tables.items():
         _atomic_write(out / f"{name}.csv", frame.to_csv(index=False).encode())
     _atomic_write(out / "classes.parquet", _parquet_bytes(result.classes))
@@ -313,6 +339,7 @@ def _render(result: StudyResult, images: Mapping[str, bytes], title: str) -> str
             f"({_e(result.meta.get('correction', 'bh'))}). Click a column header to sort.</p>"
         )
         body.append(_class_table(result.classes, "per-class"))
+        body.append(_groups_section(result, images))
 
     body.append("<h2>Class-aware selection</h2>")
     body.append(_class_aware_section(result))
@@ -415,6 +442,92 @@ def _class_table(classes: pd.DataFrame, table_id: str) -> str:
     return (f'<p class="scroll-note">{len(rows):,} classes, worst Δ first; the table scrolls '
             "(all of it is in classes.csv).</p>"
             f'<div class="scroll">{table}</div>')
+
+
+def _groups_section(result: StudyResult, images: Mapping[str, bytes]) -> str:
+    """Which group pays: one row per group of the coarsest level, worst first, each opening
+    (``<details>``, no script) to its sub-groups and, at the finest level, its classes."""
+    from classgap.report.groups import correction_text, group_sentence
+
+    g = result.groups
+    if g is None:
+        return ""
+    head = "".join(f"<span>{h}</span>" for h in _TREE_HEAD)
+    tree = _GroupTree(result, g)
+    rows = "".join(tree.node(0, row) for row in tree.children(0, None))
+    return (f'<h2 id="groups">Which group pays</h2>'
+            f'<p class="headline" id="group-headline">{_e(group_sentence(result))}</p>'
+            f"<p>Groups from {_n(g.source)}. Δ in points (selected − reference) pooled over "
+            "each group's test images, with its interval from the same test as per class; "
+            f"q-value ({_e(correction_text(g.correction))} over the groups of a level); "
+            "<em>tree</em>: the hierarchical test, which tests the top level first and looks "
+            f"inside a group only when it finds it ({_n(g.method)}: {_n(g.bound)}). A group "
+            "whose change is not significant is within noise, whatever its Δ. Groups are "
+            "worst first and open to their groups and classes (all of it is in groups.csv "
+            "and group_tree.csv).</p>"
+            + _figure("groups", images, result.axis)
+            + f'<div class="tree" id="group-tree"><div class="tree-head"><span class="cells">'
+            f"{head}</span></div>{rows}</div>")
+
+
+_TREE_HEAD = ("group / class", "classes", "Δ pts [interval]", "q", "verdict", "tree")
+
+
+def _worst_first(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as records, by Δ, worst first (no Δ last)."""
+    return frame.sort_values("delta", kind="stable", na_position="last").to_dict("records")
+
+
+class _GroupTree:
+    """The rows of the group tree, looked up once: each level's groups by parent, the finest
+    groups' classes, and the tree test's nodes by (level, name)."""
+
+    def __init__(self, result: StudyResult, g: StudyGroups) -> None:
+        self.result, self.levels = result, g.levels
+        self.by_parent: list[dict[Any, list[dict[str, Any]]]] = []
+        for i, level in enumerate(g.levels):
+            rows: dict[Any, list[dict[str, Any]]] = {}
+            for row in _worst_first(g.level(level)):
+                rows.setdefault(None if i == 0 else str(row["parent"]), []).append(row)
+            self.by_parent.append(rows)
+        finest = dict(zip(g.classes["class"].astype(str), g.classes[g.levels[-1]].astype(str),
+                          strict=True))
+        self.members: dict[str, list[dict[str, Any]]] = {}
+        for row in _worst_first(result.classes):
+            self.members.setdefault(finest.get(str(row["class"]), ""), []).append(row)
+        self.nodes = {(str(n["level"]), str(n["node"])): n for n in g.tree.to_dict("records")}
+
+    def children(self, depth: int, parent: str | None) -> list[dict[str, Any]]:
+        return self.by_parent[depth].get(parent, [])
+
+    def node(self, depth: int, row: Mapping[str, Any]) -> str:
+        """One group as ``<details>``: its row as the summary, its children inside."""
+        level, group = self.levels[depth], str(row["group"])
+        if depth + 1 < len(self.levels):
+            inner = "".join(self.node(depth + 1, child)
+                            for child in self.children(depth + 1, group))
+        else:
+            inner = "".join(
+                f'<div class="leaf {_e(c.get("verdict", "none"))}" data-class="{_e(c["class"])}">'
+                f'{self.cells(str(c["class"]), "class", "", c)}</div>'
+                for c in self.members.get(group, []))
+        n = int(row["n_classes"])
+        summary = self.cells(group, level, f"{n} class{'' if n == 1 else 'es'}", row)
+        return (f'<details class="{_e(row.get("verdict", "none"))}" data-level="{_e(level)}" '
+                f'data-group="{_e(group)}"><summary>{summary}</summary>{inner}</details>')
+
+    def cells(self, name: str, level: str, size: str, row: Mapping[str, Any]) -> str:
+        from classgap.report.groups import tree_text, verdict_text
+
+        q: Any = row.get("q_value")
+        node = self.nodes.get((level, name))
+        cells = (f'<span class="g-name">{_n(name)} <span class="lvl">{_n(level)}</span></span>'
+                 f"<span>{_e(size)}</span><span>{_e(points(row.get('delta')))} "
+                 f"[{_e(points(row.get('delta_low')))}, {_e(points(row.get('delta_high')))}]"
+                 f"</span><span>{_e(f'{float(q):.3g}' if finite(q) else 'n/a')}</span>"
+                 f"<span>{_e(verdict_text(row.get('verdict'), self.result))}</span>"
+                 f"<span>{_e(tree_text(node))}</span>")
+        return f'<span class="cells">{cells}</span>'
 
 
 def _selection_summary(result: StudyResult) -> str:

@@ -625,6 +625,28 @@ def fix_frontier(result: StudyResult) -> Figure:
     return fig
 
 
+def groups(result: StudyResult, *, max_labels: int = 40) -> Figure:
+    """The sorted change per group of the coarsest level of the study's class grouping
+    (pooled over each group's test images), as :func:`delta_at_selected` draws classes.
+
+    Raises
+    ------
+    InputError
+        When ``result.groups`` is ``None`` (the study has no class grouping).
+    """
+    grouped = result.groups
+    if grouped is None:
+        raise InputError("'result.groups' must be a StudyGroups to draw groups; got None")
+    level = grouped.levels[0]
+    table = grouped.level(level).rename(columns={"group": "class"})
+    title = (f"Change per {_text(level, 40)} at {_text(result.axis, 60)} = "
+             f"{_fmt_strength(result.selected)} vs {_fmt_strength(result.reference)} "
+             "(test set, pooled over each group's images)")
+    return _delta_figure(table, result.mean_gain, title, max_labels=max_labels,
+                         unit=_text(level, 40))
+
+
+FIGURES["groups"] = groups
 FIGURES["fix_frontier"] = fix_frontier
 FIGURES["refit"] = refit
 FIGURES["group_refit"] = lambda result: refit(result, "group_refit")
@@ -639,7 +661,8 @@ def build_figures(result: StudyResult) -> dict[str, Figure]:
                 "group_refit": bool(aware.get("group_refit")),
                 "reweight": bool(aware.get("reweight")),
                 "class_weights": bool((aware.get("reweight") or {}).get("class_weights")),
-                "fix_frontier": any(f.get("worst_class") for f in result.fixes)}
+                "fix_frontier": any(f.get("worst_class") for f in result.fixes),
+                "groups": result.groups is not None}
     return {name: build(result) for name, build in FIGURES.items()
             if optional.get(name, True)}
 
@@ -696,7 +719,8 @@ def _spaced_labels(verdicts: np.ndarray, delta: np.ndarray, height_in: float) ->
 
 
 def _delta_figure(
-    classes: pd.DataFrame, mean_gain: Mapping[str, float], title: str, *, max_labels: int
+    classes: pd.DataFrame, mean_gain: Mapping[str, float], title: str, *, max_labels: int,
+    unit: str = "class",
 ) -> Figure:
     _require_columns(classes, "classes", ["class", "delta", "verdict"])
     table = classes.sort_values("delta", na_position="first").reset_index(drop=True)
@@ -753,7 +777,7 @@ def _delta_figure(
     named_text = (f"; {len(labelled)} of {n_significant} significant named"
                   if many and len(labelled) < n_significant else
                   "; only significant ones named" if many else "")
-    ax.set_ylabel("class (sorted by Δ)" + named_text)
+    ax.set_ylabel(f"{unit} (sorted by Δ)" + named_text)
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(f"{title}\n{gain_text}; * q<0.05, ** q<0.01, *** q<0.001 (BH)", fontsize=10)
     # Under the axes, never over a point; centred on the figure, not the axes: long class

@@ -15,6 +15,7 @@ from rich.text import Text
 from classgap._format import literal, pct, points, strength
 from classgap._richtext import add_row
 from classgap.analysis.result import StudyResult
+from classgap.report.groups import group_line
 
 __all__ = ["best_fix_sentence", "detectable_text", "fix_cells", "print_summary", "refit_line"]
 
@@ -191,6 +192,8 @@ def print_summary(
             table.add_row(Text(f"… {len(drops) - len(shown)} more (report.html, classes.csv)",
                                style="dim italic"), "", "", "", "")
         console.print(table)
+    if (grouped := group_line(result)) is not None:  # which group pays, one line
+        console.print(grouped)
 
     sweep = result.by_strength
     if sweep is not None and len(sweep) > 2:  # more than reference + selected: the whole sweep

@@ -42,6 +42,14 @@ its ``note`` says so. And a class whose smallest detectable drop exceeds its own
 the reference cannot drop that far: its ``min_detectable_drop`` is NaN (null in JSON) and its
 note says "not detectable with these seeds".
 
+Per level (:func:`detectable_by_level`, :meth:`SeedPlan.with_groups`): with a class grouping
+(:class:`~classgap.audit.groups.GroupMap`) the same model plans each group of a level on its
+pooled images (:func:`group_components`: its classes' parts weighted by their test images) and
+corrects over the groups of that level only. At 10 images a class and BH over 10,000 classes a
+class would have to fall by more than its whole accuracy to be found; a genus of 10 classes or a
+family of 100, corrected over a few hundred or thousand groups, can show drops of a fraction of
+that. The plan says which, level by level.
+
 Units: the array functions (:func:`power`, :func:`min_detectable_drop`, :func:`seeds_needed`)
 work on the accuracy scale of :mod:`classgap.audit` (fractions; variances in fractions
 squared); :func:`plan_seeds`, like the study's ``max_drop``, takes and reports points.
@@ -51,12 +59,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import special
 
 from classgap._validation import (
     check_choice,
@@ -70,14 +78,21 @@ from classgap.audit.multiplicity import CORRECTIONS
 from classgap.audit.paired import crossed_components
 from classgap.audit.perclass import check_class_names
 
+if TYPE_CHECKING:
+    from classgap.audit.groups import GroupMap
+
 NOT_DETECTABLE = "not detectable with these seeds"
 NO_VARIATION = "no variation seen: binomial variance floor"
 
-__all__ = ["MAX_SEEDS", "NOT_DETECTABLE", "NO_VARIATION", "SeedPlan", "class_level",
+__all__ = ["CLASS_LEVEL", "MAX_SEEDS", "NOT_DETECTABLE", "NO_VARIATION", "SeedPlan",
+           "class_level", "detectable_by_level", "group_components", "level_sentence",
            "min_detectable_drop", "plan_seeds", "power", "seeds_needed"]
 
 #: The largest number of seeds per strength :func:`seeds_needed` considers.
 MAX_SEEDS = 1000
+
+#: The finest level of :func:`detectable_by_level`: the classes themselves.
+CLASS_LEVEL = "class"
 
 
 def class_level(alpha: float, correction: str, n_classes: int) -> float:
@@ -140,7 +155,7 @@ def _power_ncp(ncp: Any, df: Any, level: float) -> np.ndarray:
     """Two-sided t power at noncentrality ``ncp`` (no validation: the solvers' inner loop).
 
     ``scipy.special`` directly: ``stats.nct`` gives the same numbers 100 times slower, which
-    matters for brentq on K = 1000 classes.
+    matters for the solver on K = 10,000 classes.
     """
     with quiet():
         t_crit = special.stdtrit(df, 1.0 - level / 2.0)
@@ -218,8 +233,9 @@ def min_detectable_drop(seed_var: Any, image_var: Any, n_images: Any, seeds: Any
                         n_classes: int | None = None) -> np.ndarray:
     """Per-class smallest drop (fraction) the crossed test finds with probability ``power``.
 
-    Solves :func:`power` ``= power`` for the drop with :func:`scipy.optimize.brentq`, class by
-    class (on the noncentrality, since the degrees of freedom do not depend on the drop).
+    Solves :func:`power` ``= power`` for the noncentrality (the degrees of freedom do not
+    depend on the drop) by regula falsi, all classes at once and each distinct df once
+    (:func:`_solve_ncp`: 10,000 classes in a fraction of a second), then scales it by the sd.
     Same parameters as :func:`power`; ``power`` in (0, 1) is the target.
 
     Returns
@@ -237,19 +253,52 @@ def min_detectable_drop(seed_var: Any, image_var: Any, n_images: Any, seeds: Any
                                   n_classes)
     var, df = _variance(sv, iv, n, s)
     out = np.full(var.shape, np.nan)
-    for k in map(int, np.flatnonzero(np.isfinite(var))):
-        if var[k] == 0 or _power_ncp(0.0, df[k], level) >= target:
-            out[k] = 0.0
-            continue
-
-        def gap(ncp: float, k: int = k) -> float:
-            return float(_power_ncp(ncp, df[k], level)) - target
-
-        hi = float(special.stdtrit(df[k], 1.0 - level / 2.0)) + 4.0
-        while gap(hi) < 0:  # power tends to 1 with the noncentrality: a bracket exists
-            hi *= 2.0
-        out[k] = optimize.brentq(gap, 0.0, hi, xtol=1e-6) * math.sqrt(var[k])
+    with quiet():
+        sure = (var == 0) | (_power_ncp(0.0, df, level) >= target)  # NaN var: False
+    out[sure] = 0.0
+    todo = np.isfinite(var) & ~sure
+    out[todo] = _solve_ncp(df[todo], level, target) * np.sqrt(var[todo])
     return out
+
+
+def _solve_ncp(df: np.ndarray, level: float, target: float) -> np.ndarray:
+    """(U,) the noncentrality at which the two-sided t test at ``level`` with ``df`` degrees of
+    freedom has power ``target`` (> its power at 0).
+
+    Regula falsi with the Illinois step, vectorized over the distinct ``df`` (many units share
+    one: the classes of a level with as many images and no seed part): the power grows with the
+    noncentrality, so a bracket ``[0, hi]`` holds the root once ``hi`` is doubled past it; the
+    iteration stops when every power is within 1e-12 of the target or every bracket within
+    1e-12 of its width.
+    """
+    if not df.size:
+        return np.zeros(0)
+    uniq, inverse = np.unique(df, return_inverse=True)
+
+    def gap(ncp: np.ndarray) -> np.ndarray:
+        return _power_ncp(ncp, uniq, level) - target
+
+    # the normal guess t_crit + z_target, then doubled until it brackets the root
+    hi = np.maximum(special.stdtrit(uniq, 1.0 - level / 2.0) + special.ndtri(target), 0.5)
+    f_hi = gap(hi)
+    while (short := f_hi < 0).any():
+        hi = np.where(short, 2.0 * hi, hi)
+        f_hi = np.where(short, gap(hi), f_hi)
+    lo, f_lo = np.zeros_like(hi), np.full_like(hi, level - target)  # the power at 0: its level
+    x = hi
+    last = np.zeros(hi.shape, dtype=np.int8)  # which end moved last: -1 lo, 1 hi
+    for _ in range(100):
+        x = hi - f_hi * (hi - lo) / (f_hi - f_lo)  # f_lo < 0 <= f_hi: no division by 0
+        fx = gap(x)
+        if ((np.abs(fx) < 1e-12) | (hi - lo <= 1e-12 * hi)).all():
+            break
+        up = fx >= 0  # x replaces hi; if hi moved last time too, halve f_lo (Illinois)
+        f_lo = np.where(up & (last == 1), f_lo / 2.0, f_lo)
+        f_hi = np.where(~up & (last == -1), f_hi / 2.0, f_hi)
+        hi, f_hi = np.where(up, x, hi), np.where(up, fx, f_hi)
+        lo, f_lo = np.where(up, lo, x), np.where(up, f_lo, fx)
+        last = np.where(up, 1, -1).astype(np.int8)
+    return np.asarray(x[inverse])
 
 
 def seeds_needed(drop: Any, seed_var: Any, image_var: Any, n_images: Any, *,
@@ -295,6 +344,206 @@ def seeds_needed(drop: Any, seed_var: Any, image_var: Any, n_images: Any, *,
     return pd.arrays.IntegerArray(out, ~possible)  # masked: NA
 
 
+def group_components(seed_var: Any, image_var: Any, n_images: Any, codes: Any, n_groups: int,
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per group, the variance parts of its pooled delta, from its classes' parts.
+
+    A group's accuracy pooled over its images is ``sum_k w_k acc_k`` with ``w_k = n_k / n_g``
+    (its classes weighted by their test images), so its delta has the parts::
+
+        sigma2_g = sum_k w_k^2 sigma2_k,    B_g = sum_k w_k^2 B_k,    n_g = sum_k n_k
+
+    The image parts of different classes are independent (different images). The seed parts
+    are taken as independent too; where a run that gains one class loses another of the same
+    group (confusions inside the group) the true ``sigma2_g`` is smaller and the plan errs
+    toward asking for a larger drop, where a seed lifts every class at once it is larger.
+
+    Parameters
+    ----------
+    seed_var, image_var, n_images : array, shape (K,)
+        Per class, as :func:`power` takes them (NaN parts for classes without test images).
+    codes : array of int, shape (K,)
+        Each class's group, in ``[0, n_groups)``.
+    n_groups : int
+
+    Returns
+    -------
+    seed_var, image_var, n_images : ndarray, shape (G,)
+        NaN parts for a group without test images.
+
+    Examples
+    --------
+    >>> sv, iv, n = group_components([4e-4, 1e-4], [1e-4, 0.0], [100, 300], [0, 0], 1)
+    >>> sv.round(8).tolist(), iv.round(8).tolist(), n.tolist()
+    ([8.125e-05], [6.25e-06], [400.0])
+    """
+    sv, iv = _per_class(seed_var, "seed_var"), _per_class(image_var, "image_var")
+    n = _per_class(n_images, "n_images")
+    g = check_positive_int(n_groups, "n_groups")
+    code = np.asarray(codes)
+    if code.dtype.kind not in "iu" or any(x.shape != code.shape for x in (sv, iv, n)):
+        raise fail("codes", "be an integer array with one group per class of 'seed_var', "
+                   "'image_var' and 'n_images'",
+                   f"{code.dtype} {code.shape} against {sv.shape}, {iv.shape}, {n.shape}")
+    if code.size and (code.min() < 0 or code.max() >= g):
+        raise fail("codes", f"hold groups in [0, {g - 1}]", int(code.max()))
+    n_g = np.bincount(code, weights=n, minlength=g)
+    with quiet():
+        w2 = (n / n_g[code]) ** 2  # absent classes weigh 0 (and so drop their NaN parts)
+        parts = [np.bincount(code, weights=np.where(n > 0, w2 * x, 0.0), minlength=g)
+                 for x in (sv, iv)]
+    sv_g, iv_g = (np.where(n_g > 0, p, np.nan) for p in parts)
+    return sv_g, iv_g, n_g
+
+
+def _pooled(values: np.ndarray, n: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """(G,) the support-weighted mean of a per-class array (NaN for a group without images)."""
+    n_g = np.bincount(codes, weights=n, minlength=n_groups)
+    with quiet():
+        return np.bincount(codes, weights=np.where(n > 0, n * values, 0.0),
+                           minlength=n_groups) / np.where(n_g > 0, n_g, np.nan)
+
+
+def _level_row(level: str, n_units: int, n: np.ndarray, accuracy: np.ndarray,
+               mdd: np.ndarray, unit_level: float) -> dict[str, Any]:
+    """One row of :func:`detectable_by_level` from its units' images, accuracies and drops."""
+    seen = (n > 0) & np.isfinite(mdd)
+    # without an accuracy a unit can fall by at most 100 points
+    ceiling = np.where(np.isnan(accuracy), 100.0, accuracy)
+    row = {"level": level, "n_units": n_units, "n_with_images": int(seen.sum()),
+           "median_images": float(np.median(n[seen])) if seen.any() else math.nan,
+           "unit_level": unit_level,
+           "min_detectable_drop": float(np.median(mdd[seen])) if seen.any() else math.nan,
+           "median_accuracy": float(np.nanmedian(accuracy[seen]))
+           if (seen & ~np.isnan(accuracy)).any() else math.nan,
+           "n_detectable": int((seen & (mdd <= ceiling)).sum())}
+    return {**row, "sentence": level_sentence(row)}
+
+
+def level_sentence(row: Mapping[str, Any]) -> str:
+    """A row of :func:`detectable_by_level` in words: what one unit of the level can show.
+
+    Examples
+    --------
+    >>> level_sentence({"level": "class", "n_units": 10000, "n_with_images": 10000,
+    ...                 "median_images": 10.0, "min_detectable_drop": 112.4,
+    ...                 "median_accuracy": 70.0, "n_detectable": 0})
+    'Per class (10,000 classes, median 10 test images each): no single class can be tested: it
+    would have to lose 112 points (median) to be found, more than its whole accuracy in 10,000
+    of 10,000 classes (median accuracy 70 points)'
+    """
+    level, present, found = row["level"], row["n_with_images"], row["n_detectable"]
+    kind = "classes" if level == CLASS_LEVEL else "groups"
+    if not present:
+        return f"Per {level} ({row['n_units']:,} {kind}): no test images"
+    head = f"Per {level} ({row['n_units']:,} {kind}, median {row['median_images']:g} test " \
+           "images each)"
+    mdd, acc = row["min_detectable_drop"], row["median_accuracy"]
+    if 2 * found >= present:
+        return (f"{head}: drops of {mdd:.1f} points or more are detectable (median over the "
+                f"{kind}; {found:,} of {present:,} have the accuracy to fall that far)")
+    who = f"no single {level} can be tested" if not found else \
+        f"most {kind} cannot be tested alone ({found:,} of {present:,} can)"
+    whole = f"its whole accuracy in {present - found:,} of {present:,} {kind} (median " \
+        f"accuracy {acc:.0f} points)" if math.isfinite(acc) else \
+        f"the 100 points a {level} could lose in {present - found:,} of {present:,} {kind}"
+    return f"{head}: {who}: it would have to lose {mdd:.0f} points (median) to be found, " \
+           f"more than {whole}"
+
+
+def detectable_by_level(seed_var: Any, image_var: Any, n_images: Any, seeds: int,
+                        groups: GroupMap | None = None, *, accuracy: Any = None,
+                        power: float = 0.8, alpha: float = 0.05, correction: str = "bh",
+                        n_classes: int | None = None) -> pd.DataFrame:
+    """Per level of a group map, and per class: the smallest drop one unit can show.
+
+    The units of a level are its groups, each tested on its pooled images (the parts of
+    :func:`group_components`) against the others of its level: the per-unit level is
+    :func:`class_level` with the level's number of groups as the family (BH or Holm over the
+    groups of that level, not over all classes). The class level is :func:`min_detectable_drop`
+    per class, over K. So at 10 images a class and 10,000 classes the class row says that no
+    class can be tested while a genus of 10 classes and a family of 100 can.
+
+    Parameters
+    ----------
+    seed_var, image_var, n_images, seeds
+        Per class, as :func:`power` takes them (fractions). From one run a side (an audit,
+        no seeds), pass ``seed_var = 0``, ``seeds = 2`` and the variance of each class's delta
+        as ``image_var``: the degrees of freedom are then the images'.
+    groups : GroupMap, optional
+        In the classes' order (:meth:`GroupMap.align`); without it, the class row alone.
+    accuracy : array, shape (K,), optional
+        Each class's accuracy (fraction): a unit whose smallest detectable drop exceeds its
+        accuracy cannot show it (a group's accuracy is pooled over its images).
+    power, alpha, correction
+        Target power, level and correction (``"bh"``, ``"holm"`` or ``"none"``).
+    n_classes : int, optional
+        K of the class level's correction (default: the length of the per-class arrays).
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per level, coarsest first, ``"class"`` last: ``level``, ``n_units`` (the
+        level's family: its groups, or K), ``n_with_images``, ``median_images`` (per unit),
+        ``unit_level`` (the two-sided level of one unit's test), ``min_detectable_drop``
+        (points, median over the units with images: past ``median_accuracy`` or 100 it is a
+        drop no unit of the level can make), ``median_accuracy`` (points; NaN without
+        ``accuracy``), ``n_detectable`` (units whose smallest detectable drop is within their
+        accuracy, or within 100 points without ``accuracy``) and ``sentence``.
+
+    Examples
+    --------
+    >>> from classgap.audit.groups import GroupMap
+    >>> k, n, p = 1000, 10, 0.7  # 1000 classes of 10 images at 70%; 100 genera of 10 classes
+    >>> genus = GroupMap.from_columns([f"c{i}" for i in range(k)],
+    ...                               {"genus": [f"g{i // 10}" for i in range(k)]})
+    >>> # one run a side: no seed part; two runs' accuracies differ with variance 2 p (1 - p) / n
+    >>> table = detectable_by_level(np.zeros(k), np.full(k, 2 * p * (1 - p) / n), np.full(k, n),
+    ...                             2, genus, accuracy=np.full(k, p))
+    >>> table[["level", "n_units", "median_images", "n_detectable"]].values.tolist()
+    [['genus', 100, 100.0, 100], ['class', 1000, 10.0, 0]]
+    >>> table["min_detectable_drop"].round(1).tolist()  # points: a class cannot lose 177
+    [28.9, 177.2]
+    """
+    target = _check_target(power)
+    seeds = check_positive_int(seeds, "seeds", minimum=2)
+    sv, iv, n, _, _ = _inputs(seed_var, image_var, n_images, seeds, alpha, correction,
+                              n_classes)
+    k = len(sv) if n_classes is None else check_positive_int(n_classes, "n_classes")
+    acc = np.full(len(sv), np.nan) if accuracy is None else _accuracy(accuracy, len(sv))
+    if groups is not None and groups.n_classes != len(sv):
+        raise fail("groups", f"map the {len(sv)} classes of 'seed_var' (GroupMap.align)",
+                   f"a map of {groups.n_classes} classes")
+    opts: dict[str, Any] = {"power": target, "alpha": alpha, "correction": correction}
+    rows = []
+    for level, codes, size in _levels(groups):
+        gsv, giv, gn = group_components(sv, iv, n, codes, size)
+        mdd = 100 * min_detectable_drop(gsv, giv, gn, seeds, n_classes=size, **opts)
+        rows.append(_level_row(level, size, gn, 100 * _pooled(acc, n, codes, size), mdd,
+                               class_level(alpha, correction, size)))
+    mdd = 100 * min_detectable_drop(sv, iv, n, seeds, n_classes=k, **opts)
+    rows.append(_level_row(CLASS_LEVEL, k, n, 100 * acc, mdd, class_level(alpha, correction, k)))
+    return pd.DataFrame(rows)
+
+
+def _accuracy(accuracy: Any, k: int) -> np.ndarray:
+    acc = np.asarray(accuracy, dtype=np.float64)
+    if acc.shape != (k,):
+        raise fail("accuracy", f"be a per-class array of shape ({k},)", f"shape {acc.shape}")
+    if ((acc < 0) | (acc > 1)).any():
+        raise fail("accuracy", "hold fractions in [0, 1] (NaN for absent classes)",
+                   acc[(acc < 0) | (acc > 1)][0].item())
+    return acc
+
+
+def _levels(groups: GroupMap | None) -> list[tuple[str, np.ndarray, int]]:
+    """(name, (K,) codes, number of groups) per level of ``groups``, coarsest first."""
+    if groups is None:
+        return []
+    return [(level, groups.codes[i], len(groups.names[i]))
+            for i, level in enumerate(groups.levels)]
+
+
 def detectable_sentence(detect: Mapping[str, Any]) -> str:
     """"With S seeds per strength this study can detect drops of X points or more (median over
     classes; the hardest class, C: Y)", in words that stay true past 100 points."""
@@ -330,6 +579,14 @@ class SeedPlan:
     power, alpha, correction, level, max_seeds
         Target power, the study's level and correction, the per-class level
         (:func:`class_level`) and the largest seed count searched.
+    groups : pd.DataFrame or None
+        With a class grouping (:meth:`with_groups`): one row per group of every level,
+        coarsest level first: ``level, group, n_classes``, then the columns of ``classes``
+        for the group on its pooled images (its ``min_detectable_drop`` corrected over the
+        groups of its level; ``note`` :data:`NOT_DETECTABLE` or ``""``).
+    levels : pd.DataFrame or None
+        With a class grouping: :func:`detectable_by_level`, one row per level and the class
+        level last.
     """
 
     classes: pd.DataFrame
@@ -340,6 +597,8 @@ class SeedPlan:
     correction: str
     level: float
     max_seeds: int = MAX_SEEDS
+    groups: pd.DataFrame | None = None
+    levels: pd.DataFrame | None = None
 
     def settings(self) -> dict[str, Any]:
         return {"seeds": self.seeds, "drop": self.drop, "power": self.power,
@@ -391,6 +650,12 @@ class SeedPlan:
                        f"a {self.drop:g}-point drop with up to {self.max_seeds} seeds: their "
                        f"test-image noise alone is too wide; they need more test images "
                        f"({names}{', ...' if len(blocked) > 10 else ''})")
+        if self.levels is not None:
+            corrected = "uncorrected" if self.correction == "none" else \
+                f"{self.correction} over the units of each level"
+            out.append(f"Per level, with {self.seeds} seeds per strength "
+                       f"({100 * self.power:g}% power, {corrected}):")
+            out.extend(self.levels["sentence"])
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -402,10 +667,49 @@ class SeedPlan:
                 v = v.item()
             return None if isinstance(v, float) and not math.isfinite(v) else v
 
-        records = [{key: clean(v) for key, v in row.items()}
-                   for row in self.classes.astype(object).to_dict(orient="records")]
-        return {"settings": {key: clean(v) for key, v in self.settings().items()},
-                "classes": records}
+        def records(table: pd.DataFrame) -> list[dict[str, Any]]:
+            return [{key: clean(v) for key, v in row.items()}
+                    for row in table.astype(object).to_dict(orient="records")]
+
+        out = {"settings": {key: clean(v) for key, v in self.settings().items()},
+               "classes": records(self.classes)}
+        for key, table in (("levels", self.levels), ("groups", self.groups)):
+            if table is not None:
+                out[key] = records(table)
+        return out
+
+    def with_groups(self, groups: GroupMap) -> SeedPlan:
+        """The plan per group of every level of ``groups`` (:attr:`groups`, :attr:`levels`).
+
+        ``groups`` lists the plan's classes in its order (:meth:`GroupMap.align`). A group is
+        planned on its pooled images from its classes' parts (:func:`group_components`), at
+        the plan's seeds, power, level and drop, corrected over the groups of its level.
+        """
+        names = [str(c) for c in self.classes["class"]]
+        if list(groups.classes) != names:
+            first = next((c for c, d in zip(groups.classes, names, strict=False) if c != d),
+                         f"{groups.n_classes} classes")
+            raise fail("groups", f"list the plan's {len(names)} classes in its order "
+                       "(GroupMap.align)", first)
+        sv, iv = ((self.classes[c].to_numpy(dtype=np.float64) / 100) ** 2
+                  for c in ("seed_sd", "image_sd"))
+        n = self.classes["support"].to_numpy(dtype=np.float64)
+        acc = self.classes["accuracy"].to_numpy(dtype=np.float64) / 100
+        tables = []
+        for i, (level, codes, size) in enumerate(_levels(groups)):
+            gsv, giv, gn = group_components(sv, iv, n, codes, size)
+            gacc = _pooled(acc, n, codes, size)
+            settings = {k: v for k, v in self.settings().items() if k != "level"}
+            cols, beyond = _plan_units(gsv, giv, gn, gacc, size, **settings)
+            tables.append(pd.DataFrame({
+                "level": level, "group": groups.names[i], "n_classes": groups.sizes(i),
+                "support": gn.astype(np.int64), "seed_sd": 100 * np.sqrt(gsv),
+                "image_sd": 100 * np.sqrt(giv), "accuracy": 100 * gacc, **cols,
+                "note": pd.Series(np.where(beyond, NOT_DETECTABLE, ""), dtype=object)}))
+        levels = detectable_by_level(sv, iv, n, self.seeds, groups, accuracy=acc,
+                                     power=self.power, alpha=self.alpha,
+                                     correction=self.correction, n_classes=len(names))
+        return replace(self, groups=pd.concat(tables, ignore_index=True), levels=levels)
 
 
 def _check_preds(test_preds: Any, n: int) -> list[np.ndarray]:
@@ -429,7 +733,8 @@ def _check_preds(test_preds: Any, n: int) -> list[np.ndarray]:
 def plan_seeds(y_test: Any, test_preds: Sequence[Any], *, reference: int = 0,
                class_names: Sequence[Any] | None = None, n_classes: int | None = None,
                drop: float = 1.0, power: float = 0.8, alpha: float = 0.05,
-               correction: str = "bh", max_seeds: int = MAX_SEEDS) -> SeedPlan:
+               correction: str = "bh", max_seeds: int = MAX_SEEDS,
+               groups: GroupMap | None = None) -> SeedPlan:
     """Plan seeds from a study's own variance: what it can detect and what a drop needs.
 
     Parameters
@@ -451,11 +756,15 @@ def plan_seeds(y_test: Any, test_preds: Sequence[Any], *, reference: int = 0,
         The study's level and correction (see :func:`class_level`).
     max_seeds : int
         The largest number of seeds per strength considered.
+    groups : GroupMap, optional
+        A class grouping in the classes' order: the plan per group of every level too
+        (:meth:`SeedPlan.with_groups`).
 
     Returns
     -------
     SeedPlan
-        ``min_detectable_drop`` at the fewest seeds of any strength.
+        ``min_detectable_drop`` at the fewest seeds of any strength. With ``groups``, its
+        ``groups`` and ``levels`` tables.
 
     Examples
     --------
@@ -506,20 +815,33 @@ def plan_seeds(y_test: Any, test_preds: Sequence[Any], *, reference: int = 0,
                               minlength=k) / n
     flat = (seed_var == 0) & (image_var == 0) & (n > 0)  # no run, no image differs
     seed_var = np.where(flat, binomial_floor(acc_all, n), seed_var)
-    var, df = _variance(seed_var, image_var, n, np.full(k, float(seeds)))
-    opts: dict[str, Any] = {"alpha": alpha, "correction": correction, "n_classes": k}
+    cols, beyond = _plan_units(seed_var, image_var, n, acc_ref, k, seeds=seeds, drop=drop,
+                               power=target, alpha=alpha, correction=correction,
+                               max_seeds=max_seeds)
+    notes = [("; ".join(t for t, on in ((NO_VARIATION, f), (NOT_DETECTABLE, b)) if on))
+             for f, b in zip(flat, beyond, strict=True)]
+    classes = pd.DataFrame({
+        "class": names, "support": n.astype(np.int64),
+        "seed_sd": 100 * np.sqrt(seed_var), "image_sd": 100 * np.sqrt(image_var),
+        "accuracy": 100 * acc_ref, **cols, "note": pd.Series(notes, dtype=object)})
+    plan = SeedPlan(classes, seeds, drop, target, float(alpha), correction, level, max_seeds)
+    return plan if groups is None else plan.with_groups(groups)
+
+
+def _plan_units(sv: np.ndarray, iv: np.ndarray, n: np.ndarray, accuracy: np.ndarray,
+                family: int, *, seeds: int, drop: float, power: float, alpha: float,
+                correction: str, max_seeds: int) -> tuple[dict[str, Any], np.ndarray]:
+    """The plan's columns for units (classes, or the groups of one level) in a family of
+    ``family`` tests: ``min_detectable_drop`` (points; NaN past the unit's ``accuracy``),
+    ``power_at_drop``, ``seeds_needed``; and the (U,) bool of those past their accuracy."""
+    opts: dict[str, Any] = {"alpha": alpha, "correction": correction, "n_classes": family}
+    var, df = _variance(sv, iv, n, np.full(len(sv), float(seeds)))
     with quiet():
-        mdd = 100 * min_detectable_drop(seed_var, image_var, n, seeds, power=target, **opts)
-        beyond = mdd > 100 * acc_ref  # a drop the class cannot make: it has less accuracy
-        notes = [("; ".join(t for t, on in ((NO_VARIATION, f), (NOT_DETECTABLE, b)) if on))
-                 for f, b in zip(flat, beyond, strict=True)]
-        classes = pd.DataFrame({
-            "class": names, "support": n.astype(np.int64),
-            "seed_sd": 100 * np.sqrt(seed_var), "image_sd": 100 * np.sqrt(image_var),
-            "accuracy": 100 * acc_ref,
-            "min_detectable_drop": np.where(beyond, np.nan, mdd),
-            "power_at_drop": _power(np.full(k, drop / 100), var, df, level),
-            "seeds_needed": seeds_needed(drop / 100, seed_var, image_var, n, power=target,
-                                         max_seeds=max_seeds, **opts),
-            "note": pd.Series(notes, dtype=object)})
-    return SeedPlan(classes, seeds, drop, target, float(alpha), correction, level, max_seeds)
+        mdd = 100 * min_detectable_drop(sv, iv, n, seeds, power=power, **opts)
+        beyond = mdd > 100 * accuracy  # a drop the unit cannot make: it has less accuracy
+        cols = {"min_detectable_drop": np.where(beyond, np.nan, mdd),
+                "power_at_drop": _power(np.full(len(sv), drop / 100), var, df,
+                                        class_level(alpha, correction, family)),
+                "seeds_needed": seeds_needed(drop / 100, sv, iv, n, power=power,
+                                             max_seeds=max_seeds, **opts)}
+    return cols, beyond

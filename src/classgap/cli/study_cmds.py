@@ -19,15 +19,17 @@ from classgap.sweep.backends import AUTO, BACKENDS, RETRIES
 from classgap.sweep.presets import PRESETS
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from classgap.analysis.plan import SeedPlan
 
 
-@app.command("study")
-def study_cmd(
 GROUPS_HELP = ("Class groups to test (which group pays): a CSV or JSON group map, "
                "fashion-mnist, cifar100 or a CIFAR-100 folder.")
 
 
+@app.command("study")
+def study_cmd(
     preset: str | None = typer.Option(None, "--preset", "-p", help=f"A named study: "
                                       f"{PRESETS.choices()} (classgap list presets; "
                                       f"default: {PRESETS.list()[0]})."),
@@ -99,22 +101,22 @@ GROUPS_HELP = ("Class groups to test (which group pays): a CSV or JSON group map
                                         "look collapsed (far below their strength's other "
                                         "seeds, or at chance) out of the statistics; by "
                                         "default they are only reported."),
-) -> None:
-    """Sweep a regularizer over strengths and seeds; show which classes pay for the choice."""
     groups: str | None = typer.Option(None, "--groups", metavar="SPEC", help=GROUPS_HELP
                                       + " Default: the dataset's own (Fashion-MNIST, "
                                         "CIFAR-100) when classgap trains it; 'none': no "
                                         "groups."),
+) -> None:
+    """Sweep a regularizer over strengths and seeds; show which classes pay for the choice."""
     from classgap.pipeline import (
+        NO_GROUPS,
         check_no_failed,
         check_study,
-        NO_GROUPS,
         plan_study,
         resolve_study_run,
         run_full_study,
+        study_grouping,
     )
     from classgap.report import print_summary
-        study_grouping,
 
     if verify is not None:
         _verify(verify)
@@ -129,9 +131,9 @@ GROUPS_HELP = ("Class groups to test (which group pays): a CSV or JSON group map
         transfer_to=transfer_to, refit=where.refit, reweight=reweight, group_refit=group_refit,
         retries=retries)
     check_study(plan, **options)  # every option, before the header and before any file
+    grouping = study_grouping(plan, groups, train_cmd=train_cmd)
     console.print(cell(render.study_line(plan, where), "dim"))
     started = time.time()
-    grouping = study_grouping(plan, groups, train_cmd=train_cmd)
     result = run_full_study(plan, where.out_dir, retry_failed=retry_failed, address=address,
                             progress=True, ensemble=ensemble, exclude_failed=exclude_failed,
                             groups=NO_GROUPS if grouping is None else grouping, **options)
@@ -155,11 +157,11 @@ def report_cmd(
                                                     "as the study was run)."),
     verify: bool = typer.Option(False, "--verify", help="Only check the finished runs' files "
                                 "against their checksums (as classgap study --verify)."),
-) -> None:
-    """Re-analyse a finished study directory and rewrite its report.html and summary.json."""
     groups: str | None = typer.Option(None, "--groups", metavar="SPEC", help=GROUPS_HELP
                                       + " Default: the grouping the study recorded; 'none': "
                                         "no groups (for this report)."),
+) -> None:
+    """Re-analyse a finished study directory and rewrite its report.html and summary.json."""
     from classgap.pipeline import report_study
     from classgap.report import print_summary
 
@@ -212,13 +214,25 @@ def plan_seeds_cmd(
     alpha: float | None = typer.Option(None, "--alpha", help="Override the study's alpha."),
     correction: Correction | None = typer.Option(None, "--correction", help="Override the "
                                                  "study's correction over classes."),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json or csv."),
+    groups: str | None = typer.Option(None, "--groups", metavar="SPEC", help="Also plan per "
+                                      "group of classes, level by level (BH or Holm over "
+                                      "the groups of a level): a CSV or JSON group map, a "
+                                      "built-in name (fashion-mnist) or a CIFAR-100 folder."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json or csv "
+                               "(csv: the classes)."),
 ) -> None:
-    """Per class: the smallest drop the study's seeds detect, and the seeds a drop needs."""
+    """Per class: the smallest drop the study's seeds detect, and the seeds a drop needs.
+
+    With --groups, the same per group of every level, and what one unit of each level can
+    show."""
     from classgap.pipeline import plan_study_seeds
 
     plan = plan_study_seeds(study_dir, drop=drop, power=power, alpha=alpha,
                             correction=None if correction is None else correction.value)
+    if groups is not None:
+        from classgap.data.groups import load_groups
+
+        plan = plan.with_groups(load_groups(groups, [str(c) for c in plan.classes["class"]]))
     if fmt is Format.json:
         typer.echo(render.to_json(plan.to_dict()), nl=False)
         return
@@ -226,27 +240,54 @@ def plan_seeds_cmd(
         typer.echo(render.to_csv(plan.classes), nl=False)
         return
     console.print(_plan_table(plan))
+    if plan.groups is not None and plan.levels is not None:
+        console.print(_plan_table(plan, by_group=True))
+        console.print(_levels_table(plan.levels, plan.seeds))
     for line in plan.lines():
         console.print(cell(line))  # the lines name classes: text, one line each
 
 
-def _plan_table(plan: SeedPlan) -> Table:
+def _plan_table(plan: SeedPlan, *, by_group: bool = False) -> Table:
+    """The classes' plan, or with ``by_group`` the groups' (each corrected over its level)."""
     from classgap.analysis.plan import NO_VARIATION, NOT_DETECTABLE
 
-    table = Table(title=f"Seed plan (points; {100 * plan.power:g}% power, per-class level "
-                        f"{plan.level:.2g}, {plan.correction} over classes)")
-    for name in ("class", "seed sd", "image sd", f"min detectable drop ({plan.seeds} seeds)",
-                 f"seeds for a {plan.drop:g}-point drop"):
-        table.add_column(name, justify="left" if name == "class" else "right",
-                         overflow="fold" if name == "class" else "ellipsis")
-    for undetectable, (_, row) in zip(plan.undetectable(), plan.classes.iterrows(),
-                                      strict=True):
+    rows = plan.groups if by_group and plan.groups is not None else plan.classes
+    unit = "group" if by_group else "class"
+    family = "over the groups of each level" if by_group else \
+        f"per-class level {plan.level:.2g}, {plan.correction} over classes"
+    table = Table(title=f"Seed plan per {unit} (points; {100 * plan.power:g}% power, {family})")
+    for name in ((["level"] if by_group else []) + [unit, "seed sd", "image sd",
+                 f"min detectable drop ({plan.seeds} seeds)",
+                 f"seeds for a {plan.drop:g}-point drop"]):
+        text = name in ("level", unit)
+        table.add_column(name, justify="left" if text else "right",
+                         overflow="fold" if text else "ellipsis")
+    for _, row in rows.iterrows():
         need = row["seeds_needed"]
         mdd = row["min_detectable_drop"]
-        floored = NO_VARIATION in str(row.get("note", ""))  # sd 0 seen: the binomial floor
-        add_row(table, row["class"], _num(row["seed_sd"]) + (" (floor)" if floored else ""),
+        note = str(row.get("note", ""))
+        undetectable = NOT_DETECTABLE in note
+        floored = NO_VARIATION in note  # sd 0 seen: the binomial floor
+        label = [row["level"], row["group"]] if by_group else [row["class"]]
+        add_row(table, *label, _num(row["seed_sd"]) + (" (floor)" if floored else ""),
                 _num(row["image_sd"]), NOT_DETECTABLE if undetectable else _num(mdd),
                 str(int(need)) if finite(need) else "more test images")
+    return table
+
+
+def _levels_table(levels: pd.DataFrame, seeds: int) -> Table:
+    """Per level: what one unit can show (``detectable_by_level``)."""
+    table = Table(title=f"Per level: the smallest drop one unit can show ({seeds} seeds, "
+                        f"points, median over its units)")
+    for name in ("level", "units", "median images", "per-unit level", "min detectable drop",
+                 "median accuracy", "units that can show it"):
+        table.add_column(name, justify="left" if name == "level" else "right")
+    for _, row in levels.iterrows():
+        images = row["median_images"]
+        add_row(table, row["level"], f"{row['n_units']:,}",
+                "–" if math.isnan(images) else f"{images:g}",
+                f"{row['unit_level']:.2g}", _num(row["min_detectable_drop"]),
+                _num(row["median_accuracy"]), f"{row['n_detectable']:,}")
     return table
 
 

@@ -27,6 +27,7 @@ MODULES = [
     "classgap.audit.frame",
     "classgap.audit.groups",
     "classgap.data.groups",
+    "classgap.analysis.plan",
     "classgap.fix.solver",
     "classgap.fix.rule",
     "classgap.sweep.integrity",

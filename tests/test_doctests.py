@@ -26,6 +26,7 @@ MODULES = [
     "classgap.audit.compare",
     "classgap.audit.frame",
     "classgap.audit.groups",
+    "classgap.audit.hierarchical",
     "classgap.data.groups",
     "classgap.analysis.plan",
     "classgap.fix.solver",

@@ -26,6 +26,12 @@ from classgap.audit.disparity import (
 )
 from classgap.audit.frame import ClassAudit, audit, audit_predictions
 from classgap.audit.groups import BUILTIN_GROUPS, GroupMap, read_group_map
+from classgap.audit.hierarchical import (
+    TreeComparison,
+    compare_tree,
+    hierarchical_test,
+    tree_comparison,
+)
 from classgap.audit.intervals import (
     bootstrap_class_accuracy,
     bootstrap_interval,
@@ -56,6 +62,7 @@ __all__ = [
     "Comparison",
     "GroupMap",
     "Predictions",
+    "TreeComparison",
     "adjust_pvalues",
     "align_runs",
     "audit",
@@ -68,11 +75,13 @@ __all__ = [
     "class_counts",
     "compare_files",
     "compare_predictions",
+    "compare_tree",
     "confusion_matrix",
     "difficulty_tertiles",
     "disparity_summary",
     "effect_size",
     "harmonic_mean",
+    "hierarchical_test",
     "load_runs",
     "mcnemar_exact",
     "mcnemar_interval",
@@ -85,6 +94,7 @@ __all__ = [
     "read_predictions",
     "seed_interval",
     "sparse_confusion",
+    "tree_comparison",
     "two_level_bootstrap_accuracy",
     "welch_test",
     "wilson_interval",

@@ -203,14 +203,17 @@ def test_a_bad_spec_stops_the_study_before_anything_exists(
 # --------------------------------------------------------------------------- the analysis
 
 
-def _records(drop: float, names: list[str], seeds: int = 2) -> list[RunRecord]:
-    """Two strengths; at 1 the first three classes lose ``drop``, the others gain 20 points."""
+def _records(drop: float, names: list[str], seeds: int = 2,
+             change: list[float] | None = None) -> list[RunRecord]:
+    """Two strengths; at 1 the first three classes lose ``drop``, the others gain 20 points
+    (or each class changes by its ``change``)."""
     y = np.repeat(np.arange(6), 300)
+    change = [-drop] * 3 + [0.2] * 3 if change is None else change
     out = []
     for s in (0.0, 1.0):
         for seed in range(seeds):
             rng = np.random.default_rng([seed, int(s)])
-            acc = np.where(y < 3, 0.8 - drop * s, 0.6 + 0.2 * s)
+            acc = np.where(y < 3, 0.8, 0.6) + np.asarray(change)[y] * s
             pred = np.where(rng.random(y.size) < acc, y, (y + 1) % 6)
             p = Predictions.from_arrays(y, y_pred=pred, classes=names)
             out.append(RunRecord({"x": s}, s, seed, p, p))
@@ -228,10 +231,24 @@ def test_a_group_within_noise_is_said_so() -> None:
     console = Console(record=True, width=200)
     print_summary(result, console)
     text = console.export_text()
-    assert "No group drops significantly (q < 0.05, BH over the groups of each level); the " \
+    assert "No group drops as a whole (q < 0.05, BH over the groups of each level); the " \
         "worst, tops (group) " in text
     assert "is within seed noise." in text
     json.dumps(summary_dict(result), allow_nan=False)  # strict JSON, every group
+
+
+def test_a_class_that_pays_inside_a_group_that_gains() -> None:
+    """The default study's case: Shirt pays while its tops gain as a whole; the line says
+    that the group gains and names the class the tree test finds inside it."""
+    result = analyze(_records(0.0, CLASSES, seeds=3, change=[0.15, -0.12, 0.15, 0.1, 0.1, 0.1]),
+                     axis="x", reference=0.0, groups=_grouping(CLASSES, GROUP))
+    assert result.groups is not None and result.groups.paying().empty
+    console = Console(record=True, width=300)
+    print_summary(result, console)
+    text = " ".join(console.export_text().split())
+    assert "No group drops as a whole (q < 0.05, BH over the groups of each level); inside " \
+        "tops (+" in text
+    assert ": it gains as a whole) the tree test finds Shirt paying: -" in text
 
 
 def test_no_group_is_compared_when_validation_keeps_the_reference() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pandas as pd
 from rich.text import Text
 
 from classgap._format import finite, literal, points, pvalue
@@ -68,26 +69,25 @@ def _worst_member(result: StudyResult, g: StudyGroups, level: str, group: str) -
 
 def group_sentence(result: StudyResult) -> str | None:
     """One sentence: the group that pays (at the coarsest level where one does), with its
-    change, interval and q, and its worst class; or that none does, and the worst group is
-    within noise. None without groups.
+    change, interval and q, and its worst class. Where no group drops as a whole, the drop the
+    tree test finds inside a group (a class that pays while its group gains or stays within
+    noise), or else that the worst group is within noise. None without groups.
 
     Examples
     --------
     ``Group that pays (group, BH over its 5 groups): tops -0.92 pts [-1.40, -0.45],
     q = 0.004 (4 classes); worst class inside: Shirt -1.78 pts [-2.85, -0.72], q = 0.002.``
+
+    ``No group drops as a whole (q < 0.05, BH over the groups of each level); inside tops
+    (+0.88 pts [+0.37, +1.39], q = 0.002: it gains as a whole) the tree test finds Shirt
+    paying: -1.78 pts [-2.85, -0.72], q = 0.007.``
     """
     g = result.groups
     if g is None or g.groups.empty:
         return None
     paying = g.paying()
     if paying.empty:
-        worst = g.groups.sort_values("delta", kind="stable", na_position="last").iloc[0]
-        state = ("gains significantly" if worst["verdict"] == "gain"
-                 else f"is {verdict_text(worst['verdict'], result)}")
-        return (f"No group drops significantly (q < {g.alpha:g}, "
-                f"{correction_text(g.correction)} over the groups of each level); the worst, "
-                f"{literal(worst['group'])} ({literal(worst['level'])}) {_change(worst)}, "
-                f"{state}.")
+        return _no_group_pays(result, g)
     level = str(paying["level"].iloc[0])
     here = paying[paying["level"] == level]
     row = here.iloc[0]
@@ -105,11 +105,44 @@ def group_sentence(result: StudyResult) -> str | None:
     return text + "."
 
 
+def _no_group_pays(result: StudyResult, g: StudyGroups) -> str:
+    """No group drops as a whole: the drop the tree finds inside one, else the worst group."""
+    head = (f"No group drops as a whole (q < {g.alpha:g}, {correction_text(g.correction)} "
+            "over the groups of each level)")
+    inner = _drops_inside(g)
+    if inner.empty:
+        worst = g.groups.sort_values("delta", kind="stable", na_position="last").iloc[0]
+        state = ("gains significantly" if worst["verdict"] == "gain"
+                 else f"is {verdict_text(worst['verdict'], result)}")
+        return (f"{head}; the worst, {literal(worst['group'])} ({literal(worst['level'])}) "
+                f"{_change(worst)}, {state}.")
+    node = inner.iloc[0]
+    parent_level = g.levels[int(node["depth"]) - 1]
+    parent = g.groups[(g.groups["level"] == parent_level)
+                      & (g.groups["group"].astype(str) == str(node["parent"]))].iloc[0]
+    state = ("it gains" if parent["verdict"] == "gain"
+             else f"{verdict_text(parent['verdict'], result)}")
+    more = f" (and {len(inner) - 1} more drops the tree finds)" if len(inner) > 1 else ""
+    return (f"{head}; inside {literal(parent['group'])} ({_change(parent)}: {state} as a "
+            f"whole) the tree test finds {literal(node['node'])} paying: {_change(node)}"
+            f"{more}.")
+
+
+def _drops_inside(g: StudyGroups) -> pd.DataFrame:
+    """The drops the tree test finds below its top level (sub-groups, classes), worst first."""
+    tree = g.tree
+    found = tree[tree["rejected"].astype(bool) & (tree["verdict"] == "drop")
+                 & (tree["depth"].astype(int) > 0)]
+    return found.sort_values("delta", kind="stable", na_position="last")
+
+
 def group_line(result: StudyResult) -> Text | None:
-    """:func:`group_sentence` for the terminal (red when a group pays)."""
+    """:func:`group_sentence` for the terminal (red when a group, or a class inside one,
+    pays)."""
     sentence = group_sentence(result)
     if sentence is None:
         return None
-    paying = result.groups is not None and not result.groups.paying().empty
+    g = result.groups
+    paying = g is not None and not (g.paying().empty and _drops_inside(g).empty)
     return Text(sentence, style="bold red" if paying else "green")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import pickle
 import shutil
 import sys
 from html.parser import HTMLParser
@@ -27,6 +28,8 @@ from classgap.analysis.groups import Grouping
 from classgap.audit import Predictions
 from classgap.audit.groups import GroupMap
 from classgap.cli import run
+from classgap.errors import ClassgapError
+from classgap.pipeline import plan_study, study_grouping
 from classgap.report import print_summary, write_report
 from classgap.report.html import _SCRIPT
 
@@ -198,6 +201,44 @@ def test_a_bad_spec_stops_the_study_before_anything_exists(
     assert code == 1 and needle in err, err
     assert len(err.strip().splitlines()) == 1 and not out
     assert not (tmp_path / "x").exists()
+
+
+def _fake_cifar100(root: Path) -> Path:
+    """A CIFAR-100 folder in the real layout: meta, and a test batch whose fine labels carry
+    their coarse labels (fine k in superclass k % 20)."""
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    fine = np.arange(200) % 100
+    for name, obj in (("meta", {b"fine_label_names": [f"f{k}".encode() for k in range(100)],
+                                b"coarse_label_names": [f"c{j}".encode() for j in range(20)]}),
+                      ("test", {b"fine_labels": fine.tolist(), b"coarse_labels":
+                                (fine % 20).tolist(), b"data": np.zeros((200, 3072), np.uint8),
+                                b"filenames": [b"x.png"] * 200, b"batch_label": b"fake"})):
+        with (folder / name).open("wb") as fh:
+            pickle.dump(obj, fh, protocol=2)
+    return root
+
+
+def test_which_grouping_a_study_records(tmp_path: Path) -> None:
+    def grouping(dataset: str, spec: str | None = None, **kw: Any) -> Grouping | None:
+        where = [f"data.data_dir={tmp_path}"] if dataset == "cifar100" else []
+        plan = plan_study(axes=["aug.flip=0,1"], overrides=[f"data.dataset={dataset}", *where])
+        return study_grouping(plan, spec, **kw)
+
+    fashion = grouping("fashion-mnist")
+    assert fashion is not None and fashion.source == "fashion-mnist (built in)"
+    assert fashion.map.members("group", "tops").tolist() == [0, 2, 4, 6]
+    _fake_cifar100(tmp_path)
+    cifar = grouping("cifar100")
+    assert cifar is not None and cifar.map.levels == ("superclass",)
+    assert cifar.map.groups("superclass")[:2] == ("c0", "c1") and cifar.map.n_classes == 100
+    assert grouping("fashion-mnist", "none") is None
+    assert grouping("digits") is None  # a dataset without a grouping of its own
+    assert grouping("fashion-mnist", train_cmd="python train.py {seed} {out}") is None
+    # Fashion-MNIST's classes are known before training: a class the map lacks fails now
+    short = _write_map(tmp_path / "short.csv", group=GROUP)
+    with pytest.raises(ClassgapError, match="T-shirt/top"):
+        grouping("fashion-mnist", str(short))
 
 
 # --------------------------------------------------------------------------- the analysis

@@ -274,7 +274,8 @@ NO_GROUPS = "none"
 
 
 def study_grouping(plan: StudyPlan, spec: str | Grouping | None = None, *,
-                   train_cmd: str | None = None) -> Grouping | None:
+                   train_cmd: str | None = None,
+                   classes: Sequence[str] | None = None) -> Grouping | None:
     """The class grouping a study records (``--groups``), read before anything is created.
 
     ``spec`` is what :func:`~classgap.data.groups.load_groups` takes (a built-in name such
@@ -283,10 +284,12 @@ def study_grouping(plan: StudyPlan, spec: str | Grouping | None = None, *,
     classgap trains on Fashion-MNIST or CIFAR-100 uses the dataset's own grouping; any other
     study (a ``--train-cmd`` trains classes of its own) has none.
 
-    The map is kept in its own class order, and put in the study's when the predictions name
-    the classes (:meth:`~classgap.audit.groups.GroupMap.align`), except where the classes are
-    known now (Fashion-MNIST, digits): a class the map lacks is then an error here, not after
-    training.
+    The map is put in the order of ``classes`` (the study's, when its predictions are there:
+    ``classgap report``) or of the dataset's classes where they are known before training
+    (Fashion-MNIST, digits): a class the map lacks is then an error here, not after training.
+    Otherwise it is kept in its own order and aligned when the predictions name the classes
+    (:meth:`~classgap.audit.groups.GroupMap.align`); an iNaturalist file's classes are then
+    matched by ``name``.
 
     Raises
     ------
@@ -305,7 +308,8 @@ def study_grouping(plan: StudyPlan, spec: str | Grouping | None = None, *,
         spec, source = data.dataset, f"{data.dataset} (built in)"
     else:
         source = spec
-    classes = None if train_cmd else _known_classes(data.dataset)
+    if classes is None and not train_cmd:
+        classes = _known_classes(data.dataset)
     try:
         groups = _read_groups(spec, data.data_dir, classes)
     except ClassgapError as exc:
@@ -1007,7 +1011,8 @@ def report_study(out_dir: str | os.PathLike[str], *, groups: str | None = None,
     path = Path(out_dir)
     plan, last = _read_study(path)
     grouping = _recorded_grouping(path, plan, last) if groups is None else \
-        study_grouping(plan, groups, train_cmd=last.get("train_cmd"))
+        study_grouping(plan, groups, train_cmd=last.get("train_cmd"),
+                       classes=_study_classes(path))
     opts = {"alpha": 0.05, "correction": "bh", "max_drop": 2.0, "multi_label": None,
             "exclude_failed": False, **last.get("analysis", {}),
             **{k: v for k, v in analysis.items() if v is not None}}
@@ -1022,6 +1027,17 @@ def report_study(out_dir: str | os.PathLike[str], *, groups: str | None = None,
                            refit=bool(downstream.get("refit")),
                            reweight=downstream.get("reweight"),
                            group_refit=bool(downstream.get("group_refit")))
+
+
+def _study_classes(path: Path) -> list[str] | None:
+    """The class names a finished grid run's test predictions give (None without names or
+    runs): what ``report --groups`` aligns its map to."""
+    with Store(path) as store:
+        done = _grid_done(store)
+    if not done:
+        return None
+    names = read_predictions(_predictions(done[0][1], "test")).classes
+    return None if names is None else [str(c) for c in names]
 
 
 def _recorded_grouping(path: Path, plan: StudyPlan, last: dict[str, Any]) -> Grouping | None:

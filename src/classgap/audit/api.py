@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
@@ -16,6 +17,11 @@ from classgap.audit.frame import ClassAudit, audit_predictions
 from classgap.audit.io import Predictions, align_runs, load_groups, read_class_names
 from classgap.audit.perclass import class_counts
 from classgap.errors import DataFormatError
+
+if TYPE_CHECKING:  # the grouped audits load on demand
+    from classgap.audit.grouped import GroupAudit, GroupComparison
+    from classgap.audit.groups import GroupMap
+    from classgap.audit.hierarchical import TreeComparison
 
 PathLike = str | Path
 
@@ -88,6 +94,19 @@ def audit_files(paths: Sequence[PathLike], *, classes: PathLike | Sequence[str] 
     **kwargs : passed to :func:`classgap.audit.audit` (``n_boot``, ``confidence``, ...).
     """
     names = _class_names(classes)
+    runs, summary_groups = _audit_runs(paths, classes, names, train_counts, reference,
+                                       posthoc_tau, adjust)
+    return audit_predictions(runs, class_names=names, groups=summary_groups or None,
+                             top_k=top_k, **kwargs)
+
+
+def _audit_runs(paths: Sequence[PathLike], classes: PathLike | Sequence[str] | None,
+                names: tuple[str, ...] | None, train_counts: PathLike | Sequence[int] | None,
+                reference: Sequence[PathLike] | None, posthoc_tau: float | None,
+                adjust: Callable[[Predictions], Predictions] | None,
+                ) -> tuple[list[Predictions], dict[str, np.ndarray]]:
+    """The runs :func:`audit_files` audits (adjusted, or logit-adjusted), and the class
+    groups of its disparity summary (frequency, difficulty)."""
     # the reference is read with the runs: name labels then map to one class list for both
     loaded = _load([paths, reference] if reference is not None else [paths], classes, names)
     runs = loaded[0] if adjust is None else [adjust(r) for r in loaded[0]]
@@ -110,8 +129,7 @@ def audit_files(paths: Sequence[PathLike], *, classes: PathLike | Sequence[str] 
         (runs, ref), n_classes, _ = align_runs(runs, loaded[1])
         accuracy = np.mean([_accuracy(r.y_true, r.y_pred, n_classes) for r in ref], axis=0)
         groups["difficulty"] = difficulty_tertiles(accuracy)
-    return audit_predictions(runs, class_names=names, groups=groups or None, top_k=top_k,
-                             **kwargs)
+    return runs, groups
 
 
 def _posthoc(run: Predictions, counts: np.ndarray, tau: float) -> Predictions:
@@ -145,16 +163,122 @@ def compare_files(baseline: Sequence[PathLike], candidate: Sequence[PathLike], *
     each candidate run first (a post-hoc decision rule fit for the candidate recipe). Keyword
     arguments go to :func:`classgap.audit.compare_predictions`.
     """
+    pair = _paired_runs(baseline, candidate, classes, adjust)
+    return compare_predictions(pair.y_true, pair.baseline, pair.candidate, pair.n_classes,
+                               class_names=pair.classes, **kwargs)
+
+
+@dataclass(frozen=True)
+class _Paired:
+    """Both sides' predictions aligned on one test set."""
+
+    y_true: np.ndarray        # (N,)
+    baseline: list[np.ndarray]   # one (N,) array per run
+    candidate: list[np.ndarray]
+    n_classes: int
+    classes: tuple[str, ...]
+
+
+def _paired_runs(baseline: Sequence[PathLike], candidate: Sequence[PathLike],
+                 classes: PathLike | Sequence[str] | None,
+                 adjust: Callable[[Predictions], Predictions] | None) -> _Paired:
     names = _class_names(classes)
     base_runs, cand_runs = _load([baseline, candidate], classes, names)
     if adjust is not None:
         cand_runs = [adjust(r) for r in cand_runs]
-    (base, cand), n_classes, class_names = align_runs(base_runs, cand_runs)
-    return compare_predictions(
-        base[0].y_true,
-        [r.y_pred for r in base],
-        [r.y_pred for r in cand],
-        n_classes,
-        class_names=names or class_names,
-        **kwargs,
-    )
+    (base, cand), n_classes, file_names = align_runs(base_runs, cand_runs)
+    return _Paired(base[0].y_true, [r.y_pred for r in base], [r.y_pred for r in cand],
+                   n_classes, _names_or_indices(names or file_names, n_classes))
+
+
+def _names_or_indices(names: Sequence[str] | None, n_classes: int) -> tuple[str, ...]:
+    """The class names an audit shows: the given ones, else ``"0"`` .. ``"K-1"``."""
+    return tuple(str(c) for c in (names if names is not None else range(n_classes)))
+
+
+# -- grouped audits (``--groups``) -----------------------------------------------------------
+GroupSource = Union["GroupMap", Callable[[tuple[str, ...]], "GroupMap"]]
+"""A group map, or a function of the audit's class names returning one aligned to them (what
+the CLI passes: it reads ``--groups`` once the class names are known)."""
+
+
+@dataclass(frozen=True)
+class GroupedAudit:
+    """One model's per-class audit and its per-group statistics, on one group map."""
+
+    audit: ClassAudit
+    groups: GroupAudit
+    group_map: GroupMap
+
+
+@dataclass(frozen=True)
+class GroupedComparison:
+    """A per-class comparison, its per-group comparisons (each level on its own) and the
+    hierarchical test over the whole tree."""
+
+    comparison: Comparison
+    groups: GroupComparison
+    tree: TreeComparison
+    group_map: GroupMap
+
+
+def audit_group_files(paths: Sequence[PathLike], groups: GroupSource, *,
+                      classes: PathLike | Sequence[str] | None = None,
+                      train_counts: PathLike | Sequence[int] | None = None,
+                      reference: Sequence[PathLike] | None = None, top_k: int | None = None,
+                      posthoc_tau: float | None = None,
+                      adjust: Callable[[Predictions], Predictions] | None = None,
+                      n_boot: int = 1000, confidence: float = 0.95, interval: str = "auto",
+                      random_state: int | None = 0, **kwargs: Any) -> GroupedAudit:
+    """:func:`audit_files`, and the same runs audited per group of ``groups``.
+
+    The group map is resolved (and so checked against the class names) before any statistic
+    is computed. ``n_boot``, ``confidence``, ``interval`` and ``random_state`` apply to both
+    audits; other keyword arguments go to :func:`classgap.audit.audit`.
+    """
+    from classgap.audit.grouped import audit_groups
+
+    names = _class_names(classes)
+    runs, summary_groups = _audit_runs(paths, classes, names, train_counts, reference,
+                                       posthoc_tau, adjust)
+    (runs,), n_classes, file_names = align_runs(runs)
+    group_map = _group_map(groups, _names_or_indices(names or file_names, n_classes))
+    shared: dict[str, Any] = {"n_boot": n_boot, "confidence": confidence,
+                              "interval": interval, "random_state": random_state}
+    result = audit_predictions(runs, class_names=names, groups=summary_groups or None,
+                               top_k=top_k, **shared, **kwargs)
+    grouped = audit_groups(runs[0].y_true, [r.y_pred for r in runs], group_map,
+                           n_classes=n_classes, class_audit=result, **shared)
+    return GroupedAudit(result, grouped, group_map)
+
+
+def compare_group_files(baseline: Sequence[PathLike], candidate: Sequence[PathLike],
+                        groups: GroupSource, *,
+                        classes: PathLike | Sequence[str] | None = None,
+                        adjust: Callable[[Predictions], Predictions] | None = None,
+                        alpha: float = 0.05, correction: str = "bh", test: str = "auto",
+                        confidence: float | None = None,
+                        random_state: int | None = None) -> GroupedComparison:
+    """:func:`compare_files`, each level's groups compared on their own (``correction`` over
+    the groups of a level), and the hierarchical test of the whole tree
+    (:func:`~classgap.audit.hierarchical.compare_tree`, its own error control)."""
+    from classgap.audit.grouped import compare_groups
+    from classgap.audit.hierarchical import compare_tree
+
+    pair = _paired_runs(baseline, candidate, classes, adjust)
+    group_map = _group_map(groups, pair.classes)
+    sides = (pair.y_true, pair.baseline, pair.candidate)
+    shared: dict[str, Any] = {"alpha": alpha, "test": test, "confidence": confidence,
+                              "random_state": random_state}
+    comparison = compare_predictions(*sides, pair.n_classes, class_names=pair.classes,
+                                     correction=correction, **shared)
+    by_group = compare_groups(*sides, group_map, n_classes=pair.n_classes,
+                              correction=correction, **shared)
+    tree = compare_tree(*sides, group_map, **shared)
+    return GroupedComparison(comparison, by_group, tree, group_map)
+
+
+def _group_map(groups: GroupSource, classes: tuple[str, ...]) -> GroupMap:
+    from classgap.audit.groups import GroupMap
+
+    return groups.align(classes) if isinstance(groups, GroupMap) else groups(classes)

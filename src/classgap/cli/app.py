@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -14,6 +15,11 @@ from typer.core import TyperOption
 from classgap._files import atomic_write
 from classgap._richtext import add_row, cell
 from classgap.cli import render
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from classgap.audit.groups import GroupMap
 
 
 def _flag_type(self: TyperOption, ctx: Any) -> str | None:
@@ -84,6 +90,14 @@ RULE_OPT = typer.Option(None, "--rule", help="Audit the predictions adjusted by 
 ALL_OPT = typer.Option(False, "--all", help="List every class in the table (by default, "
                        "beyond 30 classes, the worst and the best; JSON and CSV hold every "
                        "class).")
+GROUPS_OPT = typer.Option(None, "--groups", metavar="SPEC", help="Also test groups of classes: "
+                          "a group map (CSV 'class,<level>,...', JSON, or an iNaturalist-2021 "
+                          "categories JSON), a built-in map (fashion-mnist) or a CIFAR-100 "
+                          "folder; a table per level, worst groups first.")
+LEVEL_OPT = typer.Option(None, "--level", help="With --groups: the table of this level only "
+                         "(JSON and CSV hold every level).")
+EXPAND_OPT = typer.Option(None, "--expand", metavar="GROUP", help="With --groups: list the "
+                          "classes inside GROUP (repeatable).")
 
 
 @app.callback()
@@ -101,18 +115,81 @@ def _emit(text: str, out: Path | None) -> None:
         console.print(cell(f"wrote {out}", "dim"))
 
 
-def _emit_csv(classes: Any, overall: dict[str, Any], out: Path | None) -> None:
-    """The per-class CSV, and the overall summary (a CSV has one table) beside it."""
+def _emit_csv(classes: Any, overall: dict[str, Any], out: Path | None,
+              beside: Mapping[str, Any] | None = None) -> None:
+    """The per-class CSV, and the overall summary (a CSV has one table) beside it, after the
+    tables of ``beside`` (name -> frame: ``FILE.<name>.csv``)."""
     import pandas as pd
 
     _emit(render.to_csv(classes), out)
     if out is None:
         Console(stderr=True, soft_wrap=True).print(
             "note: the CSV holds the per-class table; the overall and disparity summary is in "
-            "--format json (or --out FILE.csv writes it to FILE.overall.csv)", style="dim")
+            "--format json (or --out FILE.csv writes it to FILE.overall.csv)" if not beside else
+            "note: the CSV holds the per-class table, a column per level; --format json holds "
+            "the rest, or --out FILE.csv writes it beside: "
+            + ", ".join(f"FILE.{name}.csv" for name in [*beside, "overall"]), style="dim")
         return
-    summary = out.with_name(f"{out.stem}.overall{out.suffix or '.csv'}")
-    _emit(render.to_csv(pd.json_normalize([overall])), summary)  # accuracy.low, ...
+    tables = {**(beside or {}), "overall": pd.json_normalize([overall])}  # accuracy.low, ...
+    for name, frame in tables.items():
+        _emit(render.to_csv(frame), out.with_name(f"{out.stem}.{name}{out.suffix or '.csv'}"))
+
+
+def _group_reader(spec: str, level: str | None,
+                  expand: list[str] | None) -> Callable[[tuple[str, ...]], GroupMap]:
+    """What reads ``--groups`` once the class names are known, and checks ``--level`` and
+    ``--expand`` against the map before any statistic is computed."""
+    from classgap.cli.render_groups import group_view
+    from classgap.data.groups import load_groups
+
+    def read(classes: tuple[str, ...]) -> GroupMap:
+        group_map = load_groups(spec, classes)
+        group_view(group_map, level, expand or ())
+        return group_map
+
+    return read
+
+
+def _detectable(accuracy: Any, support: Any, group_map: GroupMap, alpha: float = 0.05,
+                correction: str = "bh") -> pd.DataFrame:
+    """The smallest drop one group of each level, and one class, could show in a comparison
+    of one run a side on this test set (:func:`~classgap.analysis.plan.detectable_by_level`).
+
+    A class's Δ then has the variance of two models of its accuracy p whose errors are
+    uncorrelated, 2 p (1 − p) / n (p shrunk to (x + ½) / (n + 1), so that a class right on
+    every image still varies); models that err on the same images vary less.
+    """
+    import numpy as np
+
+    from classgap.analysis.plan import detectable_by_level
+
+    n = np.asarray(support, dtype=np.float64)
+    acc = np.asarray(accuracy, dtype=np.float64)
+    present = n > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = (np.where(present, acc, 0.0) * n + 0.5) / (n + 1)
+        image_var = np.where(present, 2 * p * (1 - p) / n, np.nan)
+    return detectable_by_level(np.where(present, 0.0, np.nan), image_var, n, 2, group_map,
+                               accuracy=acc, alpha=alpha, correction=correction)
+
+
+def _no_group_options(level: str | None, expand: list[str] | None) -> None:
+    from classgap._validation import fail
+
+    if level is not None:
+        raise fail("level", "come with --groups (the group map it picks a level of)", level)
+    if expand:
+        raise fail("expand", "come with --groups (the group map it opens a group of)",
+                   expand[0])
+
+
+def _show(tables: list[Any], out: Path | None) -> None:
+    """Terminal tables on the console, or as plain text in ``out``."""
+    if out is not None:
+        _emit(render.render_tables(tables), out)
+        return
+    for t in tables:
+        console.print(t)
 
 
 @app.command("audit")
@@ -142,12 +219,16 @@ def audit_cmd(
                                              "logit-adjusted predictions argmax(z - τ log π) "
                                              "(needs logits and --train-counts)."),
     rule: Path | None = RULE_OPT,
+    groups: str | None = GROUPS_OPT,
+    level: str | None = LEVEL_OPT,
+    expand: list[str] | None = EXPAND_OPT,
     fmt: Format = FORMAT_OPT,
     out: Path | None = OUT_OPT,
     show_all: bool = ALL_OPT,
 ) -> None:
-    """Per-class accuracy with intervals, and disparity summaries, of one model."""
-    from classgap.audit.api import audit_files
+    """Per-class accuracy with intervals, and disparity summaries, of one model (and of
+    groups of classes, with --groups)."""
+    from classgap.audit.api import audit_files, audit_group_files
 
     if rule is not None and posthoc_tau is not None:
         from classgap._validation import fail
@@ -155,12 +236,19 @@ def audit_cmd(
         raise fail("rule", "not be combined with --posthoc-tau (two adjustments of the same "
                    "scores)", str(rule))
     adjust = _rule_adjust(rule)
-    result = audit_files(predictions, classes=classes, train_counts=train_counts,
-                         reference=reference or None, top_k=top_k, posthoc_tau=posthoc_tau,
-                         adjust=adjust, n_boot=n_boot,
-                         confidence=confidence,
-                         interval=interval.value, method=method.value, k=worst_k,
-                         random_state=seed)
+    options: dict[str, Any] = {
+        "classes": classes, "train_counts": train_counts, "reference": reference or None,
+        "top_k": top_k, "posthoc_tau": posthoc_tau, "adjust": adjust, "n_boot": n_boot,
+        "confidence": confidence, "interval": interval.value, "method": method.value,
+        "k": worst_k, "random_state": seed}
+    grouped = None
+    if groups is None:
+        _no_group_options(level, expand)
+        result = audit_files(predictions, **options)
+    else:
+        grouped = audit_group_files(predictions, _group_reader(groups, level, expand),
+                                    **options)
+        result = grouped.audit
     _rule_note(adjust, rule, len(predictions))
     if posthoc_tau is not None:  # the numbers below are not the model's own: say so
         Console(stderr=True, soft_wrap=True).print(cell(
@@ -168,15 +256,31 @@ def audit_cmd(
             f"the training prior from {train_counts} ({len(predictions)} file(s)); the audit "
             "below is of the adjusted predictions (logits as saved: classgap runs save the "
             "logits their loss saw, s · cos for a cosine head)", "yellow"))
-    if fmt is Format.json:
+    if grouped is not None:
+        _emit_grouped_audit(grouped, fmt, out, level, expand, show_all)
+    elif fmt is Format.json:
         _emit(render.to_json(result.to_dict()), out)
     elif fmt is Format.csv:
         _emit_csv(result.to_frame(), result.to_dict()["overall"], out)
-    elif out is not None:
-        _emit(render.render_tables(render.audit_tables(result, show_all=show_all)), out)
     else:
-        for t in render.audit_tables(result, show_all=show_all):
-            console.print(t)
+        _show(render.audit_tables(result, show_all=show_all), out)
+
+
+def _emit_grouped_audit(grouped: Any, fmt: Format, out: Path | None, level: str | None,
+                        expand: list[str] | None, show_all: bool) -> None:
+    from classgap.cli import render_groups as rg
+
+    by_class = grouped.audit.by_class
+    detectable = _detectable(by_class["accuracy"], by_class["support"], grouped.group_map)
+    if fmt is Format.json:
+        _emit(render.to_json(rg.grouped_audit_payload(grouped, detectable)), out)
+    elif fmt is Format.csv:
+        _emit_csv(grouped.groups.classes, grouped.audit.to_dict()["overall"], out,
+                  rg.grouped_audit_frames(grouped))
+    else:
+        view = rg.group_view(grouped.group_map, level, expand or ())
+        _show(rg.grouped_audit_tables(grouped, view, detectable=detectable,
+                                      show_all=show_all), out)
 
 
 @app.command("compare")
@@ -206,21 +310,37 @@ def compare_cmd(
     rule: Path | None = typer.Option(None, "--rule", help="Apply a rule file from 'classgap "
                                      "fix fit' to the candidate's files (needs logits or "
                                      "probs) and compare the adjusted predictions."),
+    groups: str | None = GROUPS_OPT,
+    level: str | None = LEVEL_OPT,
+    expand: list[str] | None = EXPAND_OPT,
 ) -> None:
-    """Paired per-class comparison of a candidate against a baseline on the same test set."""
+    """Paired per-class comparison of a candidate against a baseline on the same test set
+    (and per group of classes, each level and then the tree top down, with --groups)."""
     from classgap._validation import check_in_range
-    from classgap.audit.api import compare_files
+    from classgap.audit.api import compare_files, compare_group_files
+    from classgap.cli import render_groups as rg
 
     if fail_on_drop is not None:
         check_in_range(fail_on_drop, "fail_on_drop", 0.0, 100.0)
     adjust = _rule_adjust(rule)
-    result = compare_files(baseline, candidate, classes=classes, alpha=alpha, adjust=adjust,
-                           correction=correction.value, test=test.value,
-                           confidence=confidence, random_state=seed)
+    options: dict[str, Any] = {
+        "classes": classes, "alpha": alpha, "adjust": adjust, "correction": correction.value,
+        "test": test.value, "confidence": confidence, "random_state": seed}
+    grouped, detectable = None, None
+    if groups is None:
+        _no_group_options(level, expand)
+        result = compare_files(baseline, candidate, **options)
+    else:
+        grouped = compare_group_files(baseline, candidate,
+                                      _group_reader(groups, level, expand), **options)
+        result = grouped.comparison
+        detectable = _detectable(result.classes["acc_baseline"], result.classes["support"],
+                                 grouped.group_map, alpha, correction.value)
     _rule_note(adjust, rule, len(candidate))
     drops = result.drops(min_points=fail_on_drop) if fail_on_drop is not None else None
     if fmt is Format.json:
-        payload = result.to_dict()
+        payload = result.to_dict() if grouped is None else rg.grouped_comparison_payload(
+            grouped, detectable)
         if drops is not None:  # the gate's verdict with the numbers, not only the exit code
             payload["fail_on_drop"] = {
                 "points": fail_on_drop, "passed": not len(drops),
@@ -229,12 +349,17 @@ def compare_cmd(
                                              strict=True)]}
         _emit(render.to_json(payload), out)
     elif fmt is Format.csv:
-        _emit_csv(result.classes, result.to_dict()["overall"], out)
-    elif out is not None:
-        _emit(render.render_tables(render.comparison_tables(result, show_all=show_all)), out)
+        if grouped is None:
+            _emit_csv(result.classes, result.to_dict()["overall"], out)
+        else:
+            _emit_csv(grouped.groups.classes, result.to_dict()["overall"], out,
+                      rg.grouped_comparison_frames(grouped))
+    elif grouped is None:
+        _show(render.comparison_tables(result, show_all=show_all), out)
     else:
-        for t in render.comparison_tables(result, show_all=show_all):
-            console.print(t)
+        view = rg.group_view(grouped.group_map, level, expand or ())
+        _show(rg.grouped_comparison_tables(grouped, view, detectable=detectable,
+                                           show_all=show_all), out)
     if drops is not None:  # on stderr, so that --format json stays parseable
         from rich.text import Text
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 
 from classgap._format import MISSING, finite, pct, points, pvalue
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # the audit and pandas load in ~1 s: not for `classgap --help
 
 FORMATS = ("table", "json", "csv")
 
-_VERDICT_STYLE = {"drop": "bold red", "gain": "bold green", "none": "dim", "no samples": "dim"}
+VERDICT_STYLE = {"drop": "bold red", "gain": "bold green", "none": "dim", "no samples": "dim"}
 NO_SAMPLES = "no samples"  # a class absent from the test set: its accuracy is unknown, not 0%
 
 MAX_ROWS = 30
@@ -47,7 +48,7 @@ def shown_rows(order: pd.Index, show_all: bool) -> tuple[pd.Index, pd.Index, int
     return order[:WORST_ROWS], order[-BEST_ROWS:], len(order) - WORST_ROWS - BEST_ROWS
 
 
-def _hidden_row(table: Table, n_hidden: int, what: str) -> None:
+def hidden_row(table: Table, n_hidden: int, what: str) -> None:
     add_row(table, f"… {n_hidden:,} more {what}", *([""] * (len(table.columns) - 1)),
             style="dim italic")
 
@@ -103,16 +104,22 @@ def audit_tables(result: ClassAudit, *, show_all: bool = False) -> list[Table]:
     for i in worst_rows:
         add(i)
     if n_hidden:
-        _hidden_row(per_class, n_hidden, "classes")
+        hidden_row(per_class, n_hidden, "classes")
     for i in best_rows:
         add(i)
+    return [per_class, summary_table(result)]
+
+
+def summary_table(result: ClassAudit) -> Table:
+    """The audit's overall accuracy and disparity summary, with their intervals."""
+    level = f"{100 * result.confidence:g}%"
     method = result.meta.get("method", "")
     summary = Table(title=f"Overall and disparity ({level} {method} bootstrap intervals)")
     for name in ("metric", "estimate", "low", "high"):
         summary.add_column(name, justify="left" if name == "metric" else "right")
     for metric, row in result.summary.iterrows():
         add_row(summary, metric, *(pct(row[c], 1) for c in ("estimate", "low", "high")))
-    return [per_class, summary]
+    return summary
 
 
 def comparison_tables(result: Comparison, *, show_all: bool = False) -> list[Table]:
@@ -144,7 +151,7 @@ def comparison_tables(result: Comparison, *, show_all: bool = False) -> list[Tab
             pct(row["acc_candidate"], 1), points(row["delta"], 1),
             f"[{points(row['delta_low'], 1)}, {points(row['delta_high'], 1)}]",
             pvalue(row["p_value"]), pvalue(row["q_value"]),
-            cell(verdict, _VERDICT_STYLE.get(verdict, "")),
+            cell(verdict, VERDICT_STYLE.get(verdict, "")),
         )
 
     for i in worst_rows:
@@ -153,9 +160,16 @@ def comparison_tables(result: Comparison, *, show_all: bool = False) -> list[Tab
         hidden = rows.loc[~rows.index.isin(worst_rows.append(best_rows)), "verdict"]
         counts = hidden.value_counts()
         verdicts = ", ".join(f"{int(counts[v]):,} {v}" for v in ("drop", "gain") if v in counts)
-        _hidden_row(table, n_hidden, f"({verdicts or 'no verdict'})")
+        hidden_row(table, n_hidden, f"({verdicts or 'no verdict'})")
     for i in best_rows:
         add(i)
+    return [table, overall_table(o)]
+
+
+def overall_table(o: dict[str, Any]) -> Table:
+    """One line: a comparison's overall accuracies, Δ with its interval, and the counts of
+    classes dropping and gaining (``Comparison.overall``)."""
+    level = f"{100 * o['confidence']:g}%"
     overall = Table(title="Overall accuracy")
     for name in ("baseline", "candidate", "Δ", f"{level} CI", "p", "classes dropping",
                  "classes gaining"):
@@ -165,7 +179,7 @@ def comparison_tables(result: Comparison, *, show_all: bool = False) -> list[Tab
         f"[{points(o['delta_low'], 1)}, {points(o['delta_high'], 1)}]", pvalue(o["p_value"]),
         str(o["n_drop"]), str(o["n_gain"]),
     )
-    return [table, overall]
+    return overall
 
 
 def listing_table(listing: Listing) -> Table:
@@ -220,8 +234,8 @@ def study_line(plan: Any, where: Any) -> str:
            f"{where.out_dir}"
 
 
-def render_tables(tables: list[Table], *, width: int = 120) -> str:
-    """Plain text of rich tables (for ``--out`` with ``--format table``)."""
+def render_tables(tables: Sequence[RenderableType], *, width: int = 120) -> str:
+    """Plain text of rich tables (and lines) for ``--out`` with ``--format table``."""
     buffer = io.StringIO()
     console = Console(file=buffer, width=width, no_color=True, highlight=False)
     for t in tables:

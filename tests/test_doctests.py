@@ -27,6 +27,7 @@ MODULES = [
     "classgap.audit.frame",
     "classgap.audit.groups",
     "classgap.audit.hierarchical",
+    "classgap.audit.grouped",
     "classgap.data.groups",
     "classgap.analysis.plan",
     "classgap.fix.solver",

@@ -25,6 +25,7 @@ from classgap.audit.disparity import (
     worst_k_mean,
 )
 from classgap.audit.frame import ClassAudit, audit, audit_predictions
+from classgap.audit.grouped import GroupAudit, GroupComparison, audit_groups, compare_groups
 from classgap.audit.groups import BUILTIN_GROUPS, GroupMap, read_group_map
 from classgap.audit.hierarchical import (
     TreeComparison,
@@ -60,6 +61,8 @@ __all__ = [
     "BUILTIN_GROUPS",
     "ClassAudit",
     "Comparison",
+    "GroupAudit",
+    "GroupComparison",
     "GroupMap",
     "Predictions",
     "TreeComparison",
@@ -67,6 +70,7 @@ __all__ = [
     "align_runs",
     "audit",
     "audit_files",
+    "audit_groups",
     "audit_predictions",
     "balanced_accuracy",
     "bootstrap_class_accuracy",
@@ -74,6 +78,7 @@ __all__ = [
     "bootstrap_statistic",
     "class_counts",
     "compare_files",
+    "compare_groups",
     "compare_predictions",
     "compare_tree",
     "confusion_matrix",

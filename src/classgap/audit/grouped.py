@@ -13,8 +13,8 @@ Both reuse the per-class machinery rather than a copy of it:
   mean of its classes' accuracies; its *mean class accuracy* is the unweighted mean. Their
   bootstrap replicates are the class-stratified replicates of per-class accuracy (one run) or
   the two-level ones (several runs: seeds, then images) of :mod:`classgap.audit.intervals`,
-  aggregated for every group of every level by one sparse ``(2T, K)`` product (``T`` groups in
-  all), never a loop over groups.
+  aggregated for every group of every level by a chain of sparse products (the finest level
+  from the classes, each coarser level from its children), never a loop over groups.
 * A group's comparison is the per-class comparison with each test label replaced by its
   group and whether a prediction was right left as it was: the same test and the interval
   that inverts it (McNemar's score test for one run a side, the crossed seeds x images test
@@ -201,7 +201,7 @@ class GroupComparison:
 @dataclass(frozen=True)
 class _Flat:
     """Every group of every level in one index: group ``g`` of level ``l`` is
-    ``start[l] + g``, so one bincount or one sparse product serves all levels."""
+    ``start[l] + g``, so that one bincount serves all levels."""
 
     groups: GroupMap
     start: np.ndarray  # (L + 1,) offsets of the levels

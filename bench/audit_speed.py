@@ -19,8 +19,17 @@ uniformly over the other classes (the most distinct confusion cells). Each row i
 ``--repeats`` timings; its peak memory is what ``tracemalloc`` saw allocated during one more
 call (numpy reports its buffers to it), above what was allocated before the call.
 
+Grouped rows (issue 23), in the same run: at 10,000 classes x 10 images and a 5-level nested
+group map (4 > 20 > 200 > 1,000 > 5,000 groups, classes assigned at random), what ``audit
+--groups`` computes (the audit, then ``audit_groups``) beside the audit alone, and what
+``compare --groups`` computes (``compare_predictions``, ``compare_groups``, ``compare_tree``)
+beside ``compare_predictions`` alone, for 1 and 5 runs (1 v 1 and 5 v 5); timed and measured
+as the scale rows.
+``--write-files DIR`` also writes the 10,000-class runs and the map as files, for timing the
+commands as whole processes.
+
 Usage: ``python bench/audit_speed.py [--fairlearn-boot 10] [--repeats 5] [--skip-fairlearn]
-[--skip-scale]``
+[--skip-scale] [--skip-groups] [--write-files DIR]``
 """
 
 from __future__ import annotations
@@ -31,11 +40,17 @@ import platform
 import time
 import tracemalloc
 from collections.abc import Callable
+from functools import partial
+from pathlib import Path
 
 import numpy as np
 
 from classgap.audit import audit, compare_predictions
+from classgap.audit.grouped import audit_groups, compare_groups
+from classgap.audit.groups import GroupMap
+from classgap.audit.hierarchical import compare_tree
 from classgap.audit.intervals import bootstrap_class_accuracy, bootstrap_interval
+from classgap.audit.io import write_predictions
 from classgap.audit.perclass import class_counts
 
 N_SAMPLES, N_CLASSES, N_BOOT = 50_000, 1_000, 1_000
@@ -101,6 +116,69 @@ def scale_rows(repeats: int) -> None:
             print(f"{name:<52} {seconds:8.3f} s {peak / 2**30:9.3f} GB", flush=True)
 
 
+GROUP_SIZES = (2_500, 500, 50, 10, 2)  # classes a group, coarse to fine: 5 nested levels
+GROUP_LEVELS = ("kingdom", "phylum", "order", "family", "genus")
+
+
+def make_group_map(n_classes: int, seed: int = 0) -> GroupMap:
+    """A nested map of ``n_classes`` classes: level l groups ``GROUP_SIZES[l]`` classes of a
+    random order of the classes (so a group's classes are not neighbours in the labels)."""
+    rank = np.random.default_rng(seed).permutation(n_classes)
+    return GroupMap(tuple(str(k) for k in range(n_classes)), GROUP_LEVELS,
+                    np.stack([rank // size for size in GROUP_SIZES]),
+                    tuple(tuple(f"{level}{g}" for g in range(-(-n_classes // size)))
+                          for level, size in zip(GROUP_LEVELS, GROUP_SIZES, strict=True)))
+
+
+def group_rows(repeats: int, write_files: Path | None) -> None:
+    """``audit --groups`` and ``compare --groups`` at 10,000 classes and 5 levels, each beside
+    its ungrouped counterpart."""
+    n_classes, per_class = SCALES[0]
+    y_true, runs = make_scale_data(n_classes, per_class, 10)
+    base, cand = runs[:5], runs[5:]
+    groups = make_group_map(n_classes)
+    if write_files is not None:
+        save_files(write_files, y_true, runs, groups)
+
+    def audited(r: np.ndarray | list[np.ndarray], grouped: bool) -> None:
+        result = audit(y_true, r, n_classes=n_classes, n_boot=N_BOOT, random_state=0)
+        if grouped:  # as audit --groups: the per-class audit is reused, not done again
+            audit_groups(y_true, r, groups, n_classes=n_classes, n_boot=N_BOOT, random_state=0,
+                         class_audit=result)
+
+    def compared(a: list[np.ndarray], b: list[np.ndarray], grouped: bool) -> None:
+        compare_predictions(y_true, a, b, n_classes)
+        if grouped:
+            compare_groups(y_true, a, b, groups, n_classes=n_classes)
+            compare_tree(y_true, a, b, groups)
+
+    size = f"{y_true.size:,} x {n_classes:,}, {len(GROUP_LEVELS)} levels"
+    print(f"\n{'grouped row (' + size + ')':<52} {'time':>9} {'peak memory':>12}")
+    cases: list[tuple[str, Callable[[], object]]] = []
+    for what, r in (("1 run", runs[0]), ("5 runs", base)):
+        cases += [(f"audit, {what}", partial(audited, r, False)),
+                  (f"audit --groups, {what}", partial(audited, r, True))]
+    for a, b in ((base[:1], cand[:1]), (base, cand)):
+        vs = f"{len(a)} v {len(b)}"
+        cases += [(f"compare {vs}", partial(compared, a, b, False)),
+                  (f"compare --groups {vs}", partial(compared, a, b, True))]
+    for name, fn in cases:
+        fn()  # warm, as the scale rows
+        seconds = best_of(fn, repeats)
+        peak = peak_memory(fn)
+        print(f"{name:<52} {seconds:8.3f} s {peak / 2**30:9.3f} GB", flush=True)
+
+
+def save_files(folder: Path, y_true: np.ndarray, runs: list[np.ndarray],
+               groups: GroupMap) -> None:
+    """``run0.npz`` .. ``run9.npz`` (labels only) and ``groups.csv`` (``class,<level>...``)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, y_pred in enumerate(runs):
+        write_predictions(folder / f"run{i}.npz", y_true=y_true, y_pred=y_pred, seed=i)
+    groups.to_frame().to_csv(folder / "groups.csv", index=False)
+    print(f"wrote {len(runs)} runs and groups.csv to {folder}")
+
+
 def best_of(fn: Callable[[], object], repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -156,6 +234,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="best of this many timings")
     parser.add_argument("--skip-fairlearn", action="store_true")
     parser.add_argument("--skip-scale", action="store_true", help="leave out the scale rows")
+    parser.add_argument("--skip-groups", action="store_true",
+                        help="leave out the grouped rows")
+    parser.add_argument("--write-files", type=Path, default=None, metavar="DIR",
+                        help="write the grouped rows' runs and group map to DIR")
     args = parser.parse_args()
 
     y_true, y_pred = make_data()
@@ -176,6 +258,8 @@ def main() -> None:
               f"{per:.2f} s each): {t_fl:8.1f} s  (classgap {t_fl / t_classgap:.0f}x faster)")
     if not args.skip_scale:
         scale_rows(args.repeats)
+    if not args.skip_groups:
+        group_rows(args.repeats, args.write_files)
 
 
 if __name__ == "__main__":

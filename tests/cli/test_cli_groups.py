@@ -289,3 +289,31 @@ def test_expand_of_an_unknown_group_suggests_the_closest(capsys, runs) -> None:
                             "--expand", "top")
     line = one_line_error(code, out, err)
     assert "'expand'" in line and "'top'" in line and "'tops'" in line
+
+
+def test_tree_levels_pick_where_the_hierarchical_test_starts(capsys, runs, two_levels,
+                                                             tmp_path) -> None:
+    def tree(*extra: object) -> dict[str, set[str]]:
+        code, out, err = invoke(capsys, "compare", "-b", *runs["base"], "-c", *runs["cand"],
+                                "--groups", two_levels, "-f", "json", *extra)
+        assert code == 0, err
+        nodes = json.loads(out)["tree"]["nodes"]
+        return {lv: {n["node"] for n in nodes if n["level"] == lv and n["rejected"]}
+                for lv in ("kind", "group", "class")}
+
+    everything = tree()
+    assert everything["kind"] == {"worn"} and "tops" in everything["group"]
+    from_groups = tree("--tree-levels", "group")
+    assert from_groups["kind"] == set() and "tops" in from_groups["group"]
+    assert "Shirt" in from_groups["class"]
+    target = tmp_path / "out.json"
+    for extra, needle in ((["--tree-levels", "genus"], "genus"),
+                          (["--tree-levels", "group,kind"], "coarsest first")):
+        code, out, err = invoke(capsys, "compare", "-b", runs["base"][0], "-c",
+                                runs["cand"][0], "--groups", two_levels, *extra, "-f", "json",
+                                "--out", target)
+        assert needle in one_line_error(code, out, err)
+        assert not target.exists()
+    code, out, err = invoke(capsys, "compare", "-b", runs["base"][0], "-c", runs["cand"][0],
+                            "--tree-levels", "group")
+    assert "--groups" in one_line_error(code, out, err)

@@ -153,14 +153,13 @@ def compare_study_groups(y_true: np.ndarray, reference: Sequence[np.ndarray],
     StudyGroups
     """
     from classgap.audit.grouped import compare_groups
-    from classgap.audit.hierarchical import compare_tree
+    from classgap.audit.hierarchical import tree_comparison
 
     groups = grouping.map.align(list(class_names))
     k = len(class_names)
-    kw: dict[str, Any] = {"alpha": alpha, "random_state": random_state}
     flat = compare_groups(y_true, list(reference), list(selected), groups, n_classes=k,
-                          correction=correction, **kw)
-    tree = compare_tree(y_true, list(reference), list(selected), groups, **kw)
+                          alpha=alpha, correction=correction, random_state=random_state)
+    tree = tree_comparison(flat, groups, alpha=alpha)  # on the tests above, not again
     table = flat.groups.rename(columns=_RENAME)
     order = {level: i for i, level in enumerate(groups.levels)}
     table = (table.assign(_level=table["level"].map(order))

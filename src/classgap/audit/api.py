@@ -258,12 +258,15 @@ def compare_group_files(baseline: Sequence[PathLike], candidate: Sequence[PathLi
                         adjust: Callable[[Predictions], Predictions] | None = None,
                         alpha: float = 0.05, correction: str = "bh", test: str = "auto",
                         confidence: float | None = None,
-                        random_state: int | None = None) -> GroupedComparison:
+                        random_state: int | None = None,
+                        tree_levels: Sequence[str] | None = None) -> GroupedComparison:
     """:func:`compare_files`, each level's groups compared on their own (``correction`` over
     the groups of a level), and the hierarchical test of the whole tree
-    (:func:`~classgap.audit.hierarchical.compare_tree`, its own error control)."""
+    (:func:`~classgap.audit.hierarchical.compare_tree`, its own error control), run on the
+    per-group comparison rather than computing it again; ``tree_levels`` picks the levels it
+    goes down (default all)."""
     from classgap.audit.grouped import compare_groups
-    from classgap.audit.hierarchical import compare_tree
+    from classgap.audit.hierarchical import tree_comparison
 
     pair = _paired_runs(baseline, candidate, classes, adjust)
     group_map = _group_map(groups, pair.classes)
@@ -274,7 +277,7 @@ def compare_group_files(baseline: Sequence[PathLike], candidate: Sequence[PathLi
                                      correction=correction, **shared)
     by_group = compare_groups(*sides, group_map, n_classes=pair.n_classes,
                               correction=correction, **shared)
-    tree = compare_tree(*sides, group_map, **shared)
+    tree = tree_comparison(by_group, group_map, levels=tree_levels, alpha=alpha)
     return GroupedComparison(comparison, by_group, tree, group_map)
 
 

@@ -98,6 +98,11 @@ LEVEL_OPT = typer.Option(None, "--level", help="With --groups: the table of this
                          "(JSON and CSV hold every level).")
 EXPAND_OPT = typer.Option(None, "--expand", metavar="GROUP", help="With --groups: list the "
                           "classes inside GROUP (repeatable).")
+TREE_LEVELS_OPT = typer.Option(None, "--tree-levels", metavar="LEVEL,...", help="With "
+                               "--groups: the levels the hierarchical test goes down, coarsest "
+                               "first (default all; on a deep taxonomy start near the groups "
+                               "that can pay, e.g. genus: coarse levels dilute a few groups' "
+                               "drop).")
 
 
 @app.callback()
@@ -173,7 +178,8 @@ def _detectable(accuracy: Any, support: Any, group_map: GroupMap, alpha: float =
                                accuracy=acc, alpha=alpha, correction=correction)
 
 
-def _no_group_options(level: str | None, expand: list[str] | None) -> None:
+def _no_group_options(level: str | None, expand: list[str] | None,
+                      tree_levels: str | None = None) -> None:
     from classgap._validation import fail
 
     if level is not None:
@@ -181,6 +187,9 @@ def _no_group_options(level: str | None, expand: list[str] | None) -> None:
     if expand:
         raise fail("expand", "come with --groups (the group map it opens a group of)",
                    expand[0])
+    if tree_levels is not None:
+        raise fail("tree_levels", "come with --groups (the group map whose levels it names)",
+                   tree_levels)
 
 
 def _show(tables: list[Any], out: Path | None) -> None:
@@ -313,6 +322,7 @@ def compare_cmd(
     groups: str | None = GROUPS_OPT,
     level: str | None = LEVEL_OPT,
     expand: list[str] | None = EXPAND_OPT,
+    tree_levels: str | None = TREE_LEVELS_OPT,
 ) -> None:
     """Paired per-class comparison of a candidate against a baseline on the same test set
     (and per group of classes, each level and then the tree top down, with --groups)."""
@@ -328,11 +338,13 @@ def compare_cmd(
         "test": test.value, "confidence": confidence, "random_state": seed}
     grouped, detectable = None, None
     if groups is None:
-        _no_group_options(level, expand)
+        _no_group_options(level, expand, tree_levels)
         result = compare_files(baseline, candidate, **options)
     else:
-        grouped = compare_group_files(baseline, candidate,
-                                      _group_reader(groups, level, expand), **options)
+        grouped = compare_group_files(
+            baseline, candidate, _group_reader(groups, level, expand), **options,
+            tree_levels=None if tree_levels is None else [
+                name.strip() for name in tree_levels.split(",")])
         result = grouped.comparison
         detectable = _detectable(result.classes["acc_baseline"], result.classes["support"],
                                  grouped.group_map, alpha, correction.value)

@@ -4,9 +4,9 @@ grouping (a superclass, a genus, "all the shoes"), and the hierarchical verdicts
 A study records its :class:`Grouping` inline in ``study.json`` (so ``classgap report`` needs
 nothing but the study directory); :func:`compare_study_groups` runs the audit's paired
 per-group comparison (:func:`~classgap.audit.grouped.compare_groups`: every level, the
-correction over the groups of a level) and its tree test
-(:func:`~classgap.audit.hierarchical.compare_tree`: the top level first, then only inside the
-groups found) on the same runs as the per-class comparison, and returns a
+correction over the groups of a level) and the tree test on it
+(:func:`~classgap.audit.hierarchical.tree_comparison`: the top level first, then only inside
+the groups found) on the same runs as the per-class comparison, and returns a
 :class:`StudyGroups`: tidy tables the report, ``summary.json`` and the CSV files read.
 """
 

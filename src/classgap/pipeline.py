@@ -43,7 +43,7 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,9 +71,6 @@ from classgap.sweep.grid import (
 from classgap.sweep.integrity import RunCheck
 from classgap.sweep.presets import QUICK_OVERRIDES, QUICK_SEEDS, get_preset
 from classgap.sweep.store import Store, find_predictions
-
-if TYPE_CHECKING:
-    from classgap.audit.groups import GroupMap
 
 __all__ = [
     "StudyError",
@@ -300,9 +297,9 @@ def study_grouping(plan: StudyPlan, spec: str | Grouping | None = None, *,
     if isinstance(spec, Grouping) or (spec is not None and spec.strip() == NO_GROUPS):
         return spec if isinstance(spec, Grouping) else None
     data = plan.base.data
-    if spec is None:
-        from classgap.data.groups import GROUP_SPECS
+    from classgap.data.groups import GROUP_SPECS, load_groups
 
+    if spec is None:
         if train_cmd or data.dataset not in GROUP_SPECS:
             return None
         spec, source = data.dataset, f"{data.dataset} (built in)"
@@ -311,7 +308,7 @@ def study_grouping(plan: StudyPlan, spec: str | Grouping | None = None, *,
     if classes is None and not train_cmd:
         classes = _known_classes(data.dataset)
     try:
-        groups = _read_groups(spec, data.data_dir, classes)
+        groups = load_groups(spec, classes, data_dir=data.data_dir)
     except ClassgapError as exc:
         text = str(exc)
         raise type(exc)(text if text.startswith(("'groups'", spec)) else
@@ -325,28 +322,6 @@ def _known_classes(dataset: str) -> list[str] | None:
 
     return {"fashion-mnist": list(FASHION_MNIST_CLASSES),
             "digits": [str(d) for d in range(10)]}.get(dataset)
-
-
-def _read_groups(spec: str, data_dir: str | None, classes: Sequence[str] | None) -> GroupMap:
-    """The group map ``spec`` names, aligned to ``classes`` when they are known, else in
-    its own class order."""
-    from classgap.audit.groups import BUILTIN_GROUPS, read_group_map
-    from classgap.data import data_source
-    from classgap.data.cifar import cifar100_groups
-    from classgap.data.groups import load_groups
-
-    if classes is not None:
-        return load_groups(spec, classes, data_dir=data_dir)
-    path = Path(spec).expanduser()
-    if spec in BUILTIN_GROUPS:
-        return BUILTIN_GROUPS[spec]
-    if spec == "cifar100":
-        return cifar100_groups(data_source("cifar100", data_dir=data_dir))
-    if path.is_dir() or (path.is_file() and path.name == "meta"):
-        return cifar100_groups(path)
-    if path.is_file():
-        return read_group_map(path)
-    return load_groups(spec, [], data_dir=data_dir)  # neither a name nor a file: its error
 
 
 def _failures(store: Store, specs: Sequence[RunSpec], done: dict[str, Path]) -> list[str]:

@@ -30,7 +30,7 @@ __all__ = ["GROUP_SPECS", "dataset_groups", "load_groups"]
 GROUP_SPECS: tuple[str, ...] = (*BUILTIN_GROUPS, "cifar100")
 
 
-def load_groups(spec: str | os.PathLike[str], classes: Sequence[str], *,
+def load_groups(spec: str | os.PathLike[str], classes: Sequence[str] | None, *,
                 data_dir: str | os.PathLike[str] | None = None) -> GroupMap:
     """The group map ``spec`` names, aligned to ``classes`` (the audit's class order).
 
@@ -39,9 +39,12 @@ def load_groups(spec: str | os.PathLike[str], classes: Sequence[str], *,
     spec : str or path
         A name of :data:`GROUP_SPECS`, a CIFAR-100 folder or ``meta`` file, or a ``.csv`` /
         ``.json`` group-map file.
-    classes : sequence of str
+    classes : sequence of str, or None
         The audit's class names. Every one needs a group; classes of the map that are not
-        here are dropped.
+        here are dropped. None (the classes are not known yet: a ``--train-cmd`` study before
+        it has trained) keeps the map's own classes and order, to be aligned later
+        (:meth:`~classgap.audit.GroupMap.align`); an iNaturalist file's classes are then
+        its ``name`` fields.
     data_dir : path, optional
         Where ``cifar100`` is looked for (else ``$CLASSGAP_DATA``).
 
@@ -61,20 +64,24 @@ def load_groups(spec: str | os.PathLike[str], classes: Sequence[str], *,
     ['Sandal', 'Sneaker', 'Ankle boot']
     """
     text = os.fspath(spec)
+
+    def aligned(groups: GroupMap) -> GroupMap:
+        return groups if classes is None else groups.align(classes)
+
     if text in BUILTIN_GROUPS:
-        return BUILTIN_GROUPS[text].align(classes)
+        return aligned(BUILTIN_GROUPS[text])
     if text == "cifar100":
-        return cifar100_groups(_cifar_root(100, data_dir)).align(classes)
+        return aligned(cifar100_groups(_cifar_root(100, data_dir)))
     path = Path(text).expanduser()
     if path.is_dir() or (path.is_file() and path.name == "meta"):
-        return cifar100_groups(path).align(classes)
+        return aligned(cifar100_groups(path))
     if not path.exists():
         close = difflib.get_close_matches(text, GROUP_SPECS, n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise InputError(f"'groups' must be a built-in grouping ({', '.join(GROUP_SPECS)}), a "
                          f"CSV or JSON file, or a CIFAR-100 folder; got {text!r}, which is "
                          f"none of them (no such file){hint}")
-    return read_group_map(path, classes=classes).align(classes)
+    return aligned(read_group_map(path, classes=classes))
 
 
 def dataset_groups(dataset: str, classes: Sequence[str], *,

@@ -1063,7 +1063,7 @@ def _check_intact(store: Store) -> None:
 
 def plan_study_seeds(out_dir: str | os.PathLike[str], *, drop: float = 1.0,
                      power: float = 0.8, alpha: float | None = None,
-                     correction: str | None = None) -> SeedPlan:
+                     correction: str | None = None, groups: str | None = None) -> SeedPlan:
     """Plan seeds from a study directory's own variance (``classgap plan-seeds STUDY_DIR``).
 
     Reads the study as :func:`report_study` does and plans on its first axis, on the runs
@@ -1080,11 +1080,15 @@ def plan_study_seeds(out_dir: str | os.PathLike[str], *, drop: float = 1.0,
         Target probability of detecting it.
     alpha, correction : optional
         Override the study's level and correction across classes.
+    groups : str, optional
+        Also plan per group, level by level (:meth:`SeedPlan.with_groups`): a spec of
+        :func:`~classgap.data.groups.load_groups`, or ``"none"``; default the grouping the
+        study recorded (``study.json``), if any.
 
     Returns
     -------
     SeedPlan
-        Per class: what the study's seeds detect and the seeds ``drop`` needs.
+        Per class (and per group): what the study's seeds detect and the seeds ``drop`` needs.
     """
     path = Path(out_dir)
     plan, last = _read_study(path)
@@ -1100,11 +1104,22 @@ def plan_study_seeds(out_dir: str | os.PathLike[str], *, drop: float = 1.0,
         few = ", ".join(f"{k} ({v})" for k, v in seeds.items() if v < 2)
         raise StudyError(f"{path}: seed planning needs at least 2 finished seeds per strength "
                          f"of {axis.key}; got one at {few}")
-    return plan_records(records, reference=(plan.references or {}).get(axis.key,
-                                                                       axis.values[0]),
-                        drop=drop, power=power,
-                        alpha=opts["alpha"] if alpha is None else alpha,
-                        correction=opts["correction"] if correction is None else correction)
+    seed_plan = plan_records(records, reference=(plan.references or {}).get(axis.key,
+                                                                            axis.values[0]),
+                             drop=drop, power=power,
+                             alpha=opts["alpha"] if alpha is None else alpha,
+                             correction=opts["correction"] if correction is None else correction)
+    classes = [str(c) for c in seed_plan.classes["class"]]
+    if groups is None:
+        recorded = _recorded_grouping(path, plan, last)
+        group_map = None if recorded is None else recorded.map.align(classes)
+    elif groups.strip() == NO_GROUPS:
+        group_map = None
+    else:
+        from classgap.data.groups import load_groups
+
+        group_map = load_groups(groups, classes, data_dir=plan.base.data.data_dir)
+    return seed_plan if group_map is None else seed_plan.with_groups(group_map)
 
 
 def _predictions(run_dir: str | os.PathLike[str], split: str) -> Path:

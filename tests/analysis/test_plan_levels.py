@@ -366,3 +366,19 @@ def test_cli_groups_missing_class_is_one_line(capsys: pytest.CaptureFixture[str]
     assert code == 1 and out == ""
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "bad.csv" in err and "'2'" in err
+
+
+def test_cli_plans_per_group_with_the_grouping_the_study_recorded(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, six_groups: Path) -> None:
+    (tmp_path / "train.py").write_text(SCRIPT)
+    cmd = f"{sys.executable} {tmp_path / 'train.py'} {{s}} {{seed}} {{out}}"
+    study = tmp_path / "study"
+    run_full_study(plan_study(axes=["cmd.s=0,1"], seeds=2), study, train_cmd=cmd,
+                   progress=False, groups=str(six_groups))
+    six_groups.unlink()  # recorded inline in study.json: the file is not needed any more
+    code, out, err = invoke(capsys, "plan-seeds", study, "--format", "json")
+    assert code == 0, err
+    assert [row["level"] for row in json.loads(out)["levels"]] == ["half", "pair", "class"]
+    code, out, err = invoke(capsys, "plan-seeds", study, "--groups", "none", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out).get("levels") is None

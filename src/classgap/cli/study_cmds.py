@@ -217,7 +217,9 @@ def plan_seeds_cmd(
     groups: str | None = typer.Option(None, "--groups", metavar="SPEC", help="Also plan per "
                                       "group of classes, level by level (BH or Holm over "
                                       "the groups of a level): a CSV or JSON group map, a "
-                                      "built-in name (fashion-mnist) or a CIFAR-100 folder."),
+                                      "built-in name (fashion-mnist) or a CIFAR-100 folder; "
+                                      "default the grouping the study recorded, 'none': "
+                                      "none."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json or csv "
                                "(csv: the classes)."),
 ) -> None:
@@ -228,11 +230,8 @@ def plan_seeds_cmd(
     from classgap.pipeline import plan_study_seeds
 
     plan = plan_study_seeds(study_dir, drop=drop, power=power, alpha=alpha,
-                            correction=None if correction is None else correction.value)
-    if groups is not None:
-        from classgap.data.groups import load_groups
-
-        plan = plan.with_groups(load_groups(groups, [str(c) for c in plan.classes["class"]]))
+                            correction=None if correction is None else correction.value,
+                            groups=groups)
     if fmt is Format.json:
         typer.echo(render.to_json(plan.to_dict()), nl=False)
         return

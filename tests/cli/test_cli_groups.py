@@ -317,3 +317,22 @@ def test_tree_levels_pick_where_the_hierarchical_test_starts(capsys, runs, two_l
     code, out, err = invoke(capsys, "compare", "-b", runs["base"][0], "-c", runs["cand"][0],
                             "--tree-levels", "group")
     assert "--groups" in one_line_error(code, out, err)
+
+
+def test_tree_method_picks_the_procedure_and_says_what_it_bounds(capsys, runs) -> None:
+    bounds = {}
+    for method in ("fdr", "fwer", "yekutieli"):
+        code, out, err = invoke(capsys, "compare", "-b", *runs["base"], "-c", *runs["cand"],
+                                "--groups", "fashion-mnist", "--tree-method", method, "-f",
+                                "json")
+        assert code == 0, err
+        tree = json.loads(out)["tree"]
+        assert tree["method"] == method
+        assert {(n["level"], n["node"]) for n in tree["nodes"] if n["rejected"]} >= {
+            ("group", "tops")}
+        bounds[method] = tree["bound"]
+    assert "Meinshausen" in bounds["fwer"] and "none proven" in bounds["yekutieli"]
+    assert "false discovery rate over the whole tree" in bounds["fdr"]
+    code, out, err = invoke(capsys, "compare", "-b", runs["base"][0], "-c", runs["cand"][0],
+                            "--tree-method", "fwer")
+    assert "--groups" in one_line_error(code, out, err)

@@ -259,12 +259,14 @@ def compare_group_files(baseline: Sequence[PathLike], candidate: Sequence[PathLi
                         alpha: float = 0.05, correction: str = "bh", test: str = "auto",
                         confidence: float | None = None,
                         random_state: int | None = None,
-                        tree_levels: Sequence[str] | None = None) -> GroupedComparison:
+                        tree_levels: Sequence[str] | None = None,
+                        tree_method: str = "fdr") -> GroupedComparison:
     """:func:`compare_files`, each level's groups compared on their own (``correction`` over
     the groups of a level), and the hierarchical test of the whole tree
     (:func:`~classgap.audit.hierarchical.compare_tree`, its own error control), run on the
     per-group comparison rather than computing it again; ``tree_levels`` picks the levels it
-    goes down (default all)."""
+    goes down (default all), ``tree_method`` its procedure (``fdr``, ``fwer``,
+    ``yekutieli``)."""
     from classgap.audit.grouped import compare_groups
     from classgap.audit.hierarchical import tree_comparison
 
@@ -277,7 +279,8 @@ def compare_group_files(baseline: Sequence[PathLike], candidate: Sequence[PathLi
                                      correction=correction, **shared)
     by_group = compare_groups(*sides, group_map, n_classes=pair.n_classes,
                               correction=correction, **shared)
-    tree = tree_comparison(by_group, group_map, levels=tree_levels, alpha=alpha)
+    tree = tree_comparison(by_group, group_map, levels=tree_levels, alpha=alpha,
+                           method=tree_method)
     return GroupedComparison(comparison, by_group, tree, group_map)
 
 

@@ -55,6 +55,12 @@ class Correction(StrEnum):
     holm = "holm"
 
 
+class TreeMethod(StrEnum):  # classgap.audit.hierarchical.METHODS
+    fdr = "fdr"
+    fwer = "fwer"
+    yekutieli = "yekutieli"
+
+
 class Test(StrEnum):
     auto = "auto"
     crossed = "crossed"
@@ -179,7 +185,7 @@ def _detectable(accuracy: Any, support: Any, group_map: GroupMap, alpha: float =
 
 
 def _no_group_options(level: str | None, expand: list[str] | None,
-                      tree_levels: str | None = None) -> None:
+                      tree_levels: str | None = None, tree_method: str | None = None) -> None:
     from classgap._validation import fail
 
     if level is not None:
@@ -190,6 +196,9 @@ def _no_group_options(level: str | None, expand: list[str] | None,
     if tree_levels is not None:
         raise fail("tree_levels", "come with --groups (the group map whose levels it names)",
                    tree_levels)
+    if tree_method is not None:
+        raise fail("tree_method", "come with --groups (the tree of groups it tests)",
+                   tree_method)
 
 
 def _show(tables: list[Any], out: Path | None) -> None:
@@ -323,6 +332,12 @@ def compare_cmd(
     level: str | None = LEVEL_OPT,
     expand: list[str] | None = EXPAND_OPT,
     tree_levels: str | None = TREE_LEVELS_OPT,
+    tree_method: TreeMethod = typer.Option(
+        TreeMethod.fdr, "--tree-method", help="With --groups: the hierarchical test's "
+        "procedure. fdr: FDR over the whole tree <= alpha (independent or positively dependent "
+        "siblings); fwer: family-wise error <= alpha under any dependence (Meinshausen 2008; "
+        "more power on deep trees); yekutieli: BH at alpha in every family, no guarantee "
+        "proven for these tests."),
 ) -> None:
     """Paired per-class comparison of a candidate against a baseline on the same test set
     (and per group of classes, each level and then the tree top down, with --groups)."""
@@ -338,13 +353,15 @@ def compare_cmd(
         "test": test.value, "confidence": confidence, "random_state": seed}
     grouped, detectable = None, None
     if groups is None:
-        _no_group_options(level, expand, tree_levels)
+        _no_group_options(level, expand, tree_levels,
+                          None if tree_method is TreeMethod.fdr else tree_method.value)
         result = compare_files(baseline, candidate, **options)
     else:
         grouped = compare_group_files(
             baseline, candidate, _group_reader(groups, level, expand), **options,
             tree_levels=None if tree_levels is None else [
-                name.strip() for name in tree_levels.split(",")])
+                name.strip() for name in tree_levels.split(",")],
+            tree_method=tree_method.value)
         result = grouped.comparison
         detectable = _detectable(result.classes["acc_baseline"], result.classes["support"],
                                  grouped.group_map, alpha, correction.value)

@@ -21,13 +21,15 @@ fp32 and bf16 (bf16 only where the CPU computes it natively, unless ``--precisio
 The kinds of one model run round-robin, ``--repeats`` rounds, so a slow spell of a shared
 machine hits all alike, each round in its own seeded random order, so no kind always runs
 first or after the same neighbour; each ratio is the median of its per-round ratios.
+``--kinds classgap-bf16,floor-bf16`` runs only those kinds: one ratio, with more rounds in
+the same time and the two processes of each round adjacent.
 Targets: classgap >= 1.5x the plain pipeline at the same precision for ``mlp`` and
 ``cnn_small`` (or within 5% of the floor), >= 1.0x for ``cnn``, and ``auto`` at most 5%
 slower than the faster forced path.
 
     python bench/train_speed.py --side-by-side --models mlp,cnn_small,cnn --repeats 3
-        [--threads 2] [--precisions fp32,bf16] [--train-subset N] [--plain-workers 0]
-        [--json FILE]
+        [--threads 2] [--precisions fp32,bf16] [--kinds KIND,...] [--train-subset N]
+        [--plain-workers 0] [--json FILE]
 
 **Throughput** (the default; issue 3): in one process, the ``cnn``, horizontal flip only,
 classgap on its default path (bf16 + channels-last where that is fastest) against the plain
@@ -188,10 +190,11 @@ def _one_plain(family: str, model: str, bf16: bool, channels_last: bool,
 
 
 # ====================================================================== the side-by-side driver
-def kinds_of(precisions: list[str]) -> list[str]:
-    """The kinds one model runs, in their round-robin order."""
-    return (["classgap-auto"] + [f"classgap-{p}" for p in precisions]
-            + [f"plain-{p}" for p in precisions] + [f"floor-{p}" for p in precisions])
+def kinds_of(precisions: list[str], only: list[str] | None = None) -> list[str]:
+    """The kinds one model runs, in their round-robin order (those of ``only`` if given)."""
+    kinds = (["classgap-auto"] + [f"classgap-{p}" for p in precisions]
+             + [f"plain-{p}" for p in precisions] + [f"floor-{p}" for p in precisions])
+    return kinds if only is None else [k for k in kinds if k in only]
 
 
 def child(kind: str, model: str, *, threads: int, env: dict[str, str],
@@ -227,9 +230,10 @@ def child_env(threads: int, cache: str) -> dict[str, str]:
 
 def measure_model(model: str, precisions: list[str], *, repeats: int, threads: int,
                   env: dict[str, str], train_subset: int | None, workers: int,
+                  only: list[str] | None = None,
                   log: Any = print) -> list[dict[str, dict[str, Any]]]:
-    """Warm up (each classgap path measured and cached), then ``repeats`` rounds of every kind;
-    one dict ``kind -> report`` a round."""
+    """Warm up (each classgap path measured and cached), then ``repeats`` rounds of every kind
+    (of ``only``, if given); one dict ``kind -> report`` a round."""
     layout: dict[str, bool] = {}
     for p in ["auto", *precisions]:  # untimed: each kind's cache key measured here, once
         warm = child(f"classgap-{p}", model, threads=threads, env=env,
@@ -240,7 +244,7 @@ def measure_model(model: str, precisions: list[str], *, repeats: int, threads: i
     rounds = []
     for r in range(repeats):
         round_: dict[str, dict[str, Any]] = {}
-        order = kinds_of(precisions)
+        order = kinds_of(precisions, only)
         random.Random(r).shuffle(order)  # no kind always follows the same one (seeded)
         for kind in order:
             family, p = kind.split("-")
@@ -249,7 +253,7 @@ def measure_model(model: str, precisions: list[str], *, repeats: int, threads: i
                                  channels_last=family != "classgap" and layout[p])
             log(f"[{model} round {r + 1}/{repeats}] {kind}: {round_[kind]['wall_s']:.1f} s "
                 f"({round_[kind]['path']})")
-        rounds.append({kind: round_[kind] for kind in kinds_of(precisions)})
+        rounds.append({kind: round_[kind] for kind in kinds_of(precisions, only)})
     return rounds
 
 
@@ -257,19 +261,20 @@ def round_ratios(rounds: list[dict[str, dict[str, Any]]],
                  precisions: list[str]) -> dict[str, list[float]]:
     """Per-round ratios of whole-process wall times, by name: the speed-up over plain
     (``plain-P / classgap-P``), the distance to the floor (``classgap-P / floor-P``) and
-    ``auto`` against the faster forced path of its round."""
+    ``auto`` against the faster forced path of its round); only those whose kinds ran."""
     def wall(r: dict[str, dict[str, Any]], kind: str) -> float:
         return float(r[kind]["wall_s"])
 
+    ran = set(rounds[0]) if rounds else set()
     out: dict[str, list[float]] = {}
     for p in precisions:
-        out[f"plain-{p} / classgap-{p}"] = [wall(r, f"plain-{p}") / wall(r, f"classgap-{p}")
-                                            for r in rounds]
-        out[f"classgap-{p} / floor-{p}"] = [wall(r, f"classgap-{p}") / wall(r, f"floor-{p}")
-                                            for r in rounds]
-    out["classgap-auto / faster forced"] = [
-        wall(r, "classgap-auto") / min(wall(r, f"classgap-{p}") for p in precisions)
-        for r in rounds]
+        for a, b in ((f"plain-{p}", f"classgap-{p}"), (f"classgap-{p}", f"floor-{p}")):
+            if {a, b} <= ran:
+                out[f"{a} / {b}"] = [wall(r, a) / wall(r, b) for r in rounds]
+    forced = [f"classgap-{p}" for p in precisions if f"classgap-{p}" in ran]
+    if "classgap-auto" in ran and forced:
+        out["classgap-auto / faster forced"] = [
+            wall(r, "classgap-auto") / min(wall(r, k) for k in forced) for r in rounds]
     return out
 
 
@@ -286,25 +291,33 @@ class Verdict:
 
 
 def verdicts(model: str, ratios: dict[str, list[float]], precisions: list[str]) -> list[Verdict]:
-    """Item 2's targets for ``model`` from its per-round ratios (module docstring)."""
+    """Item 2's targets for ``model`` from its per-round ratios (module docstring); a target
+    whose ratios did not run (``--kinds``) is judged on those that did, or left out."""
     med = {name: statistics.median(values) for name, values in ratios.items()}
     goal = SPEEDUP_TARGET.get(model)
     out = []
     for p in precisions:
-        speedup, floor = med[f"plain-{p} / classgap-{p}"], med[f"classgap-{p} / floor-{p}"]
-        measured = f"{speedup:.2f}x plain; {floor:.2f}x the floor"
+        speedup = med.get(f"plain-{p} / classgap-{p}")
+        floor = med.get(f"classgap-{p} / floor-{p}")
+        if speedup is None and floor is None:
+            continue
+        measured = "; ".join(m for m in (
+            None if speedup is None else f"{speedup:.2f}x plain",
+            None if floor is None else f"{floor:.2f}x the floor") if m)
+        what = f"classgap vs plain, {p}"
         if goal is None:
-            out.append(Verdict(model, f"classgap vs plain, {p}", measured, "none", None))
+            out.append(Verdict(model, what, measured, "none", None))
         elif goal > 1:
-            out.append(Verdict(model, f"classgap vs plain, {p}", measured,
+            out.append(Verdict(model, what, measured,
                                f">= {goal:g}x plain, or <= {FLOOR_SLACK:g}x the floor",
-                               speedup >= goal or floor <= FLOOR_SLACK))
-        else:
-            out.append(Verdict(model, f"classgap vs plain, {p}", measured,
-                               f">= {goal:g}x plain", speedup >= goal))
-    auto = med["classgap-auto / faster forced"]
-    out.append(Verdict(model, "auto vs the faster forced path", f"{auto:.2f}x its time",
-                       f"<= {AUTO_SLACK:g}x", auto <= AUTO_SLACK))
+                               (speedup is not None and speedup >= goal)
+                               or (floor is not None and floor <= FLOOR_SLACK)))
+        elif speedup is not None:
+            out.append(Verdict(model, what, measured, f">= {goal:g}x plain", speedup >= goal))
+    auto = med.get("classgap-auto / faster forced")
+    if auto is not None:
+        out.append(Verdict(model, "auto vs the faster forced path", f"{auto:.2f}x its time",
+                           f"<= {AUTO_SLACK:g}x", auto <= AUTO_SLACK))
     return out
 
 
@@ -325,7 +338,7 @@ def markdown(header: str, results: dict[str, list[dict[str, dict[str, Any]]]],
              "data, set-up, evaluation s | interpreter start/exit s | test acc % |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for model, rounds in results.items():
-        for kind in kinds_of(precisions):
+        for kind in kinds_of(precisions, list(rounds[0])):
             rows = [r[kind] for r in rounds]
             path = "/".join(sorted({r["path"] for r in rows}))
             sources = sorted({r["path_source"] for r in rows})
@@ -391,6 +404,14 @@ def side_by_side(args: argparse.Namespace) -> None:
                 or len(set(precisions)) < len(precisions):
             raise BenchError(f"'--precisions' must be fp32, bf16 or fp32,bf16; "
                              f"got {args.precisions!r}")
+    only = None
+    if args.kinds is not None:
+        only = [k.strip() for k in args.kinds.split(",") if k.strip()]
+        offered = kinds_of(precisions)
+        if not only or any(k not in offered for k in only):
+            raise BenchError(f"'--kinds' must name kinds of {', '.join(offered)}; "
+                             f"got {args.kinds!r}")
+        note += f" Kinds run: {', '.join(kinds_of(precisions, only))}."
     header = header_line(cpu=cpu, torch_version=torch.__version__, threads=args.threads,
                          repeats=args.repeats, train_subset=args.train_subset,
                          workers=args.plain_workers, note=note)
@@ -403,7 +424,7 @@ def side_by_side(args: argparse.Namespace) -> None:
         results = {model: measure_model(model, precisions, repeats=args.repeats,
                                         threads=args.threads, env=env,
                                         train_subset=args.train_subset,
-                                        workers=args.plain_workers, log=log)
+                                        workers=args.plain_workers, only=only, log=log)
                    for model in models}
     print(markdown(header, results, precisions))
     if args.json:
@@ -508,6 +529,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precisions", default=None,
                         help="side by side: forced precisions (default fp32,bf16 where bf16 "
                              "is native, else fp32)")
+    parser.add_argument("--kinds", default=None,
+                        help="side by side: only these kinds (e.g. classgap-bf16,floor-bf16: "
+                             "more rounds of one ratio in the same time)")
     parser.add_argument("--train-subset", type=int, default=None,
                         help="side by side: a stratified subset of the training split")
     parser.add_argument("--json", default=None, help="side by side: write every report here")

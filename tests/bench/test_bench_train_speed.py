@@ -144,3 +144,33 @@ def test_a_real_child_reports_its_parts(bench: ModuleType, tmp_path: Path, kind:
 def test_a_failing_child_is_one_error_with_its_output(bench: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(bench.BenchError, match=r"classgap-fp32 \(nope\) failed with exit code"):
         bench.child("classgap-fp32", "nope", threads=1, env=bench.child_env(1, str(tmp_path)))
+
+
+def test_kinds_runs_only_those_and_judges_on_the_ratios_that_ran(
+        bench: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "child", lambda kind, model, **_: _report(kind, 1.0))
+    only = ["floor-bf16", "classgap-bf16"]
+    rounds = bench.measure_model("cnn_small", ["fp32", "bf16"], repeats=3, threads=1, env={},
+                                 train_subset=None, workers=0, only=only,
+                                 log=lambda line: None)
+    assert [list(r) for r in rounds] == [["classgap-bf16", "floor-bf16"]] * 3
+    pair = [{k: r[k] for k in only} for r in WALLS]  # 20 / 19.2: 1.04x the floor
+    ratios = bench.round_ratios(_rounds(pair), ["fp32", "bf16"])
+    assert list(ratios) == ["classgap-bf16 / floor-bf16"]
+    [verdict] = bench.verdicts("cnn_small", ratios, ["fp32", "bf16"])
+    assert (verdict.what, verdict.measured, verdict.holds) == (
+        "classgap vs plain, bf16", "1.04x the floor", True)
+    slow = [dict(r, **{"floor-bf16": 18.0}) for r in pair]
+    [verdict] = bench.verdicts("cnn_small", bench.round_ratios(_rounds(slow), ["bf16"]),
+                               ["bf16"])
+    assert verdict.holds is False
+    table = bench.markdown("CPU", {"cnn_small": _rounds(pair)}, ["fp32", "bf16"])
+    assert "| cnn_small | classgap-bf16 | fp32 |" in table and "plain-fp32" not in table
+
+
+def test_kinds_must_be_kinds_the_run_has(bench: ModuleType,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench.main(["--side-by-side", "--models", "mlp", "--precisions", "fp32",
+                       "--kinds", "classgap-bf16"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "'--kinds'" in err and "'classgap-bf16'" in err

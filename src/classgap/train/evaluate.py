@@ -81,11 +81,10 @@ def evaluate(model: nn.Module, loader: DeviceLoader, *, bf16: bool = False,
     model.eval()
     logits, labels = [], []
     try:
-        for x, _, y in loader.epoch(0):
-            with autocast(loader.device, bf16):
-                out = model(x)
-            logits.append(out.float() * logit_scale)
-            labels.append(y)
+        with autocast(loader.device, bf16):  # one region: the bf16 weights are cast once
+            for x, _, y in loader.epoch(0):
+                logits.append(model(x).float() * logit_scale)
+                labels.append(y)
     finally:
         model.train(was_training)
     all_logits, all_labels = torch.cat(logits), torch.cat(labels)

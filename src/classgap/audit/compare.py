@@ -40,6 +40,7 @@ from classgap._validation import (
     fail,
 )
 from classgap.audit._labels import is_text, name_labels
+from classgap.audit._runs import as_runs, check_runs
 from classgap.audit.intervals import (
     ClipCounter,
     check_confidence,
@@ -128,34 +129,6 @@ class Comparison:
         return t[keep].sort_values("delta", kind="stable")
 
 
-def _check_runs_preds(preds: Any, name: str, n: int, k: int) -> np.ndarray:
-    """Predictions of one or several runs as an (S, N) int64 array."""
-    if isinstance(preds, np.ndarray) and preds.ndim in (1, 2):
-        runs = [preds] if preds.ndim == 1 else list(preds)
-    elif isinstance(preds, Sequence) and not isinstance(preds, str):
-        runs = list(preds)
-    else:
-        raise fail(name, "be a sequence of prediction arrays (one per run)", type(preds))
-    if not runs:
-        raise fail(name, "hold at least one run", "an empty sequence")
-    out = []
-    for i, run in enumerate(runs):
-        y = check_labels(run, f"{name}[{i}]", n_classes=k)
-        if len(y) != n:
-            raise fail(f"{name}[{i}]", f"have the same length as 'y_true' ({n})", len(y))
-        out.append(y)
-    return np.stack(out)
-
-
-def _as_runs(preds: Any) -> list[Any]:
-    """The runs of one side as a list (validated later by :func:`_check_runs_preds`)."""
-    if isinstance(preds, np.ndarray):
-        return list(preds) if preds.ndim == 2 else [preds]
-    if isinstance(preds, Sequence) and not isinstance(preds, str):
-        return [preds] if len(preds) and isinstance(preds[0], str) else list(preds)
-    return [preds]
-
-
 def _run_counts(yt: np.ndarray, correct: np.ndarray, k: int) -> np.ndarray:
     """(S, K) correct counts per run, one bincount over (run, class) cells."""
     s = correct.shape[0]
@@ -176,10 +149,14 @@ def _welch_interval(acc_a: np.ndarray, acc_b: np.ndarray,
     return clip_interval(delta - half, delta + half, (-1.0, 1.0), "change (Δ)")
 
 
-def _test(test: str, yt: np.ndarray, ok_a: np.ndarray, ok_b: np.ndarray, k: int,
-          confidence: float, rng: np.random.Generator,
-          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(p, low, high)`` per class of ``y`` (K = ``k``) under ``test``; all from one procedure."""
+def paired_class_test(test: str, yt: np.ndarray, ok_a: np.ndarray, ok_b: np.ndarray, k: int,
+                      confidence: float, rng: np.random.Generator,
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(p, low, high)`` per class of ``y`` (K = ``k``) under ``test``; all from one procedure.
+
+    Package-internal (not in ``__all__``): :mod:`classgap.audit.grouped` runs it on labels
+    mapped to groups.
+    """
     if test == "crossed":
         res = crossed_test(yt, ok_a, ok_b, k, confidence=confidence)
         return res["p_value"], res["low"], res["high"]
@@ -259,7 +236,7 @@ def compare_predictions(y_true: Any, preds_a: Sequence[np.ndarray], preds_b: Seq
     >>> res.classes["verdict"].tolist()
     ['none', 'none', 'drop']
     """
-    a_runs, b_runs = _as_runs(preds_a), _as_runs(preds_b)
+    a_runs, b_runs = as_runs(preds_a), as_runs(preds_b)
     if is_text(y_true) or any(is_text(r) for r in [*a_runs, *b_runs]):
         # names: one class list for both sides, so that class k is the same class in each
         y_true, named, class_names = name_labels(y_true, [*a_runs, *b_runs], class_names,
@@ -274,8 +251,8 @@ def compare_predictions(y_true: Any, preds_a: Sequence[np.ndarray], preds_b: Seq
     if yt.size == 0:
         raise fail("y_true", "hold at least one sample", "0 samples")
     names = check_class_names(class_names, k)
-    runs_a = _check_runs_preds(preds_a, "preds_a", len(yt), k)  # (Sa, N)
-    runs_b = _check_runs_preds(preds_b, "preds_b", len(yt), k)  # (Sb, N)
+    runs_a = check_runs(preds_a, "preds_a", len(yt), k)  # (Sa, N)
+    runs_b = check_runs(preds_b, "preds_b", len(yt), k)  # (Sb, N)
     alpha = float(check_in_range(alpha, "alpha", 0, 1, inclusive=(False, False)))
     correction = check_choice(correction, "correction", CORRECTIONS)
     test = check_choice(test, "test", TESTS)
@@ -309,11 +286,11 @@ def compare_predictions(y_true: Any, preds_a: Sequence[np.ndarray], preds_b: Seq
         clipped = ClipCounter()  # the classes' and the whole set's intervals: one warning
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EmptyClassWarning)
-            p, low, high = clipped(_test, test, yt, ok_a, ok_b, k, confidence, rng)
+            p, low, high = clipped(paired_class_test, test, yt, ok_a, ok_b, k, confidence, rng)
         # The whole test set as one class: the same procedure for the mean accuracy.
-        p_all, low_all, high_all = (float(v[0]) for v in
-                                    clipped(_test, test, np.zeros_like(yt), ok_a, ok_b, 1,
-                                            confidence, rng))
+        p_all, low_all, high_all = (
+            float(v[0]) for v in clipped(paired_class_test, test, np.zeros_like(yt), ok_a, ok_b,
+                                         1, confidence, rng))
         if clipped.count:
             warn_clipped(clipped.count, (-1.0, 1.0), "change (Δ)", stacklevel=2)
     p = np.where(support > 0, p, np.nan)

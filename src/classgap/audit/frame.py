@@ -40,6 +40,7 @@ from classgap._validation import (
     check_same_length,
 )
 from classgap.audit._labels import name_labels
+from classgap.audit._runs import is_single_run
 from classgap.audit._sampling import block_rows
 from classgap.audit.disparity import (
     clip_to_range,
@@ -222,7 +223,7 @@ def audit(
     >>> float(result.overall["worst_class"])
     0.5
     """
-    runs = [y_pred] if _is_single_run(y_pred) else list(y_pred)
+    runs = [y_pred] if is_single_run(y_pred) else list(y_pred)
     if not runs:
         raise InputError("'y_pred' must hold at least one run; got an empty sequence")
     check_positive_int(n_boot, "n_boot")
@@ -327,13 +328,6 @@ def audit_predictions(
 
 
 # -- helpers --------------------------------------------------------------------------------
-def _is_single_run(y_pred: Any) -> bool:
-    if isinstance(y_pred, np.ndarray):
-        return y_pred.ndim == 1
-    first = y_pred[0] if len(y_pred) else None
-    return not (isinstance(first, Sequence | np.ndarray) and not isinstance(first, str))
-
-
 def _class_names(class_names: Sequence[str] | None, n_classes: int) -> tuple[str, ...]:
     if class_names is None:
         return tuple(str(i) for i in range(n_classes))

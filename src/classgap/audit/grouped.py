@@ -44,15 +44,11 @@ from classgap._validation import (
     fmt_value,
 )
 from classgap.audit._labels import name_labels
+from classgap.audit._runs import as_runs, check_runs, is_single_run
 from classgap.audit._sampling import block_rows
-from classgap.audit.compare import (
-    _as_runs,
-    _check_runs_preds,
-    _test,
-    compare_predictions,
-)
+from classgap.audit.compare import compare_predictions, paired_class_test
 from classgap.audit.disparity import accuracy_std, best_worst_gap, worst_class
-from classgap.audit.frame import ClassAudit, _is_single_run, audit
+from classgap.audit.frame import ClassAudit, audit
 from classgap.audit.groups import GroupMap
 from classgap.audit.intervals import (
     ClipCounter,
@@ -517,7 +513,7 @@ def audit_groups(y_true: Any, y_pred: Any, groups: GroupMap, *, n_classes: int |
     confidence = check_confidence(confidence)
     interval = check_choice(interval, "interval", INTERVALS)
     n_boot = check_positive_int(n_boot, "n_boot")
-    runs = [y_pred] if _is_single_run(y_pred) else list(y_pred)
+    runs = [y_pred] if is_single_run(y_pred) else list(y_pred)
     if not runs:
         raise fail("y_pred", "hold at least one run", "an empty sequence")
     names = ["y_pred"] if len(runs) == 1 else [f"y_pred[{i}]" for i in range(len(runs))]
@@ -619,7 +615,7 @@ def compare_groups(y_true: Any, preds_a: Any, preds_b: Any, groups: GroupMap, *,
     [['animal', 'drop', 2], ['plant', 'none', 0]]
     """
     groups = _check_map(groups, n_classes)
-    a_runs, b_runs = _as_runs(preds_a), _as_runs(preds_b)
+    a_runs, b_runs = as_runs(preds_a), as_runs(preds_b)
     names = ([f"preds_a[{i}]" for i in range(len(a_runs))]
              + [f"preds_b[{i}]" for i in range(len(b_runs))])
     yt, runs = _encode(y_true, [*a_runs, *b_runs], groups, names, "preds")
@@ -630,8 +626,8 @@ def compare_groups(y_true: Any, preds_a: Any, preds_b: Any, groups: GroupMap, *,
                                      alpha=alpha, correction=correction, test=test,
                                      confidence=confidence, random_state=rng)
     overall = comparison.overall
-    runs_a = _check_runs_preds(a_runs, "preds_a", len(yt), k)  # (Sa, N)
-    runs_b = _check_runs_preds(b_runs, "preds_b", len(yt), k)  # (Sb, N)
+    runs_a = check_runs(a_runs, "preds_a", len(yt), k)  # (Sa, N)
+    runs_b = check_runs(b_runs, "preds_b", len(yt), k)  # (Sb, N)
     flat = _Flat.of(groups)
     support = flat.total(np.bincount(yt, minlength=k))
     if runs_a.shape == runs_b.shape and np.array_equal(runs_a, runs_b):
@@ -690,7 +686,7 @@ def _group_tests(flat: _Flat, yt: np.ndarray, ok_a: np.ndarray, ok_b: np.ndarray
     clipped = ClipCounter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmptyClassWarning)
-        p, low, high = clipped(_test, test, y_group, np.tile(ok_a, n_levels),
+        p, low, high = clipped(paired_class_test, test, y_group, np.tile(ok_a, n_levels),
                                np.tile(ok_b, n_levels), flat.size, confidence, rng)
     if clipped.count:
         warn_clipped(clipped.count, (-1.0, 1.0), "change (Δ)", stacklevel=3)
